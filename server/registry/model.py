@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from server.chat import Generation
 from server.secret import Secret
@@ -37,6 +38,8 @@ class Endpoint:
     priority: int = 0
     context_window_tokens: int = 0
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # What validation detected (reasoning dialect, tool calling, image input); display only.
+    capabilities: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def key_hint(self) -> str:

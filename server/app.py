@@ -1,0 +1,214 @@
+"""The composition root: builds the object graph from settings and runs the gRPC server.
+
+Nothing else constructs long-lived objects. Reading this file shows every part of the service
+and how they connect: store -> vault -> registry and sessions -> router and upstream client
+-> turn engine -> gRPC servicers behind one interceptor, plus health, reflection and the
+background loops (session sweeper, probes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from dataclasses import dataclass, field
+
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+from switchboard.v1 import (
+    conversations_pb2,
+    conversations_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+)
+
+from server.accounts import StoreAuthenticator
+from server.config import ConfigError, Settings
+from server.edge.conversations_servicer import ConversationsServicer, Limits
+from server.edge.health import fill_health
+from server.edge.interceptor import EdgeInterceptor
+from server.edge.registry_servicer import RegistryServicer, Validator
+from server.engine import TurnEngine
+from server.netguard import NetPolicy, check_base_url
+from server.probes import ProbeRunner
+from server.providers.transport import Timeouts, UpstreamClient
+from server.registry.model import Llm
+from server.registry.service import RegistryService
+from server.routing.clock import SystemClock
+from server.routing.config import RouterConfig
+from server.routing.router import Router
+from server.sessions import SessionService
+from server.store.base import Store
+from server.store.open import open_store
+from server.vault.keys import KeyringError, load_keyring
+from server.vault.redact import KnownSecrets
+from server.vault.sealer import VaultSealer
+
+log = structlog.get_logger("switchboard.app")
+
+SERVICES = (
+    registry_pb2.DESCRIPTOR.services_by_name["LlmRegistry"].full_name,
+    conversations_pb2.DESCRIPTOR.services_by_name["Conversations"].full_name,
+)
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def _reflection_v1_handler(servicer: reflection.aio.ReflectionServicer
+                           ) -> grpc.GenericRpcHandler:
+    """Serves reflection v1 with the v1alpha servicer: the two protos are identical on the wire
+    (same messages and field numbers), only the service name differs. grpcurl tries v1 first."""
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler})
+
+
+@dataclass
+class Switchboard:
+    """One running server. ``await start()``, then ``await stop()``."""
+
+    settings: Settings
+    known_secrets: KnownSecrets = field(default_factory=KnownSecrets)
+    port: int = 0
+    store: Store | None = None
+    router: Router | None = None
+    registry: RegistryService | None = None
+    sessions: SessionService | None = None
+    interceptor: EdgeInterceptor | None = None
+    _server: grpc.aio.Server | None = None
+    _health: HealthServicer | None = None
+    _client: UpstreamClient | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        s = self.settings
+        try:
+            keyring = load_keyring(master_keys=s.master_keys, key_file=s.master_key_file,
+                                   primary_key_id=s.primary_key_id or None)
+            policy = NetPolicy.parse(allow_http=s.allow_http_upstreams,
+                                     allow_hosts=s.upstream_allow_hosts,
+                                     allow_cidrs=s.upstream_allow_cidrs)
+        except (KeyringError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        self.store = store = await open_store(s.database)
+        sealer = VaultSealer(keyring, self.known_secrets)
+        await self._check_key_ids(sealer)
+        clock = SystemClock()
+        self.router = router = Router(clock, random.Random(), RouterConfig(
+            max_attempts=s.max_attempts))
+
+        async def guard(url: str, path: str) -> None:
+            await check_base_url(url, policy, field=path)
+
+        def forget_endpoints(llm: Llm) -> None:
+            for endpoint in llm.endpoints:
+                router.forget(endpoint.id)
+
+        self.registry = registry = RegistryService(store, sealer, url_guard=guard,
+                                                   on_delete=forget_endpoints)
+        probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
+        self.sessions = sessions = SessionService(store, registry, s.default_idle_ttl_s,
+                                                  on_active=probes.touch)
+        self._client = client = UpstreamClient(max_event_bytes=s.max_upstream_event_bytes)
+        timeouts = Timeouts(s.connect_timeout_s, s.first_token_timeout_s,
+                            s.between_chunks_timeout_s, s.turn_timeout_s)
+        engine = TurnEngine(router, client, timeouts, s.max_attempts)
+        probes.bind(registry, client, timeouts)
+
+        self.interceptor = EdgeInterceptor(StoreAuthenticator(store, s.api_keys))
+        server = grpc.aio.server(
+            interceptors=[self.interceptor],
+            options=[("grpc.max_receive_message_length", s.max_request_bytes),
+                     ("grpc.so_reuseport", 0)],
+        )
+        registry_pb2_grpc.add_LlmRegistryServicer_to_server(
+            RegistryServicer(registry, Validator(), fill_health(router)), server)
+        conversations_pb2_grpc.add_ConversationsServicer_to_server(
+            ConversationsServicer(registry, sessions, engine, Limits(
+                s.max_concurrent_streams, s.max_message_bytes, s.max_messages,
+                s.max_output_tokens)), server)
+        self._health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME, REFLECTION_V1)
+        reflection.enable_server_reflection(names, server)
+        refl = reflection.aio.ReflectionServicer(names)
+        server.add_generic_rpc_handlers((_reflection_v1_handler(refl),))
+        address = f"{s.host}:{s.grpc_port}"
+        if s.tls_cert_file:
+            with open(s.tls_key_file, "rb") as k, open(s.tls_cert_file, "rb") as c:
+                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+            self.port = server.add_secure_port(address, creds)
+        else:
+            self.port = server.add_insecure_port(address)
+        await server.start()
+        self._server = server
+        for name in ("", *SERVICES):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._tasks.append(asyncio.create_task(self._sweep_sessions(), name="session-sweeper"))
+        self._tasks.append(asyncio.create_task(probes.run(), name="probes"))
+        log.info("serving", address=f"{s.host}:{self.port}", tls=bool(s.tls_cert_file),
+                 database=s.database.split("@")[-1])
+
+    async def _check_key_ids(self, sealer: VaultSealer) -> None:
+        """Fails startup when a stored secret names a master key that is not loaded."""
+        assert self.store is not None
+        loaded = set(sealer.keyring.key_ids)
+        for record in await self.store.all_llms():
+            for e in record.body.get("endpoints", ()):
+                key_id = sealer.key_id_of(e["api_key"])
+                if key_id not in loaded:
+                    raise ConfigError(
+                        f"LLM {record.id} endpoint {e['id']} is sealed with master key "
+                        f"{key_id!r}, which is not loaded (loaded: {', '.join(sorted(loaded))}); "
+                        "add that key to SWITCHBOARD_MASTER_KEYS or the key file")
+
+    async def _sweep_sessions(self) -> None:
+        assert self.sessions is not None
+        while True:
+            await asyncio.sleep(60)
+            try:
+                await self.sessions.sweep()
+            except Exception:
+                log.exception("session sweep failed")
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Drains: NOT_SERVING, refuse new calls, let in-flight streams finish, then close."""
+        grace = self.settings.grace_period_s if grace_s is None else grace_s
+        if self.interceptor is not None:
+            self.interceptor.draining = True
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.close()
+        if self.store is not None:
+            await self.store.close()
+        log.info("stopped")
+
+
+async def serve(settings: Settings) -> int:
+    """Runs until SIGTERM or SIGINT, then drains within the grace period; returns 0."""
+    app = Switchboard(settings)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"SWITCHBOARD listening on {settings.host}:{app.port}", flush=True)
+    await stop.wait()
+    log.info("draining", grace_s=settings.grace_period_s)
+    await app.stop()
+    return 0

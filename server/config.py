@@ -1,0 +1,168 @@
+"""Configuration: defaults, then an optional TOML file, then environment variables.
+
+Every setting has one name. In TOML it is a key (``grpc_port = 50051``); in the environment it
+is ``SWITCHBOARD_`` plus the upper-case name (``SWITCHBOARD_GRPC_PORT=50051``). The TOML file is
+named by ``SWITCHBOARD_CONFIG``. Bad values fail at startup with a message that names the
+setting, where it came from, and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SWITCHBOARD_"
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message says which, where from, and what is accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Network
+    host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    http_port: int = 0  # OpenAI-compatible front door and /metrics; 0 = off
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    grace_period_s: float = 10.0
+    # Storage: a SQLite path, or a postgresql:// DSN
+    database: str = "var/switchboard.db"
+    # Callers: static API keys (comma separated) mapped to the "default" account, for
+    # development; real deployments create accounts and keys with `switchboard admin`.
+    api_keys: tuple[str, ...] = ()
+    # Master keys for the credential vault: an env value (kid:base64,...) or a key file.
+    master_keys: str = field(default="", repr=False)
+    master_key_file: str = ""
+    primary_key_id: str = ""
+    # Upstream timeouts by phase
+    connect_timeout_s: float = 3.0
+    first_token_timeout_s: float = 30.0
+    between_chunks_timeout_s: float = 30.0
+    turn_timeout_s: float = 300.0
+    # Routing
+    max_attempts: int = 4
+    probes_per_hour: int = 4
+    # Limits
+    max_concurrent_streams: int = 2000
+    max_request_bytes: int = 4 * 1024 * 1024
+    max_message_bytes: int = 256 * 1024
+    max_messages: int = 500
+    max_upstream_event_bytes: int = 8 * 1024 * 1024
+    max_output_tokens: int = 0  # 0 = no server-wide cap
+    default_idle_ttl_s: float = 1800.0
+    # Network guard: upstream base URLs
+    allow_http_upstreams: bool = False
+    upstream_allow_hosts: tuple[str, ...] = ()
+    upstream_allow_cidrs: tuple[str, ...] = ()
+    # Logging
+    log_level: str = "info"
+    log_format: str = "auto"  # auto | json | console
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "grpc_port": (0, 65535),
+    "http_port": (0, 65535),
+    "grace_period_s": (0, 3600),
+    "connect_timeout_s": (0.01, 600),
+    "first_token_timeout_s": (0.01, 3600),
+    "between_chunks_timeout_s": (0.01, 3600),
+    "turn_timeout_s": (0.1, 86400),
+    "max_attempts": (1, 16),
+    "probes_per_hour": (0, 60),
+    "max_concurrent_streams": (1, 1_000_000),
+    "max_request_bytes": (1024, 1 << 30),
+    "max_message_bytes": (16, 1 << 30),
+    "max_messages": (1, 100_000),
+    "max_upstream_event_bytes": (1024, 1 << 30),
+    "max_output_tokens": (0, 10_000_000),
+    "default_idle_ttl_s": (1, 86400),
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "log_level": ("debug", "info", "warning", "error"),
+    "log_format": ("auto", "json", "console"),
+}
+
+
+def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Builds settings from the TOML file (if any), the environment, then ``overrides``."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, tuple[Any, str]] = {}
+    path = env.get(ENV_PREFIX + "CONFIG", "")
+    if path:
+        for key, value in _read_toml(Path(path)).items():
+            raw[key] = (value, f"{path}: {key}")
+    known = {f.name for f in fields(Settings)}
+    for name in known:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in env:
+            raw[name] = (env[env_name], env_name)
+    unknown = sorted(k for k in raw if k not in known)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting {unknown[0]!r} in {raw[unknown[0]][1]}; "
+            f"known settings: {', '.join(sorted(known))}"
+        )
+    values = {name: _coerce(name, value, source) for name, (value, source) in raw.items()}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} (from SWITCHBOARD_CONFIG) does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    default = getattr(Settings(), name)
+    try:
+        result = _convert(default, value)
+    except (TypeError, ValueError):
+        kind = type(default).__name__ if not isinstance(default, tuple) else "comma-separated list"
+        raise ConfigError(f"{source}: expected {kind} for {name}, got {value!r}") from None
+    if name in _BOUNDS:
+        low, high = _BOUNDS[name]
+        if not low <= result <= high:
+            raise ConfigError(f"{source}: {name} must be between {low:g} and {high:g}, got {result}")
+    if name in _CHOICES and result not in _CHOICES[name]:
+        raise ConfigError(f"{source}: {name} must be one of {', '.join(_CHOICES[name])}")
+    return result
+
+
+def _convert(default: Any, value: Any) -> Any:
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
+    if isinstance(default, int):
+        if isinstance(value, float) or (isinstance(value, str) and "." in value):
+            raise ValueError(value)
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, tuple):
+        if isinstance(value, list):
+            return tuple(str(v) for v in value)
+        return tuple(v.strip() for v in str(value).split(",") if v.strip())
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value

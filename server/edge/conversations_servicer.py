@@ -1,0 +1,192 @@
+"""``switchboard.v1.Conversations``: sessions and the streaming ``Converse`` RPC."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from grpc.aio import ServicerContext
+from switchboard.v1 import conversations_pb2 as cpb
+from switchboard.v1 import conversations_pb2_grpc
+
+from server.chat import ChatRequest, Generation, Message, Role, TextPart, ToolCallDelta, Usage
+from server.edge import context as rpc
+from server.edge.convert import (
+    FINISH_TO_PB,
+    duration,
+    generation_from_pb,
+    messages_from_pb,
+    session_to_pb,
+    tool_choice_from_pb,
+    tools_from_pb,
+)
+from server.engine import Failover, Finished, Reasoning, Route, Text, TurnEngine
+from server.errors import DeadlineExceeded, ResourceExhausted, Violations
+from server.registry.service import RegistryService
+from server.routing.model import Reason
+from server.sessions import Session, SessionService
+
+_REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
+    Reason.FASTEST: cpb.ROUTE_REASON_FASTEST,
+    Reason.NEXT_FASTEST: cpb.ROUTE_REASON_FAILOVER,
+    Reason.EXPLORATION: cpb.ROUTE_REASON_EXPLORATION,
+    Reason.ONLY_AVAILABLE: cpb.ROUTE_REASON_ONLY_AVAILABLE,
+    Reason.HALF_OPEN_TRIAL: cpb.ROUTE_REASON_HALF_OPEN_TRIAL,
+    Reason.LARGER_CONTEXT_WINDOW: cpb.ROUTE_REASON_LARGER_CONTEXT_WINDOW,
+    Reason.RETRY: cpb.ROUTE_REASON_FAILOVER,
+    "failover": cpb.ROUTE_REASON_FAILOVER,
+    "hedge": cpb.ROUTE_REASON_HEDGE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_concurrent_streams: int
+    max_message_bytes: int
+    max_messages: int
+    max_output_tokens: int  # 0 = no cap
+
+
+class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
+    def __init__(self, registry: RegistryService, sessions: SessionService,
+                 engine: TurnEngine, limits: Limits) -> None:
+        self._registry = registry
+        self._sessions = sessions
+        self._engine = engine
+        self._limits = limits
+        self._streams = 0
+
+    async def CreateSession(self, request: cpb.CreateSessionRequest, context: ServicerContext
+                            ) -> cpb.CreateSessionResponse:
+        ttl = request.idle_ttl.ToTimedelta().total_seconds() if request.HasField("idle_ttl") \
+            else None
+        session = await self._sessions.create(
+            rpc.call().account_id, request.llm_id, request.system_prompt,
+            generation_from_pb(request.generation), ttl)
+        return cpb.CreateSessionResponse(session=session_to_pb(session))
+
+    async def GetSession(self, request: cpb.GetSessionRequest, context: ServicerContext
+                         ) -> cpb.GetSessionResponse:
+        session = await self._sessions.get(rpc.call().account_id, request.session_id)
+        return cpb.GetSessionResponse(session=session_to_pb(session))
+
+    async def EndSession(self, request: cpb.EndSessionRequest, context: ServicerContext
+                         ) -> cpb.EndSessionResponse:
+        await self._sessions.end(rpc.call().account_id, request.session_id)
+        return cpb.EndSessionResponse()
+
+    def _check(self, request: cpb.ConverseRequest) -> tuple[list[Message], ChatRequest]:
+        v = Violations()
+        target = request.WhichOneof("target")
+        if target is None or not (request.session_id or request.llm_id):
+            v.add("target", "set session_id (server-kept history) or llm_id (stateless)")
+        if not request.messages:
+            v.add("messages", "at least one message is required")
+        elif len(request.messages) > self._limits.max_messages:
+            v.add("messages", f"{len(request.messages)} messages is over the limit of "
+                  f"{self._limits.max_messages}")
+        new = messages_from_pb(request.messages, "messages", v, self._limits.max_message_bytes)
+        tools = tools_from_pb(request.tools, v)
+        choice = tool_choice_from_pb(request.tool_choice, request.HasField("tool_choice"))
+        if choice is not None and choice.function_name and not any(
+                t.name == choice.function_name for t in tools):
+            v.add("tool_choice.function_name", "must name one of the request's tools")
+        v.raise_if_any()
+        gen = generation_from_pb(request.generation)
+        return new, ChatRequest(messages=tuple(new), tools=tools, tool_choice=choice,
+                                generation=gen)
+
+    def _generation(self, *layers: Generation) -> Generation:
+        out = layers[0]
+        for layer in layers[1:]:  # most specific first
+            out = out.merged_over(layer)
+        cap = self._limits.max_output_tokens
+        if cap and (out.max_output_tokens is None or out.max_output_tokens > cap):
+            out = Generation(out.temperature, out.top_p, cap, out.stop, out.seed,
+                             out.reasoning_effort)
+        return out
+
+    async def Converse(self, request: cpb.ConverseRequest, context: ServicerContext
+                       ) -> AsyncIterator[cpb.ConverseResponse]:
+        call = rpc.call()
+        new, chat = self._check(request)
+        session: Session | None = None
+        if request.session_id:
+            session = await self._sessions.get(call.account_id, request.session_id)
+            llm = await self._registry.resolve(call.account_id, session.llm_id)
+            history: list[Message] = []
+            if session.system_prompt:
+                history.append(Message(Role.SYSTEM, (TextPart(session.system_prompt),)))
+            history.extend(session.messages)
+            history.extend(new)
+            chat = ChatRequest(tuple(history), chat.tools, chat.tool_choice,
+                               self._generation(chat.generation, session.generation,
+                                                llm.generation))
+            self._sessions.turn_started(session)
+        else:
+            llm = await self._registry.resolve(call.account_id, request.llm_id)
+            chat = ChatRequest(chat.messages, chat.tools, chat.tool_choice,
+                               self._generation(chat.generation, llm.generation))
+        if self._streams >= self._limits.max_concurrent_streams:
+            raise ResourceExhausted(
+                f"this replica is at its limit of {self._limits.max_concurrent_streams} "
+                "concurrent streams; retry shortly or on another replica",
+                reason="TOO_MANY_STREAMS", retry_after_s=0.5)
+        turn_id = "turn_" + secrets.token_hex(8)
+        call.summary.update(llm_id=llm.id, turn_id=turn_id)
+        self._streams += 1
+        try:
+            remaining = context.time_remaining()
+            async with asyncio.timeout(remaining):
+                yield cpb.ConverseResponse(started=cpb.TurnStarted(
+                    turn_id=turn_id, session_id=request.session_id, llm_id=llm.id))
+                async for event in self._engine.run_turn(llm, chat, turn_id):
+                    if isinstance(event, Finished) and session is not None:
+                        await self._sessions.save_turn(session, [*new, event.message])
+                    yield self._event(event, call)
+        except TimeoutError:
+            raise DeadlineExceeded("the caller's deadline passed before the turn finished",
+                                   reason="DEADLINE_EXCEEDED") from None
+        finally:
+            self._streams -= 1
+
+    @staticmethod
+    def _event(event: object, call: rpc.Call) -> cpb.ConverseResponse:
+        if isinstance(event, Text):
+            return cpb.ConverseResponse(text=cpb.TextDelta(message_id=event.message_id,
+                                                           delta=event.delta))
+        if isinstance(event, Reasoning):
+            return cpb.ConverseResponse(reasoning=cpb.ReasoningDelta(
+                reasoning_id=event.reasoning_id, delta=event.delta))
+        if isinstance(event, ToolCallDelta):
+            return cpb.ConverseResponse(tool_call=cpb.ToolCallDelta(
+                index=event.index, id=event.id, name=event.name,
+                arguments_delta=event.arguments_delta,
+                thought_signature=event.thought_signature))
+        if isinstance(event, Route):
+            call.summary["endpoint"] = event.endpoint.id
+            return cpb.ConverseResponse(route=cpb.RouteDecision(
+                endpoint_id=event.endpoint.id, endpoint_label=event.endpoint.label,
+                model=event.endpoint.model, reason=_REASON_TO_PB.get(event.reason, 0),
+                attempt=event.attempt, expected_ttft_ms=event.expected_ttft_ms))
+        if isinstance(event, Failover):
+            return cpb.ConverseResponse(failover=cpb.Failover(
+                from_endpoint_id=event.from_endpoint_id, to_endpoint_id=event.to_endpoint_id,
+                cause=event.cause, discard_message_ids=event.discard_message_ids))
+        if isinstance(event, Usage):
+            return cpb.ConverseResponse(usage=cpb.Usage(
+                input_tokens=event.input_tokens, output_tokens=event.output_tokens,
+                reasoning_tokens=event.reasoning_tokens))
+        assert isinstance(event, Finished)
+        call.summary.update(attempts=event.attempts, ttft_ms=round(event.ttft_s * 1e3, 2),
+                            tokens_in=event.usage.input_tokens,
+                            tokens_out=event.usage.output_tokens,
+                            finish=event.reason.value)
+        return cpb.ConverseResponse(finished=cpb.TurnFinished(
+            finish_reason=FINISH_TO_PB[event.reason], complete=event.complete,
+            endpoint_id=event.endpoint.id, model=event.endpoint.model,
+            attempts=event.attempts, time_to_first_token=duration(event.ttft_s),
+            provider_finish_reason=event.provider_reason,
+            thought_signature=event.thought_signature))

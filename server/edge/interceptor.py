@@ -1,0 +1,150 @@
+"""The one server interceptor: request context, authentication, error mapping, summary line.
+
+Every RPC of ``switchboard.v1`` passes through ``EdgeInterceptor``:
+1. binds a request id and the method to the log context;
+2. refuses calls while the server drains (UNAVAILABLE) ;
+3. authenticates ``authorization: Bearer <api key>`` into an account id (UNAUTHENTICATED);
+4. runs the handler, mapping domain errors to rich ``google.rpc.Status`` and anything
+   unexpected to INTERNAL with the request id (never UNKNOWN);
+5. logs one summary line (status, duration, and what the servicer added: attempts,
+   endpoint, ttft_ms, tokens).
+Health and reflection are served without authentication.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+import grpc
+import structlog
+from grpc.aio import ServicerContext
+
+from server.edge import context as rpc
+from server.edge.status import to_status
+from server.errors import SwitchboardError, Unauthenticated, Unavailable
+
+log = structlog.get_logger("switchboard.rpc")
+
+OPEN_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, api_key: str) -> str:
+        """Returns the account id of a valid, unrevoked key; raises Unauthenticated."""
+        ...
+
+
+def _bearer(metadata: tuple[tuple[str, Any], ...] | None) -> str:
+    for key, value in metadata or ():
+        if key == "authorization":
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            scheme, _, token = text.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            raise Unauthenticated("the authorization metadata must be 'Bearer <api key>'",
+                                  reason="MALFORMED_AUTHORIZATION")
+    raise Unauthenticated("missing 'authorization: Bearer <api key>' metadata",
+                          reason="MISSING_API_KEY")
+
+
+class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+        self.draining = False
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method
+        if handler is None or method.startswith(OPEN_PREFIXES):
+            return handler
+        metadata = details.invocation_metadata
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    async def _begin(self, method: str, metadata: Any) -> rpc.Call:
+        call = rpc.Call(request_id=secrets.token_hex(8), method=method.rsplit("/", 1)[-1])
+        rpc.current.set(call)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=call.request_id, rpc=call.method)
+        if self.draining:
+            raise Unavailable("the server is shutting down; retry on another replica",
+                              reason="DRAINING", retry_after_s=1.0)
+        call.account_id = await self._auth.authenticate(_bearer(metadata))
+        structlog.contextvars.bind_contextvars(account=call.account_id)
+        return call
+
+    def _unary(self, behavior: Any, method: str, metadata: Any) -> Any:
+        async def handle(request: Any, context: ServicerContext) -> Any:
+            start = time.perf_counter()
+            status = "CANCELLED"
+            call: rpc.Call | None = None
+            try:
+                call = await self._begin(method, metadata)
+                result = await behavior(request, context)
+                status = "OK"
+                return result
+            except SwitchboardError as exc:
+                status = exc.code
+                await self._abort(context, exc, call)
+            except Exception as exc:
+                status = "INTERNAL"
+                log.exception("unhandled error", error_type=type(exc).__name__)
+                await self._abort(context, exc, call)
+            finally:
+                self._summary(call, status, start)
+
+        return handle
+
+    def _stream(self, behavior: Any, method: str, metadata: Any) -> Any:
+        async def handle(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
+            start = time.perf_counter()
+            status = "CANCELLED"
+            call: rpc.Call | None = None
+            try:
+                call = await self._begin(method, metadata)
+                async for response in behavior(request, context):
+                    yield response
+                status = "OK"
+            except SwitchboardError as exc:
+                status = exc.code
+                await self._abort(context, exc, call)
+            except Exception as exc:
+                status = "INTERNAL"
+                log.exception("unhandled error", error_type=type(exc).__name__)
+                await self._abort(context, exc, call)
+            finally:
+                self._summary(call, status, start)
+
+        return handle
+
+    @staticmethod
+    async def _abort(context: ServicerContext, exc: BaseException, call: rpc.Call | None
+                     ) -> None:
+        request_id = call.request_id if call else rpc.current.get().request_id
+        extra = call.error_details if call else ()
+        status = to_status(exc, request_id, extra)
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    @staticmethod
+    def _summary(call: rpc.Call | None, status: str, start: float) -> None:
+        fields = call.summary if call else {}
+        log.info("rpc", status=status, duration_ms=round((time.perf_counter() - start) * 1e3, 2),
+                 **fields)

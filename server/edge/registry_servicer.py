@@ -1,0 +1,139 @@
+"""``switchboard.v1.LlmRegistry``: protos in, registry service calls, protos out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+
+from grpc.aio import ServicerContext
+from switchboard.v1 import llm_pb2 as lpb
+from switchboard.v1 import registry_pb2 as rpb
+from switchboard.v1 import registry_pb2_grpc
+
+from server.edge import context as rpc
+from server.edge.convert import llm_draft_from_pb, llm_to_pb
+from server.errors import FailedPrecondition, Violations
+from server.registry.model import Llm
+from server.registry.service import RegistryService
+
+# Fills in live health for GetLlm/ListLlms: (endpoint id, Endpoint proto) -> None.
+HealthFiller = Callable[[str, lpb.Endpoint], None]
+
+
+class Validator:
+    """Runs the conformance checks; the validation module provides the real one."""
+
+    async def validate(self, llm: Llm) -> AsyncIterator[rpb.ValidateLlmResponse]:
+        report = rpb.ValidationReport(passed=True)
+        yield rpb.ValidateLlmResponse(report=report)
+
+
+class RegistryServicer(registry_pb2_grpc.LlmRegistryServicer):
+    def __init__(self, registry: RegistryService, validator: Validator,
+                 fill_health: HealthFiller | None = None) -> None:
+        self._registry = registry
+        self._validator = validator
+        self._fill_health = fill_health
+
+    def _out(self, llm: Llm) -> lpb.Llm:
+        pb = llm_to_pb(llm)
+        if self._fill_health is not None:
+            for e in pb.endpoints:
+                self._fill_health(e.id, e)
+        return pb
+
+    async def _report(self, llm: Llm) -> rpb.ValidationReport:
+        report = rpb.ValidationReport()
+        async for event in self._validator.validate(llm):
+            if event.HasField("report"):
+                report = event.report
+        return report
+
+    async def _gate(self, llm: Llm, skip: bool) -> rpb.ValidationReport | None:
+        if skip:
+            return None
+        report = await self._report(llm)
+        if not report.passed:
+            failed = [f"{r.endpoint_id}: {c.check} ({c.hint or c.observed})"
+                      for r in report.endpoints for c in r.checks
+                      if c.required and c.status == rpb.CHECK_STATUS_FAIL]
+            rpc.call().error_details = (report,)
+            raise FailedPrecondition(
+                "validation failed: " + "; ".join(failed[:3])
+                + (f" (and {len(failed) - 3} more)" if len(failed) > 3 else "")
+                + "; the full ValidationReport is in the error details",
+                reason="VALIDATION_FAILED")
+        return report
+
+    async def CreateLlm(self, request: rpb.CreateLlmRequest, context: ServicerContext
+                        ) -> rpb.CreateLlmResponse:
+        account = rpc.call().account_id
+        llm = await self._registry.prepare_new(account, llm_draft_from_pb(request.llm))
+        report = await self._gate(llm, request.skip_validation)
+        response = rpb.CreateLlmResponse()
+        if report is not None:
+            response.validation.CopyFrom(report)
+        if request.validate_only:
+            return response
+        stored = await self._registry.store_new(llm)
+        rpc.call().summary["llm_id"] = stored.id
+        response.llm.CopyFrom(self._out(stored))
+        return response
+
+    async def GetLlm(self, request: rpb.GetLlmRequest, context: ServicerContext
+                     ) -> rpb.GetLlmResponse:
+        llm = await self._registry.get(rpc.call().account_id, request.llm_id)
+        return rpb.GetLlmResponse(llm=self._out(llm))
+
+    async def ListLlms(self, request: rpb.ListLlmsRequest, context: ServicerContext
+                       ) -> rpb.ListLlmsResponse:
+        llms, token = await self._registry.list(rpc.call().account_id, request.page_size,
+                                                request.page_token)
+        return rpb.ListLlmsResponse(llms=[self._out(x) for x in llms], next_page_token=token)
+
+    async def UpdateLlm(self, request: rpb.UpdateLlmRequest, context: ServicerContext
+                        ) -> rpb.UpdateLlmResponse:
+        if not request.llm.id:
+            v = Violations()
+            v.add("llm.id", "is required")
+            v.raise_if_any()
+        mask = frozenset(request.update_mask.paths)
+        existing, updated = await self._registry.prepare_update(
+            rpc.call().account_id, request.llm.id,
+            llm_draft_from_pb(request.llm, require_keys=False), mask)
+        report = await self._gate(updated, request.skip_validation or "endpoints" not in mask)
+        response = rpb.UpdateLlmResponse()
+        if report is not None:
+            response.validation.CopyFrom(report)
+        if request.validate_only:
+            response.llm.CopyFrom(self._out(existing))
+            return response
+        stored = await self._registry.store_update(existing, updated)
+        response.llm.CopyFrom(self._out(stored))
+        return response
+
+    async def DeleteLlm(self, request: rpb.DeleteLlmRequest, context: ServicerContext
+                        ) -> rpb.DeleteLlmResponse:
+        await self._registry.delete(rpc.call().account_id, request.llm_id, request.etag)
+        return rpb.DeleteLlmResponse()
+
+    async def ValidateLlm(self, request: rpb.ValidateLlmRequest, context: ServicerContext
+                          ) -> AsyncIterator[rpb.ValidateLlmResponse]:
+        account = rpc.call().account_id
+        if request.WhichOneof("target") == "llm":
+            llm = await self._registry.prepare_new(account, llm_draft_from_pb(request.llm))
+        elif request.llm_id:
+            llm = await self._registry.get(account, request.llm_id)
+        else:
+            v = Violations()
+            v.add("target", "set llm_id (a stored LLM) or llm (an LLM given inline)")
+            v.raise_if_any()
+        if request.endpoint_id:
+            only = tuple(e for e in llm.endpoints if e.id == request.endpoint_id)
+            if not only:
+                v = Violations()
+                v.add("endpoint_id", f"LLM {llm.id!r} has no endpoint {request.endpoint_id!r}")
+                v.raise_if_any()
+            llm = replace(llm, endpoints=only)
+        async for event in self._validator.validate(llm):
+            yield event

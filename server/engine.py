@@ -1,0 +1,446 @@
+"""The turn engine: one Converse turn, from a route plan to a finished answer.
+
+Reading order for a turn:
+
+1. ``run_turn`` asks the router for a plan (the endpoints, best first, and why).
+2. ``_first_token`` starts the best endpoint and waits for its first event. If that is late
+   (past the endpoint's hedge delay) it starts the next-best endpoint in parallel; the first
+   to produce a token wins and the other is cancelled, closing its HTTP request. If an attempt
+   fails before any token, the next endpoint starts at once.
+3. ``run_turn`` streams the winner's events to the caller. If the stream breaks after output
+   was sent (cut, stall, malformed chunk, error inside the stream) the answer restarts on the
+   next endpoint, announced by a ``Failover`` event naming the message ids to discard, unless
+   a tool call was already streamed or the LLM's policy forbids it.
+4. With nothing left to try, the turn raises a typed error (UNAVAILABLE with a retry hint,
+   or the upstream's own non-retryable status); a truncated answer is never a success.
+
+Every attempt reports to the router (first token time, gaps, success, failure), which is what
+keeps the latency picture fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import structlog
+
+from server.chat import (
+    ChatRequest,
+    Finish,
+    FinishReason,
+    Message,
+    ReasoningDelta,
+    Role,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from server.errors import FailedPrecondition, InvalidArgument, SwitchboardError, Unavailable
+from server.providers.base import ErrorKind, UpstreamError
+from server.providers.registry import adapter_for
+from server.providers.transport import Timeouts, UpstreamClient
+from server.registry.model import Endpoint, Llm
+from server.routing.model import Candidate, Reason, RoutePlan, StopReason
+from server.routing.router import Router
+
+log = structlog.get_logger("switchboard.engine")
+
+
+# -- events the engine yields, in the order documented on ConverseResponse --------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    endpoint: Endpoint
+    reason: Reason | str
+    attempt: int
+    expected_ttft_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    message_id: str
+    delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    reasoning_id: str
+    delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failover:
+    from_endpoint_id: str
+    to_endpoint_id: str
+    cause: str
+    discard_message_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    reason: FinishReason
+    complete: bool
+    endpoint: Endpoint
+    attempts: int
+    ttft_s: float
+    provider_reason: str
+    thought_signature: str
+    usage: Usage
+    message: Message  # the assembled assistant message, for the session history
+
+
+TurnEvent = Route | Text | Reasoning | ToolCallDelta | Failover | Usage | Finished
+
+HEDGE = "hedge"
+FAILOVER = "failover"
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One upstream request of a turn."""
+
+    endpoint: Endpoint
+    stream: AsyncIterator[StreamEvent]
+    started: float
+    first: asyncio.Task[StreamEvent] | None = None
+
+    async def close(self) -> None:
+        if self.first is not None and not self.first.done():
+            self.first.cancel()
+            with contextlib.suppress(BaseException):
+                await self.first
+        aclose = getattr(self.stream, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
+@dataclass(slots=True)
+class _Turn:
+    """Routing state of one turn: what is left to try, what was tried, what went wrong."""
+
+    prompt_tokens: int
+    plan: list[Candidate]
+    attempted: list[str] = field(default_factory=list)
+    errors: list[UpstreamError] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What the current attempt has produced so far (reset on failover)."""
+
+    text_id: str
+    reasoning_ids: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    tool_calls: dict[int, list[str]] = field(default_factory=dict)  # index -> [id, name, args]
+    tool_signatures: dict[int, str] = field(default_factory=dict)
+    in_reasoning: bool = False
+    sent_ids: list[str] = field(default_factory=list)
+
+    def message(self, signature: str) -> Message:
+        calls = tuple(
+            ToolCall(c[0], c[1], c[2], self.tool_signatures.get(i, ""))
+            for i, c in sorted(self.tool_calls.items())
+        )
+        text = "".join(self.text)
+        return Message(
+            role=Role.ASSISTANT,
+            parts=(TextPart(text),) if text else (),
+            tool_calls=calls,
+            reasoning="".join(self.reasoning),
+            thought_signature=signature,
+        )
+
+
+def estimate_tokens(request: ChatRequest) -> int:
+    """A cheap prompt size estimate (about 4 characters a token) for routing by size class."""
+    return sum(m.size_bytes() for m in request.messages) // 4 + 8 * len(request.messages)
+
+
+class TurnEngine:
+    def __init__(self, router: Router, client: UpstreamClient, timeouts: Timeouts,
+                 max_attempts: int) -> None:
+        self._router = router
+        self._client = client
+        self._timeouts = timeouts
+        self._max_attempts = max_attempts
+
+    # -- attempts --------------------------------------------------------------------------------
+
+    def _start(self, endpoint: Endpoint, request: ChatRequest) -> _Attempt:
+        """Sends a request (the router has admitted it) and starts waiting for its first event."""
+        t = self._timeouts
+        stall = min(t.between_chunks_s, self._router.stall_timeout_s(endpoint.id))
+        timeouts = Timeouts(t.connect_s, t.first_token_s, stall, t.total_s)
+        stream = self._client.stream(adapter_for(endpoint.api_spec), endpoint, request,
+                                     timeouts=timeouts)
+        attempt = _Attempt(endpoint, stream, time.monotonic())
+        attempt.first = asyncio.ensure_future(anext(stream))
+        return attempt
+
+    def _failed(self, attempt: _Attempt, error: UpstreamError | None) -> None:
+        self._router.attempt_failed(attempt.endpoint.id, error)
+        self._router.attempt_finished(attempt.endpoint.id)
+
+    def _take(self, plan: list[Candidate]) -> Candidate | None:
+        """Pops the first candidate the router admits now (half-open trials are exclusive)."""
+        while plan:
+            candidate = plan.pop(0)
+            if self._router.attempt_started(candidate.endpoint_id):
+                return candidate
+        return None
+
+    def _route(self, llm: Llm, candidate: Candidate, turn: _Turn, hedge: bool) -> Route:
+        turn.attempted.append(candidate.endpoint_id)
+        reason: Reason | str = candidate.reason
+        if hedge:
+            reason = HEDGE
+        elif turn.errors and reason not in (Reason.LARGER_CONTEXT_WINDOW,
+                                            Reason.HALF_OPEN_TRIAL):
+            reason = FAILOVER
+        endpoint = llm.endpoint(candidate.endpoint_id)
+        assert endpoint is not None
+        return Route(endpoint, reason, len(turn.attempted), candidate.expected_ttft_ms or 0.0)
+
+    def _after_failure(self, llm: Llm, turn: _Turn, endpoint_id: str, error: UpstreamError
+                       ) -> None:
+        """Replaces the turn's plan with what the router says to try after this failure."""
+        turn.errors.append(error)
+        nxt = self._router.next_after(llm, turn.prompt_tokens, endpoint_id, error,
+                                      turn.attempted)
+        turn.plan = list(nxt.candidates)
+        if not turn.plan and nxt.stop in (StopReason.NOT_RETRYABLE,
+                                          StopReason.NO_LARGER_CONTEXT_WINDOW):
+            raise _terminal(error)
+
+    async def _first_token(self, llm: Llm, request: ChatRequest, turn: _Turn
+                           ) -> AsyncIterator[Route | tuple[_Attempt, StreamEvent]]:
+        """Yields Route events, then one (winning attempt, its first event) unless every
+        attempt failed."""
+        running: list[_Attempt] = []
+        hedged = not llm.policy.hedging_enabled
+        try:
+            while True:
+                if not running:
+                    candidate = self._take(turn.plan)
+                    if candidate is None:
+                        return
+                    if candidate.backoff_s:
+                        await asyncio.sleep(candidate.backoff_s)
+                    route = self._route(llm, candidate, turn, hedge=False)
+                    yield route
+                    running.append(self._start(route.endpoint, request))
+                timeout = None
+                if not hedged and len(running) == 1:
+                    delay = self._router.hedge_delay_s(running[0].endpoint.id, turn.prompt_tokens)
+                    timeout = max(0.0, delay - (time.monotonic() - running[0].started))
+                tasks = {a.first for a in running if a.first is not None}
+                done, _ = await asyncio.wait(tasks, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if not done:  # the first token is late: hedge on the next-best endpoint
+                    hedged = True
+                    if not turn.plan:
+                        turn.plan = list(self._router.plan(
+                            llm, turn.prompt_tokens, exclude=turn.attempted).candidates)
+                    candidate = self._take(turn.plan)
+                    if candidate is not None:
+                        route = self._route(llm, candidate, turn, hedge=True)
+                        yield route
+                        running.append(self._start(route.endpoint, request))
+                    continue
+                for attempt in [a for a in running if a.first in done]:
+                    assert attempt.first is not None
+                    running.remove(attempt)
+                    try:
+                        event = attempt.first.result()
+                    except (UpstreamError, StopAsyncIteration) as exc:
+                        error = exc if isinstance(exc, UpstreamError) else UpstreamError(
+                            ErrorKind.INCOMPLETE, "the stream ended before any output")
+                        self._failed(attempt, error)
+                        await attempt.close()
+                        if not running:
+                            self._after_failure(llm, turn, attempt.endpoint.id, error)
+                        else:
+                            turn.errors.append(error)
+                        continue
+                    attempt.first = None
+                    self._router.first_token(attempt.endpoint.id,
+                                             time.monotonic() - attempt.started,
+                                             turn.prompt_tokens)
+                    for loser in running:
+                        await self._cancel(loser, turn.prompt_tokens)
+                    running.clear()
+                    yield attempt, event
+                    return
+        finally:
+            for attempt in running:
+                await self._cancel(attempt, turn.prompt_tokens)
+
+    async def _cancel(self, attempt: _Attempt, prompt_tokens: int) -> None:
+        """Stops an attempt that lost a race or whose caller left: not a failure."""
+        self._router.first_token_missed(attempt.endpoint.id,
+                                        time.monotonic() - attempt.started, prompt_tokens)
+        self._failed(attempt, None)
+        await attempt.close()
+
+    # -- the turn --------------------------------------------------------------------------------
+
+    async def run_turn(self, llm: Llm, request: ChatRequest, turn_id: str
+                       ) -> AsyncIterator[TurnEvent]:
+        prompt_tokens = estimate_tokens(request)
+        route_plan = self._router.plan(llm, prompt_tokens)
+        if not route_plan.candidates:
+            raise _no_plan(route_plan)
+        turn = _Turn(prompt_tokens, list(route_plan.candidates))
+        answer = _Answer(text_id=f"{turn_id}.m1")
+        ttft_s = 0.0
+        turn_start = time.monotonic()
+        while True:
+            winner: _Attempt | None = None
+            first: StreamEvent | None = None
+            async for item in self._first_token(llm, request, turn):
+                if isinstance(item, Route):
+                    yield item
+                else:
+                    winner, first = item
+            if winner is None or first is None:
+                raise self._exhausted(llm, turn)
+            try:
+                async for event in self._stream(winner, first, answer):
+                    if not ttft_s and isinstance(event, (Text, Reasoning, ToolCallDelta)):
+                        ttft_s = time.monotonic() - turn_start
+                    if isinstance(event, Finished):
+                        yield event.usage
+                        yield Finished(event.reason, event.complete, winner.endpoint,
+                                       len(turn.attempted), ttft_s, event.provider_reason,
+                                       event.thought_signature, event.usage, event.message)
+                        return
+                    yield event
+            except UpstreamError as exc:
+                self._failed(winner, exc)
+                await winner.close()
+                if answer.tool_calls or not llm.policy.failover_after_first_token:
+                    raise _after_output(exc, bool(answer.tool_calls)) from None
+                self._after_failure(llm, turn, winner.endpoint.id, exc)
+                if not turn.plan:
+                    raise _after_output(exc, False) from None
+                yield Failover(winner.endpoint.id, turn.plan[0].endpoint_id, exc.message,
+                               tuple(answer.sent_ids))
+                answer = _Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
+
+    async def _stream(self, attempt: _Attempt, first: StreamEvent, answer: _Answer
+                      ) -> AsyncIterator[Text | Reasoning | ToolCallDelta | Finished]:
+        """The winning attempt's events, with message ids; records gaps and the outcome."""
+        endpoint_id = attempt.endpoint.id
+        last = time.monotonic()
+        gaps: list[float] = []
+        event: StreamEvent | None = first
+        stream = attempt.stream
+        usage = Usage()
+        try:
+            while True:
+                if event is None:
+                    try:
+                        event = await anext(stream)
+                    except StopAsyncIteration:
+                        raise UpstreamError(ErrorKind.INCOMPLETE,
+                                            "the stream ended without a finish reason") from None
+                    now = time.monotonic()
+                    gaps.append(now - last)
+                    last = now
+                if isinstance(event, TextDelta):
+                    answer.in_reasoning = False
+                    if not answer.text:
+                        answer.sent_ids.append(answer.text_id)
+                    answer.text.append(event.text)
+                    yield Text(answer.text_id, event.text)
+                elif isinstance(event, ReasoningDelta):
+                    if not answer.in_reasoning:
+                        answer.in_reasoning = True
+                        rid = f"{answer.text_id}.r{len(answer.reasoning_ids) + 1}"
+                        answer.reasoning_ids.append(rid)
+                        answer.sent_ids.append(rid)
+                    answer.reasoning.append(event.text)
+                    yield Reasoning(answer.reasoning_ids[-1], event.text)
+                elif isinstance(event, ToolCallDelta):
+                    answer.in_reasoning = False
+                    call = answer.tool_calls.setdefault(event.index, ["", "", ""])
+                    call[0] = call[0] or event.id
+                    call[1] = call[1] or event.name
+                    call[2] += event.arguments_delta
+                    if event.thought_signature:
+                        answer.tool_signatures[event.index] = event.thought_signature
+                    yield event
+                elif isinstance(event, Usage):
+                    usage = event
+                elif isinstance(event, Finish):
+                    self._router.record_gaps(endpoint_id, gaps)
+                    self._router.attempt_succeeded(endpoint_id)
+                    self._router.attempt_finished(endpoint_id)
+                    reason = event.reason
+                    if answer.tool_calls and reason is FinishReason.STOP:
+                        reason = FinishReason.TOOL_CALLS
+                    complete = reason in (FinishReason.STOP, FinishReason.TOOL_CALLS)
+                    yield Finished(reason, complete, attempt.endpoint, 0, 0.0,
+                                   event.provider_reason, event.thought_signature, usage,
+                                   answer.message(event.thought_signature))
+                    await attempt.close()
+                    return
+                event = None
+        finally:
+            if gaps and event is not None and not isinstance(event, Finish):
+                self._router.record_gaps(endpoint_id, gaps)
+
+    def _exhausted(self, llm: Llm, turn: _Turn) -> SwitchboardError:
+        errors = turn.errors
+        if not errors:
+            return _no_plan(self._router.plan(llm, turn.prompt_tokens, exclude=turn.attempted))
+        last = errors[-1]
+        if all(e.kind is ErrorKind.AUTHENTICATION for e in errors):
+            return FailedPrecondition(
+                f"every endpoint tried rejected its stored provider API key ({last.message}); "
+                "update the LLM's api_key", reason="UPSTREAM_KEY_REJECTED")
+        retry = max((e.retry_after_s or 0.0 for e in errors), default=0.0) or 1.0
+        causes = "; ".join(dict.fromkeys(e.message for e in errors))
+        return Unavailable(f"no endpoint could answer after {len(turn.attempted)} attempt(s): "
+                           f"{causes}", reason="UPSTREAM_UNAVAILABLE", retry_after_s=retry)
+
+
+def _terminal(error: UpstreamError) -> SwitchboardError:
+    if error.kind is ErrorKind.CONTEXT_LENGTH:
+        return InvalidArgument(f"the conversation is too long for every endpoint of this LLM: "
+                               f"{error.message}", reason="CONTEXT_LENGTH_EXCEEDED")
+    if error.kind is ErrorKind.CONTENT_FILTERED:
+        return FailedPrecondition(f"the provider's content filter refused: {error.message}",
+                                  reason="CONTENT_FILTERED")
+    if error.kind is ErrorKind.BAD_REQUEST:
+        return InvalidArgument(f"the provider rejected the request: {error.message}",
+                               reason="UPSTREAM_BAD_REQUEST")
+    return Unavailable(error.message, reason="UPSTREAM_UNAVAILABLE",
+                       retry_after_s=error.retry_after_s or 1.0)
+
+
+def _after_output(error: UpstreamError, tool_call_sent: bool) -> SwitchboardError:
+    why = ("a tool call was already streamed and is never replayed" if tool_call_sent
+           else "no other endpoint is left to restart the answer")
+    return Unavailable(f"the answer broke after output was streamed ({error.message}) and "
+                       f"{why}; discard the partial answer and retry the turn",
+                       reason="UPSTREAM_STREAM_BROKEN", retry_after_s=1.0)
+
+
+def _no_plan(plan: RoutePlan) -> SwitchboardError:
+    if plan.stop is StopReason.NO_ENDPOINTS:
+        return FailedPrecondition("this LLM has no endpoints", reason="NO_ENDPOINTS")
+    wait = plan.retry_after_s or 1.0
+    return Unavailable(f"no endpoint of this LLM can take traffic now ({plan.stop}); "
+                       f"retry in {wait:.1f}s", reason="NO_ENDPOINT_AVAILABLE",
+                       retry_after_s=wait)

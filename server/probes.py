@@ -1,0 +1,129 @@
+"""Sends the probes the scheduler asks for, and reports them to the router.
+
+A probe is a real, tiny turn: the fixed ~1,500-token prompt with a one-token output limit.
+It runs on its own small concurrency budget (never a live turn's slot), only for LLMs with an
+active session, and its first-token time updates the router with less weight than live traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+
+import structlog
+
+from server.chat import ChatRequest, Finish, Generation, Message, Role, TextPart
+from server.providers.base import UpstreamError
+from server.providers.registry import adapter_for
+from server.providers.transport import Timeouts, UpstreamClient
+from server.registry.model import Endpoint, Llm
+from server.registry.service import RegistryService
+from server.routing.clock import Clock
+from server.routing.probe_prompt import PROBE_MAX_OUTPUT_TOKENS, PROBE_PROMPT, PROBE_PROMPT_TOKENS
+from server.routing.probes import ProbeScheduler
+from server.routing.router import Router
+
+log = structlog.get_logger("switchboard.probes")
+
+PROBE_REQUEST = ChatRequest(
+    messages=(Message(Role.USER, (TextPart(PROBE_PROMPT),)),),
+    generation=Generation(max_output_tokens=PROBE_MAX_OUTPUT_TOKENS, temperature=0.0),
+)
+TICK_S = 1.0
+MAX_CONCURRENT_PROBES = 4
+
+
+class ProbeRunner:
+    def __init__(self, router: Router, clock: Clock, probes_per_hour: int) -> None:
+        self._router = router
+        self._enabled = probes_per_hour > 0
+        self._scheduler = ProbeScheduler(clock, random.Random(), max(1, probes_per_hour),
+                                         view=router)
+        self._accounts: dict[str, str] = {}  # active llm id -> account id
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_PROBES)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._registry: RegistryService | None = None
+        self._client: UpstreamClient | None = None
+        self._timeouts = Timeouts()
+        self.sent = 0
+
+    def bind(self, registry: RegistryService, client: UpstreamClient, timeouts: Timeouts
+             ) -> None:
+        self._registry, self._client, self._timeouts = registry, client, timeouts
+
+    def touch(self, account_id: str, llm_id: str, ttl_s: float) -> None:
+        """A session of ``llm_id`` is active for ``ttl_s`` more seconds."""
+        self._accounts[llm_id] = account_id
+        self._scheduler.keep_alive(llm_id, ttl_s)
+        self._wake.set()
+
+    async def run(self) -> None:
+        if not self._enabled:
+            return
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TICK_S):
+                        await self._wake.wait()
+                self._wake.clear()
+                await self._tick()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+
+    async def _tick(self) -> None:
+        assert self._registry is not None
+        llms: list[Llm] = []
+        for llm_id, account in list(self._accounts.items()):
+            if not self._scheduler.is_active(llm_id):
+                del self._accounts[llm_id]
+                self._scheduler.forget_llm(llm_id)
+                continue
+            try:
+                llms.append(await self._registry.resolve(account, llm_id))
+            except Exception:  # deleted meanwhile: stop probing it
+                del self._accounts[llm_id]
+                self._scheduler.forget_llm(llm_id)
+        by_id = {llm.id: llm for llm in llms}
+        for llm_id, endpoint_id in self._scheduler.due(time.monotonic(), llms):
+            endpoint = by_id[llm_id].endpoint(endpoint_id)
+            if endpoint is not None:
+                task = asyncio.create_task(self._probe(endpoint))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _probe(self, endpoint: Endpoint) -> None:
+        assert self._client is not None
+        async with self._slots:
+            router = self._router
+            router.attempt_started(endpoint.id, is_probe=True)
+            self.sent += 1
+            start = time.monotonic()
+            first = True
+            error: UpstreamError | None = None
+            stream = self._client.stream(adapter_for(endpoint.api_spec), endpoint,
+                                         PROBE_REQUEST, timeouts=self._timeouts)
+            try:
+                async for event in stream:
+                    if first:
+                        router.first_token(endpoint.id, time.monotonic() - start,
+                                           PROBE_PROMPT_TOKENS, is_probe=True)
+                        first = False
+                    if isinstance(event, Finish):
+                        break
+            except UpstreamError as exc:
+                error = exc
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # type: ignore[attr-defined]
+            if error is None:
+                router.attempt_succeeded(endpoint.id, is_probe=True)
+            else:
+                router.attempt_failed(endpoint.id, error, is_probe=True)
+            router.attempt_finished(endpoint.id, is_probe=True)
+            log.info("probe", endpoint=endpoint.id, ok=error is None,
+                     ms=round((time.monotonic() - start) * 1e3, 1),
+                     error=error.kind.value if error else None)

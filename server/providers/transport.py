@@ -1,0 +1,321 @@
+"""The one HTTP path to upstream LLMs, shared by every adapter.
+
+``UpstreamClient`` owns ONE aiohttp ``ClientSession`` (pooled keep-alive connections, explicit
+limits, transparent decompression, and no aiohttp default timeout: every wait has a named
+deadline). ``UpstreamClient.stream`` sends an adapter's request and yields ``StreamEvent``s:
+
+1. POST; the status is checked first. A non-2xx answer has its body read (at most 64 KiB) and
+   classified by the adapter.
+2. A 2xx answer that is not an event stream (``application/json`` to ``stream: true``, an
+   HTML page, Ollama's native NDJSON) is a PROTOCOL error with a message that says what to fix.
+3. The body is read with ``iter_any()`` (never line iteration, whose buffer a long event can
+   overflow) into the SSE parser and the adapter's decoder.
+
+Timeouts are phases (``Timeouts``): ``connect`` (pool slot + TCP/TLS), ``first_token`` (from
+the request start until the first text/reasoning/tool-call event; keep-alive comments do not
+extend it), ``between_chunks`` (any gap between received bytes after that) and ``total``.
+A timeout raises ``UpstreamTimeout`` (an ``UpstreamError`` of kind TIMEOUT) naming its phase.
+
+The response is closed (connection dropped, so the upstream sees the disconnect and stops
+generating) as soon as the consumer stops early: ``aclose()``, cancellation, an exception, or
+garbage collection of an abandoned iterator. Only a stream read to its end returns its
+connection to the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+
+from server.chat import ChatRequest, Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
+from server.providers.base import ErrorKind, HttpRequest, ProviderAdapter, UpstreamError
+from server.providers.errors import classify_error_object
+from server.providers.sse import DEFAULT_MAX_EVENT_BYTES, SseParser
+from server.registry.model import Endpoint
+
+MAX_ERROR_BODY_BYTES = 64 * 1024
+_CONTENT = (TextDelta, ReasoningDelta, ToolCallDelta)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Deadlines per phase of one upstream attempt, in seconds."""
+
+    connect_s: float = 10.0
+    first_token_s: float = 60.0
+    between_chunks_s: float = 30.0
+    total_s: float = 600.0
+
+    def capped(self, remaining_s: float | None) -> Timeouts:
+        """These timeouts with ``total_s`` cut to the caller's remaining time (if any)."""
+        if remaining_s is None or remaining_s >= self.total_s:
+            return self
+        return replace(self, total_s=max(0.0, remaining_s))
+
+
+class UpstreamTimeout(UpstreamError):
+    """An ``UpstreamError`` of kind TIMEOUT; ``phase`` is ``connect``, ``first_token``,
+    ``between_chunks`` or ``total``."""
+
+    def __init__(self, phase: str, message: str) -> None:
+        super().__init__(ErrorKind.TIMEOUT, message)
+        self.phase = phase
+
+
+class UpstreamClient:
+    """Owns the process-wide upstream ``ClientSession``. Use ``async with`` or ``close()``."""
+
+    def __init__(
+        self,
+        *,
+        timeouts: Timeouts | None = None,
+        limit: int = 1024,
+        limit_per_host: int = 256,
+        keepalive_s: float = 30.0,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        user_agent: str = "switchboard/0.1",
+    ) -> None:
+        self.timeouts = timeouts or Timeouts()
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+        self._keepalive_s = keepalive_s
+        self._max_event_bytes = max_event_bytes
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> UpstreamClient:
+        self.session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def session(self) -> aiohttp.ClientSession:
+        """The shared session, created on first use (inside the running event loop)."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._limit,
+                limit_per_host=self._limit_per_host,
+                keepalive_timeout=self._keepalive_s,
+                ttl_dns_cache=300,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                # No session-wide deadline (aiohttp's default is total=300 s); every request
+                # sets its own connect timeout and the reads are bounded by our phases.
+                timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_read=None),
+                auto_decompress=True,
+                headers={"User-Agent": self._user_agent},
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def stream(
+        self,
+        adapter: ProviderAdapter,
+        endpoint: Endpoint,
+        request: ChatRequest,
+        *,
+        timeouts: Timeouts | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream one upstream attempt. Raises ``UpstreamError`` (and subclasses) only.
+
+        Wrap it in ``contextlib.aclosing`` (or call ``aclose``) to stop early: the upstream
+        connection is closed at once.
+        """
+        return self._stream(adapter, endpoint, request, timeouts or self.timeouts)
+
+    async def _stream(
+        self, adapter: ProviderAdapter, endpoint: Endpoint, request: ChatRequest, t: Timeouts
+    ) -> AsyncIterator[StreamEvent]:
+        http = adapter.build_request(endpoint, request)
+        label: str = getattr(adapter, "label", "The upstream")
+        key = endpoint.api_key.reveal()
+        loop = asyncio.get_running_loop()
+        total_at = loop.time() + t.total_s
+        first_at = min(loop.time() + t.first_token_s, total_at)
+        resp = await self._send(http, t, first_at, total_at, label)
+        released = False
+        try:
+            await self._check_response(resp, adapter, label, key, t, total_at)
+            parser = SseParser(self._max_event_bytes)
+            decoder = adapter.new_decoder()
+            chunks = resp.content.iter_any()
+            deadline = first_at
+            content_seen = finished = False
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    if finished:  # the answer is complete; only the tail was lost
+                        break
+                    phase = (
+                        "total"
+                        if deadline >= total_at
+                        else ("between_chunks" if content_seen else "first_token")
+                    )
+                    raise _transport_error(exc, phase, label, http.url, t) from exc
+                if content_seen:
+                    deadline = min(loop.time() + t.between_chunks_s, total_at)
+                for sse in parser.feed(chunk):
+                    for ev in decoder.feed(sse):
+                        if not content_seen and isinstance(ev, _CONTENT):
+                            content_seen = True
+                            deadline = min(loop.time() + t.between_chunks_s, total_at)
+                        elif type(ev) is Finish:
+                            finished = True
+                        yield ev
+            for ev in decoder.close(parser.leftover()):
+                yield ev
+            resp.release()
+            released = True
+        except UpstreamError as err:
+            _redact_key(err, key)
+            raise
+        finally:
+            if not released:
+                resp.close()  # drop the connection: the upstream stops generating
+
+    async def _send(
+        self, http: HttpRequest, t: Timeouts, first_at: float, total_at: float, label: str
+    ) -> aiohttp.ClientResponse:
+        timeout = aiohttp.ClientTimeout(total=None, connect=t.connect_s, sock_connect=t.connect_s)
+        try:
+            async with asyncio.timeout_at(first_at):
+                return await self.session().request(
+                    http.method,
+                    http.url,
+                    data=http.body,
+                    headers=dict(http.headers),
+                    timeout=timeout,
+                    allow_redirects=False,
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            phase = "total" if first_at >= total_at else "first_token"
+            raise _transport_error(exc, phase, label, http.url, t) from exc
+
+    async def _check_response(
+        self,
+        resp: aiohttp.ClientResponse,
+        adapter: ProviderAdapter,
+        label: str,
+        key: str,
+        t: Timeouts,
+        total_at: float,
+    ) -> None:
+        status = resp.status
+        if not 200 <= status < 300:
+            body = await _read_bounded(resp, t, total_at)
+            raise adapter.classify_error(status, resp.headers, body)
+        mime = resp.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if mime in ("text/event-stream", ""):
+            return
+        if "json" in mime or "html" in mime:
+            body = await _read_bounded(resp, t, total_at)
+            raise _not_a_stream(mime, body, label)
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, t: Timeouts, total_at: float) -> bytes:
+    """At most ``MAX_ERROR_BODY_BYTES`` of the body; whatever arrived if reading fails."""
+    parts: list[bytes] = []
+    size = 0
+    deadline = min(asyncio.get_running_loop().time() + t.between_chunks_s, total_at)
+    try:
+        async with asyncio.timeout_at(deadline):
+            async for chunk in resp.content.iter_any():
+                parts.append(chunk)
+                size += len(chunk)
+                if size >= MAX_ERROR_BODY_BYTES:
+                    break
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        pass  # classify what we have
+    return b"".join(parts)[:MAX_ERROR_BODY_BYTES]
+
+
+def _not_a_stream(mime: str, body: bytes, label: str) -> UpstreamError:
+    if "ndjson" in mime:
+        return UpstreamError(
+            ErrorKind.PROTOCOL,
+            f"{label} returns {mime} (newline-delimited JSON) instead of server-sent events; "
+            "this looks like Ollama's native API: register the OpenAI-compatible base_url "
+            "ending in /v1",
+        )
+    if "html" in mime:
+        return UpstreamError(
+            ErrorKind.PROTOCOL,
+            f"{label} returned an HTML page (status 200) instead of an event stream; "
+            "check base_url",
+        )
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict) and parsed.get("error"):
+        return classify_error_object(parsed, label=label)
+    return UpstreamError(
+        ErrorKind.PROTOCOL,
+        f"{label} returns {mime} to stream: true; the server does not stream. Check base_url "
+        "and that the server supports streaming chat completions",
+    )
+
+
+def _transport_error(
+    exc: BaseException, phase: str, label: str, url: str, t: Timeouts
+) -> UpstreamError:
+    host = urlsplit(url).hostname or "the upstream"
+    if isinstance(exc, aiohttp.ServerTimeoutError | aiohttp.ConnectionTimeoutError):
+        return UpstreamTimeout(
+            "connect", f"could not connect to {host} within {t.connect_s:g}s (connect timeout)"
+        )
+    if isinstance(exc, TimeoutError):
+        what = {
+            "first_token": f"{label} ({host}) sent no content within {t.first_token_s:g}s",
+            "between_chunks": f"{label} ({host}) sent nothing for {t.between_chunks_s:g}s "
+            "in the middle of the answer",
+            "total": f"{label} ({host}) did not finish within {t.total_s:g}s",
+        }[phase]
+        return UpstreamTimeout(phase, f"{what} ({phase} timeout)")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        what = f"could not resolve the host {host}; check base_url"
+    elif isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        what = f"the TLS handshake with {host} failed (certificate or protocol)"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or type(exc.os_error).__name__
+        what = f"could not connect to {host}: {reason}"
+    elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        what = f"{host} closed the connection before the response was complete"
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        return UpstreamError(
+            ErrorKind.PROTOCOL, f"{host} sent a malformed HTTP response; check base_url"
+        )
+    elif isinstance(exc, aiohttp.InvalidURL | ValueError):
+        what = "the endpoint's base_url is not a valid http(s) URL"
+    else:
+        what = f"the connection to {host} failed ({type(exc).__name__})"
+    return UpstreamError(ErrorKind.CONNECTION, what)
+
+
+def _redact_key(err: UpstreamError, key: str) -> UpstreamError:
+    """Belt and braces: the endpoint's own key never survives in a message."""
+    if len(key) >= 6 and key in err.message:
+        err.message = err.message.replace(key, "<redacted>")
+        err.args = (err.message,)
+    return err

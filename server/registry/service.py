@@ -1,0 +1,330 @@
+"""Registering, reading, changing and deleting LLMs for an account.
+
+Input arrives as drafts (already translated from protos by the edge), is checked field by
+field, gets its keys sealed by the vault, and is stored. Turns read LLMs through ``resolve``,
+which keeps decrypted LLMs in a small cache so that the hot path neither hits the database nor
+decrypts on every turn; the cache entry lives ``cache_ttl_s`` so that replicas sharing one
+database see each other's changes within that time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import orjson
+
+from server.chat import Generation
+from server.errors import Aborted, InvalidArgument, NotFound, Violations
+from server.registry.codec import Sealer, from_record, to_record_body
+from server.registry.model import ApiSpec, Endpoint, Llm, RoutingPolicy
+from server.secret import Secret
+from server.store.base import LlmRecord, Store
+
+MAX_ENDPOINTS = 16
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 50
+UPDATABLE = frozenset({"display_name", "endpoints", "generation", "routing"})
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointDraft:
+    id: str
+    api_spec: ApiSpec | None  # None: unset or unknown (``api_spec_raw`` says which)
+    base_url: str
+    model: str
+    api_key: Secret | None
+    api_spec_raw: int = 0
+    api_version: str = ""
+    label: str = ""
+    priority: int = 0
+    context_window_tokens: int = 0
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LlmDraft:
+    display_name: str
+    endpoints: tuple[EndpointDraft, ...]
+    generation: Generation = Generation()
+    policy: RoutingPolicy = RoutingPolicy()
+    etag: str = ""
+
+
+UrlGuard = Callable[[str, str], Awaitable[None]]  # (url, field path) -> raises InvalidArgument
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def check_generation(g: Generation, path: str, v: Violations) -> None:
+    if g.temperature is not None and not 0 <= g.temperature <= 2:
+        v.add(f"{path}.temperature", "must be between 0 and 2")
+    if g.top_p is not None and not 0 < g.top_p <= 1:
+        v.add(f"{path}.top_p", "must be greater than 0 and at most 1")
+    if g.max_output_tokens is not None and g.max_output_tokens <= 0:
+        v.add(f"{path}.max_output_tokens", "must be positive")
+    if len(g.stop) > 4:
+        v.add(f"{path}.stop_sequences", "at most 4 stop sequences are allowed")
+
+
+def _check_endpoint(e: EndpointDraft, path: str, v: Violations, new_key_needed: bool) -> None:
+    if e.api_spec is None:
+        if e.api_spec_raw:
+            v.add(f"{path}.api_spec", f"unknown api spec {e.api_spec_raw}; use "
+                  "API_SPEC_OPENAI, API_SPEC_AZURE_OPENAI, API_SPEC_GEMINI or API_SPEC_GROQ")
+        else:
+            v.add(f"{path}.api_spec", "is required: API_SPEC_OPENAI, API_SPEC_AZURE_OPENAI, "
+                  "API_SPEC_GEMINI or API_SPEC_GROQ (self-hosted servers speak OPENAI)")
+    parts = urlsplit(e.base_url.strip())
+    if not e.base_url:
+        v.add(f"{path}.base_url", "is required, for example https://api.openai.com/v1")
+    elif parts.scheme not in ("http", "https") or not parts.hostname:
+        v.add(f"{path}.base_url", f"{e.base_url[:100]!r} is not an http(s) URL with a host, "
+              "for example https://api.openai.com/v1")
+    elif parts.query or parts.fragment:
+        v.add(f"{path}.base_url", "must not carry a query or fragment; put keys in api_key")
+    if not e.model.strip():
+        what = "the deployment name" if e.api_spec is ApiSpec.AZURE_OPENAI else "the model name"
+        v.add(f"{path}.model", f"is required: {what}")
+    if (
+        e.api_spec is ApiSpec.AZURE_OPENAI
+        and not e.api_version
+        and not e.base_url.rstrip("/").endswith("/openai/v1")
+    ):
+        v.add(f"{path}.api_version", "is required for Azure deployment URLs, e.g. 2024-10-21")
+    if new_key_needed and e.api_key is None:
+        v.add(f"{path}.api_key", "is required for a new endpoint (use an empty string only "
+              "for servers without authentication)")
+    if e.priority < 0:
+        v.add(f"{path}.priority", "must be 0 or more (lower is preferred)")
+    if e.context_window_tokens < 0:
+        v.add(f"{path}.context_window_tokens", "must be 0 (unknown) or more")
+
+
+def check_draft(draft: LlmDraft, existing: Llm | None, fields: frozenset[str]) -> None:
+    """Raises InvalidArgument with every field violation of ``draft`` (only ``fields``)."""
+    v = Violations()
+    if "display_name" in fields:
+        if not draft.display_name.strip():
+            v.add("llm.display_name", "is required")
+        elif len(draft.display_name) > 200:
+            v.add("llm.display_name", "must be at most 200 characters")
+    if "endpoints" in fields:
+        if not draft.endpoints:
+            v.add("llm.endpoints", "at least one endpoint is required")
+        elif len(draft.endpoints) > MAX_ENDPOINTS:
+            v.add("llm.endpoints", f"at most {MAX_ENDPOINTS} endpoints are allowed")
+        known = {e.id for e in existing.endpoints} if existing else set()
+        for i, e in enumerate(draft.endpoints):
+            _check_endpoint(e, f"llm.endpoints[{i}]", v, new_key_needed=e.id not in known)
+    if "generation" in fields:
+        check_generation(draft.generation, "llm.generation", v)
+    v.raise_if_any()
+
+
+def _etag(body: dict[str, object], display_name: str) -> str:
+    digest = hashlib.sha256(orjson.dumps([display_name, body], option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()[:16]
+
+
+def _encode_token(record: LlmRecord) -> str:
+    raw = f"{record.create_time.isoformat()}|{record.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        when, llm_id = raw.split("|", 1)
+        return datetime.fromisoformat(when), llm_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument(
+            "page_token is not a token returned by ListLlms; start again with an empty token",
+            reason="INVALID_PAGE_TOKEN",
+        ) from None
+
+
+class RegistryService:
+    def __init__(
+        self,
+        store: Store,
+        sealer: Sealer,
+        url_guard: UrlGuard | None = None,
+        cache_ttl_s: float = 2.0,
+        on_delete: Callable[[Llm], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._sealer = sealer
+        self._url_guard = url_guard
+        self._cache_ttl_s = cache_ttl_s
+        self._cache: dict[str, tuple[float, Llm]] = {}
+        self._on_delete = on_delete
+
+    async def _guard_urls(self, draft: LlmDraft) -> None:
+        if self._url_guard is not None:
+            for i, e in enumerate(draft.endpoints):
+                await self._url_guard(e.base_url, f"llm.endpoints[{i}].base_url")
+
+    def _endpoints(self, draft: LlmDraft, existing: Llm | None) -> tuple[Endpoint, ...]:
+        out = []
+        for e in draft.endpoints:
+            old = existing.endpoint(e.id) if existing and e.id else None
+            key = e.api_key if e.api_key is not None else (old.api_key if old else Secret(""))
+            assert e.api_spec is not None  # checked by check_draft
+            out.append(
+                Endpoint(
+                    id=old.id if old else new_id("ep"),
+                    api_spec=e.api_spec,
+                    base_url=e.base_url.strip().rstrip("/"),
+                    model=e.model.strip(),
+                    api_key=key,
+                    api_version=e.api_version,
+                    label=e.label,
+                    priority=e.priority,
+                    context_window_tokens=e.context_window_tokens,
+                    extra_headers=e.extra_headers,
+                    capabilities=old.capabilities if old else {},
+                )
+            )
+        return tuple(out)
+
+    async def prepare_new(self, account_id: str, draft: LlmDraft) -> Llm:
+        """Checks a draft and builds the LLM it describes, without storing it."""
+        check_draft(draft, None, UPDATABLE)
+        await self._guard_urls(draft)
+        now = datetime.now(UTC)
+        return Llm(
+            id=new_id("llm"),
+            account_id=account_id,
+            display_name=draft.display_name.strip(),
+            endpoints=self._endpoints(draft, None),
+            generation=draft.generation,
+            policy=draft.policy,
+            create_time=now,
+            update_time=now,
+        )
+
+    async def store_new(self, llm: Llm) -> Llm:
+        body = to_record_body(llm, self._sealer)
+        etag = _etag(body, llm.display_name)
+        assert llm.create_time and llm.update_time
+        await self._store.create_llm(
+            LlmRecord(llm.id, llm.account_id, llm.display_name, body, llm.create_time,
+                      llm.update_time, etag)
+        )
+        stored = replace(llm, etag=etag)
+        self._cache[llm.id] = (time.monotonic(), stored)
+        return stored
+
+    async def get(self, account_id: str, llm_id: str) -> Llm:
+        record = await self._store.get_llm(account_id, llm_id) if llm_id else None
+        if record is None:
+            raise NotFound(f"LLM {llm_id!r} not found", resource_type="llm",
+                           resource_name=llm_id, reason="LLM_NOT_FOUND")
+        llm = from_record(record, self._sealer)
+        self._cache[llm.id] = (time.monotonic(), llm)
+        return llm
+
+    async def resolve(self, account_id: str, llm_id: str) -> Llm:
+        """The LLM for a turn, from the cache when fresh."""
+        hit = self._cache.get(llm_id)
+        if hit is not None and time.monotonic() - hit[0] < self._cache_ttl_s:
+            llm = hit[1]
+            if llm.account_id == account_id:
+                return llm
+        return await self.get(account_id, llm_id)
+
+    async def list(self, account_id: str, page_size: int, page_token: str
+                   ) -> tuple[list[Llm], str]:
+        if page_size < 0:
+            v = Violations()
+            v.add("page_size", f"must not be negative (got {page_size}); 0 means the default "
+                  f"of {DEFAULT_PAGE_SIZE}")
+            v.raise_if_any()
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after = _decode_token(page_token) if page_token else None
+        records = await self._store.list_llms(account_id, size + 1, after)
+        page = records[:size]
+        token = _encode_token(page[-1]) if len(records) > size else ""
+        return [from_record(r, self._sealer) for r in page], token
+
+    async def prepare_update(
+        self, account_id: str, llm_id: str, draft: LlmDraft, mask: frozenset[str]
+    ) -> tuple[Llm, Llm]:
+        """Checks an update; returns (existing, updated) without storing."""
+        unknown = mask - UPDATABLE
+        if not mask or unknown:
+            v = Violations()
+            v.add("update_mask", f"unknown or output-only field {sorted(unknown)[0]!r}; "
+                  f"updatable: {', '.join(sorted(UPDATABLE))}" if unknown
+                  else f"is required; updatable: {', '.join(sorted(UPDATABLE))}")
+            v.raise_if_any()
+        existing = await self.get(account_id, llm_id)
+        if draft.etag and draft.etag != existing.etag:
+            raise Aborted(f"LLM {llm_id!r} changed since etag {draft.etag!r} was read; "
+                          "get it again and retry the update")
+        check_draft(draft, existing, mask)
+        if "endpoints" in mask:
+            await self._guard_urls(draft)
+        updated = replace(
+            existing,
+            display_name=(draft.display_name.strip() if "display_name" in mask
+                          else existing.display_name),
+            endpoints=self._endpoints(draft, existing) if "endpoints" in mask
+            else existing.endpoints,
+            generation=draft.generation if "generation" in mask else existing.generation,
+            policy=draft.policy if "routing" in mask else existing.policy,
+            update_time=datetime.now(UTC),
+        )
+        return existing, updated
+
+    async def store_update(self, existing: Llm, updated: Llm) -> Llm:
+        body = to_record_body(updated, self._sealer)
+        etag = _etag(body, updated.display_name)
+        assert updated.create_time and updated.update_time
+        record = LlmRecord(updated.id, updated.account_id, updated.display_name, body,
+                           updated.create_time, updated.update_time, etag)
+        if not await self._store.replace_llm(record, existing.etag):
+            raise Aborted(f"LLM {updated.id!r} was changed concurrently; get it and retry")
+        stored = replace(updated, etag=etag)
+        self._cache[stored.id] = (time.monotonic(), stored)
+        return stored
+
+    async def delete(self, account_id: str, llm_id: str, etag: str) -> None:
+        existing = await self.get(account_id, llm_id)
+        if etag and etag != existing.etag:
+            raise Aborted(f"LLM {llm_id!r} changed since etag {etag!r} was read")
+        if not await self._store.delete_llm(account_id, llm_id, etag):
+            raise Aborted(f"LLM {llm_id!r} was changed concurrently; get it and retry")
+        self._cache.pop(llm_id, None)
+        if self._on_delete is not None:
+            self._on_delete(existing)
+
+    async def set_capabilities(self, account_id: str, llm_id: str,
+                               capabilities: dict[str, dict[str, object]]) -> None:
+        """Records what validation detected on each endpoint (best effort, last write wins)."""
+        existing = await self.get(account_id, llm_id)
+        endpoints = tuple(replace(e, capabilities=dict(capabilities.get(e.id, e.capabilities)))
+                          for e in existing.endpoints)
+        await self.store_update(existing, replace(existing, endpoints=endpoints))
+
+    async def rewrap_all(self, rewrap: Callable[[LlmRecord], LlmRecord]) -> int:
+        """Re-seals every stored secret (key rotation); returns how many LLMs changed.
+
+        The etag is kept: the LLM's content does not change, only how its keys are wrapped.
+        """
+        count = 0
+        for record in await self._store.all_llms():
+            new = rewrap(record)
+            if new is not record and await self._store.replace_llm(new, record.etag):
+                count += 1
+        self._cache.clear()
+        return count

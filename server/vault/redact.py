@@ -1,0 +1,182 @@
+"""The backstop against secrets in logs and error messages.
+
+Code should never log a key; this module catches the ones that slip through:
+
+- ``Redactor``, a structlog processor. It replaces the value of any event key named like a
+  credential (``api_key``, ``authorization``, ``x-goog-api-key``, ``password``, ``secret``,
+  ``token``..., case-insensitive, ``-`` = ``_``) unless the value is a number or a bool (token
+  *counts* are fine), replaces every ``Secret``, and ``scrub``s every string, recursively through
+  dicts, lists and tuples (copies; the caller's objects are not modified). Other objects are
+  logged as their scrubbed ``str()``. Place it last before the renderer, after
+  ``format_exc_info``/``dict_tracebacks``, so tracebacks are scrubbed too; ``exc_info`` and keys
+  starting with ``_`` (structlog/stdlib internals) pass through untouched.
+- ``scrub(text)``: masks key-shaped substrings: ``sk-...``, ``gsk_...``, ``AIza...``, JWTs,
+  ``Bearer <token>``, whatever follows ``Authorization:``, ``key=``/``api_key=``/``sig=``... in
+  URLs, ``"api_key": "..."``-style pairs, and our own ``sb_<id>_...`` caller keys (keeping the
+  id). The provider layer runs upstream error messages, URLs and headers (``scrub_headers``)
+  through it before logging or returning them.
+- ``KnownSecrets``: exact values the process holds (decrypted provider keys), for keys with no
+  recognisable shape such as Azure's 32 hex characters. It stores BLAKE2b digests of each
+  value's tokens, not the values, so it is not one more copy of every key to guard. A string is
+  split into tokens (runs of ``A-Z a-z 0-9 _ -``) and a token is masked when its digest is
+  known: a dict lookup per token, independent of how many secrets are registered. A value is
+  registered as its own tokens of at least 8 characters, so one with ``+``, ``/`` or ``=`` is
+  masked piecewise; a key embedded in a longer token (no separator) is not found. Entries are
+  never removed: masking a retired key is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from server.secret import Secret
+
+REDACTED = "[REDACTED]"
+_MAX_DEPTH = 8
+
+_SENSITIVE_NAME = re.compile(
+    r"(?:^|_)(?:api_?key|authorization|password|passwd|secret|client_secret|token|cookie"
+    r"|set_cookie|credentials?|bearer|private_key|master_key|data_key)(?:$|_)"
+)
+
+# (pattern, replacement); applied in order. Values already replaced by REDACTED never match.
+_WB = r"(?<![A-Za-z0-9_-])"
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\])[^\s\"',;}][^\"'\r\n,;}]*"
+        ),
+        rf"\1{REDACTED}",
+    ),
+    (re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/-]+=*"), rf"\1\2{REDACTED}"),
+    (
+        re.compile(
+            r"(?i)([?&;](?:key|api[_-]?key|apikey|access_token|token|sig|signature|password"
+            r"|secret|client_secret|x-amz-signature|x-amz-security-token|code)=)[^&#\s\"'<>]+"
+        ),
+        rf"\1{REDACTED}",
+    ),
+    (
+        re.compile(
+            r"(?i)((?<![A-Za-z0-9_])[\"']?(?:x-goog-api-key|x-api-key|api[_-]?key|apikey"
+            r"|access[_-]?token|refresh[_-]?token|client[_-]?secret|password|passwd|secret"
+            r"|token)[\"']?\s*[:=]\s*[\"']?)"
+            r"(?!\[REDACTED\])([^\s\"',&;}]+)"
+        ),
+        rf"\1{REDACTED}",
+    ),
+    (re.compile(_WB + r"sb_([a-z0-9]{4,32})_[A-Za-z0-9_-]{16,}"), rf"sb_\1_{REDACTED}"),
+    (re.compile(_WB + r"(sk-|gsk_|xai-|hf_)[A-Za-z0-9_-]{10,}"), rf"\1{REDACTED}"),
+    (re.compile(_WB + r"AIza[0-9A-Za-z_-]{20,}"), f"AIza{REDACTED}"),
+    (re.compile(_WB + r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), REDACTED),
+)
+# Cheap pre-check: a string matching none of these cannot match any pattern above.
+_TRIGGER = re.compile(
+    r"(?i)authorization|bearer|key|token|secret|passw|[?&;][^=\s]*=|sb_|sk-|gsk_|xai-|hf_|aiza|eyj"
+)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class KnownSecrets:
+    """Exact secret values to mask wherever they appear as a token (see module docs)."""
+
+    __slots__ = ("_digests",)
+    MIN_LENGTH = 8
+
+    def __init__(self) -> None:
+        self._digests: set[bytes] = set()
+
+    @staticmethod
+    def _digest(token: str) -> bytes:
+        return hashlib.blake2b(token.encode(), digest_size=16).digest()
+
+    def add(self, value: Secret | str) -> bool:
+        """Registers a value; False if it has no token long enough to mask safely."""
+        text = value.reveal() if isinstance(value, Secret) else value
+        tokens = [t for t in _TOKEN.findall(text) if len(t) >= self.MIN_LENGTH]
+        self._digests.update(self._digest(t) for t in tokens)
+        return bool(tokens)
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def __repr__(self) -> str:
+        return f"KnownSecrets({len(self._digests)} tokens)"
+
+    def mask(self, text: str) -> str:
+        if not self._digests:
+            return text
+        digests, digest, minimum = self._digests, self._digest, self.MIN_LENGTH
+
+        def replace(m: re.Match[str]) -> str:
+            token = m.group()
+            return REDACTED if len(token) >= minimum and digest(token) in digests else token
+
+        return _TOKEN.sub(replace, text)
+
+
+def scrub(text: str, known: KnownSecrets | None = None) -> str:
+    """``text`` with key-shaped substrings and known secrets masked."""
+    if _TRIGGER.search(text):
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+    return known.mask(text) if known is not None else text
+
+
+def is_sensitive_name(name: str) -> bool:
+    """Whether a field or header name (``X-Goog-Api-Key``, ``api_key``) holds a credential."""
+    return _SENSITIVE_NAME.search(name.lower().replace("-", "_")) is not None
+
+
+def scrub_headers(headers: Mapping[str, str], known: KnownSecrets | None = None) -> dict[str, str]:
+    """A copy of ``headers`` safe to log: credential headers masked, other values scrubbed."""
+    return {
+        name: REDACTED if is_sensitive_name(name) else scrub(str(value), known)
+        for name, value in headers.items()
+    }
+
+
+class Redactor:
+    """structlog processor: ``structlog.configure(processors=[..., Redactor(known), renderer])``."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self, known: KnownSecrets | None = None) -> None:
+        self._known = known
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in event_dict.items():
+            if key == "exc_info" or key.startswith("_"):
+                continue
+            event_dict[key] = self._field(key, value, 0)
+        return event_dict
+
+    def _field(self, name: str, value: Any, depth: int) -> Any:
+        if is_sensitive_name(name) and not _is_number(value):
+            return REDACTED
+        return self._value(value, depth)
+
+    def _value(self, value: Any, depth: int) -> Any:
+        if value is None or _is_number(value):
+            return value
+        if isinstance(value, str):
+            return scrub(value, self._known)
+        if isinstance(value, Secret):
+            return REDACTED
+        if depth < _MAX_DEPTH:
+            if isinstance(value, Mapping):
+                return {str(k): self._field(str(k), v, depth + 1) for k, v in value.items()}
+            if isinstance(value, list | tuple | set | frozenset):
+                return [self._value(v, depth + 1) for v in value]
+        if isinstance(value, bytes | bytearray):
+            return scrub(bytes(value).decode("utf-8", "replace"), self._known)
+        return scrub(str(value), self._known)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float)

@@ -1,0 +1,70 @@
+"""Shared test helpers: a real Switchboard on port 0 with real simulators on loopback."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from switchboard.v1 import llm_pb2 as lpb
+
+from server.app import Switchboard
+from server.config import Settings
+from switchboard_client import AsyncClient
+
+API_KEY = "test-static-key-0123456789"
+SPECS = {
+    "openai": lpb.API_SPEC_OPENAI,
+    "azure_openai": lpb.API_SPEC_AZURE_OPENAI,
+    "gemini": lpb.API_SPEC_GEMINI,
+    "groq": lpb.API_SPEC_GROQ,
+}
+
+
+def master_keys() -> str:
+    return "test1:" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+
+
+def settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = dict(
+        host="127.0.0.1",
+        grpc_port=0,
+        database=str(tmp_path / "switchboard.db"),
+        api_keys=(API_KEY,),
+        master_keys=master_keys(),
+        allow_http_upstreams=True,
+        upstream_allow_cidrs=("127.0.0.0/8",),
+        grace_period_s=5.0,
+        log_format="json",
+    )
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running(s: Settings) -> AsyncIterator[Switchboard]:
+    app = Switchboard(s)
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop(grace_s=1.0)
+
+
+def endpoint(sim: object, spec: str = "openai", model: str = "sim-model", key: str = "sk-test",
+             **fields: object) -> lpb.Endpoint:
+    ep = lpb.Endpoint(api_spec=SPECS[spec], base_url=sim.base_url, model=model,  # type: ignore[attr-defined]
+                      api_key=key, **fields)  # type: ignore[arg-type]
+    if spec == "azure_openai" and not ep.api_version:
+        ep.api_version = "2024-10-21"
+    return ep
+
+
+async def create_llm(client: AsyncClient, *endpoints: lpb.Endpoint, name: str = "test-llm",
+                     **fields: object) -> lpb.Llm:
+    response = await client.create_llm(
+        lpb.Llm(display_name=name, endpoints=list(endpoints), **fields),  # type: ignore[arg-type]
+        skip_validation=True)
+    return response.llm
