@@ -29,7 +29,7 @@ $(BUF):
 	cd .tools && npm install --silent --no-audit --no-fund @bufbuild/buf@1 >/dev/null
 
 demo: $(STAMP)
-	$(BIN)/python -m tests.demo
+	$(BIN)/python -m server.demo
 
 run: $(STAMP)
 	$(BIN)/switchboard serve

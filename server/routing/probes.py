@@ -44,9 +44,10 @@ class ProbeView(Protocol):
 class _Probes:
     """Probe history of one endpoint."""
 
-    __slots__ = ("interval_s", "last_sent", "sent")
+    __slots__ = ("first_seen", "interval_s", "last_sent", "sent")
 
-    def __init__(self, interval_s: float) -> None:
+    def __init__(self, first_seen: float, interval_s: float) -> None:
+        self.first_seen = first_seen
         self.sent: deque[float] = deque()  # budgeted probes within the last hour
         self.last_sent: float | None = None
         self.interval_s = interval_s
@@ -119,7 +120,7 @@ class ProbeScheduler:
             return False
         rec = self._endpoints.get(endpoint_id)
         if rec is None:
-            rec = self._endpoints[endpoint_id] = _Probes(self._next_interval())
+            rec = self._endpoints[endpoint_id] = _Probes(now, self._next_interval())
         if status.trial_available:
             rec.last_sent = now
             return True
@@ -140,13 +141,13 @@ class ProbeScheduler:
 
     def _overdue_s(self, rec: _Probes, status: ProbeStatus, now: float) -> float:
         """How long ago the next probe became due (negative: not yet). With neither a probe
-        nor a sample on record, a probe is due from the start (warm-up)."""
+        nor a sample on record, a probe is due since the endpoint was first seen (warm-up)."""
         refreshed = rec.last_sent
         if status.last_sample_age_s is not None:
             sampled = now - status.last_sample_age_s
             refreshed = sampled if refreshed is None else max(refreshed, sampled)
         if refreshed is None:
-            return 0.0
+            return now - rec.first_seen
         return now - (refreshed + rec.interval_s)
 
     def _next_interval(self) -> float:

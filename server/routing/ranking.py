@@ -129,8 +129,6 @@ class Ranker:
         ranked: list[_Ranked],
     ) -> tuple[SkipReason | None, float]:
         """Append ``ep`` to ``ranked`` if eligible; else why not and how long until it may be."""
-        if ep.id in exclude:
-            return SkipReason.EXCLUDED, math.inf
         if larger_than is not None and ep.context_window_tokens <= larger_than:
             return SkipReason.CONTEXT_WINDOW_TOO_SMALL, math.inf
         st = self._state_of(ep.id)
@@ -143,6 +141,8 @@ class Ranker:
             return SkipReason.CIRCUIT_OPEN, breaker.open_remaining_s(now)
         if state is CircuitState.HALF_OPEN and breaker.trial_in_flight(now):
             return SkipReason.TRIAL_IN_FLIGHT, self._config.trial_busy_retry_after_s
+        if ep.id in exclude:  # after the checks above, so a plan says when it could retry
+            return SkipReason.EXCLUDED, math.inf
         window = ep.context_window_tokens
         fits = window <= 0 or prompt_tokens <= window
         expected = st.latency.expected_ttft_s(prompt_tokens)

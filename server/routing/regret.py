@@ -143,8 +143,8 @@ class _RouterPolicy:
             return None, None
         ids = plan.endpoint_ids
         first = self.index[ids[0]]
-        if not self.router.attempt_started(ids[0]):
-            return self._failover(turn, ids[0], [ids[0]], 0.0), first
+        if not self.router.attempt_started(ids[0]):  # only under concurrency; turns here are not
+            return None, first
         t1 = self._ttft(ids[0], turn)
         if t1 is None:
             return self._failover(turn, ids[0], [ids[0]], _FAIL_AFTER_S), first
@@ -294,11 +294,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = SimConfig(turns=args.turns, seed=args.seed, hedging=not args.no_hedging)
     trace = fleet_trace(config)
-    print(f"{config.turns} turns, {len(config.centers_s)} endpoints, seed {config.seed}, "
-          f"hedging {'on' if config.hedging else 'off'}")  # fmt: skip
+    hedging = "on" if config.hedging else "off"
+    n = len(config.centers_s)
+    print(f"{config.turns} turns, {n} endpoints, seed {config.seed}, hedging {hedging}")
     print("regret = achieved TTFT - best current mean TTFT among endpoints that are up")
-    print(f"{'policy':<8} {'mean regret':>12} {'p95 regret':>11} {'to best':>8} "
-          f"{'mean ttft':>10} {'unserved':>9}")  # fmt: skip
+    header = ("policy", "mean regret", "p95 regret", "to best", "mean ttft", "unserved")
+    print("{:<8} {:>12} {:>11} {:>8} {:>10} {:>9}".format(*header))
     for policy in ("router", "random", "oracle"):
         r = run(config, policy, trace)
         print(

@@ -104,7 +104,8 @@ class Simulator:
     # Addresses ---------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        if self._runner is None:
+        """The bound port (still readable after ``close``)."""
+        if self._port == 0:
             raise RuntimeError("simulator not started")
         return self._port
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -19,8 +21,8 @@ from server.routing.breaker import (
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 
 
-def breaker(**kw: float) -> CircuitBreaker:
-    return CircuitBreaker(BreakerConfig(**kw), random.Random(7))  # type: ignore[arg-type]
+def breaker(**kw: Any) -> CircuitBreaker:
+    return CircuitBreaker(replace(BreakerConfig(), **kw), random.Random(7))
 
 
 def test_opens_after_three_consecutive_failures() -> None:

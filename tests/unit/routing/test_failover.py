@@ -60,13 +60,21 @@ def test_single_rate_limited_endpoint_gives_an_empty_plan_with_retry_after(
     assert plan.retry_after_s == 2.0
 
 
+def test_a_rate_limited_single_endpoint_says_when_to_retry(
+    router: Router, make_llm: MakeLlm
+) -> None:
+    e = err(ErrorKind.RATE_LIMITED, retry_after_s=2.0)
+    fail(router, "solo", e)
+    plan = router.next_after(make_llm("solo"), 500, "solo", e, ["solo"])
+    assert plan.candidates == ()
+    assert plan.stop is StopReason.ALL_UNAVAILABLE and plan.retry_after_s == 2.0
+
+
 def test_context_length_fails_over_only_to_larger_windows(
     router: Router, make_llm: MakeLlm
 ) -> None:
-    llm = make_llm(
-        "w8k", "w4k", "w32k", "unknown", "w128k",
-        window={"w8k": 8_000, "w4k": 4_000, "w32k": 32_000, "w128k": 128_000},
-    )  # fmt: skip
+    windows = {"w8k": 8_000, "w4k": 4_000, "w32k": 32_000, "w128k": 128_000}
+    llm = make_llm("w8k", "w4k", "w32k", "unknown", "w128k", window=windows)
     fail(router, "w8k", err(ErrorKind.CONTEXT_LENGTH))
     plan = router.next_after(llm, 7_000, "w8k", err(ErrorKind.CONTEXT_LENGTH), ["w8k"])
     assert set(plan.endpoint_ids) == {"w32k", "w128k"}

@@ -185,3 +185,14 @@ def test_forgotten_llms_are_no_longer_active(clock: FakeClock, router: Router) -
     assert probes.is_active("llm-1")
     probes.forget_llm("llm-1")
     assert not probes.is_active("llm-1")
+
+
+def test_a_busy_endpoint_never_sampled_is_warmed_up_once_it_waited_too_long(
+    clock: FakeClock, router: Router, make_llm: MakeLlm
+) -> None:
+    llm = make_llm("stuck")
+    probes = ProbeScheduler(clock, random.Random(1), 4, view=router, max_defer_s=300.0)
+    probes.touch(llm.id, clock.monotonic() + DAY_S)
+    assert router.attempt_started("stuck")  # a live turn that never produces a token
+    sent = run(clock, router, probes, llm, 600.0)
+    assert [t - 1000.0 for t in sent["stuck"]] == [310.0]

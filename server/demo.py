@@ -1,0 +1,101 @@
+"""``make demo``: Switchboard end to end on loopback, in about ten seconds.
+
+It starts two simulated upstreams speaking the OpenAI wire format (a fast "eu-west" one and a
+slower "us-east" one), a Switchboard server with a fresh SQLite file and a development master
+key, registers one LLM with both endpoints, and streams three turns of a session:
+
+1. a normal turn: routed to the fastest endpoint, reasoning printed apart from the text;
+2. the fast endpoint breaks mid-answer: Switchboard restarts the answer on the other endpoint
+   and tells the client which text to discard (a ``failover`` event);
+3. the fast endpoint is healthy again and the conversation goes on with its history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from switchboard.v1 import llm_pb2 as lpb
+
+from server import logs
+from server.app import Switchboard
+from server.config import Settings
+from server.simulator import Behavior, Fault, FaultKind, Simulator
+from server.vault.keys import generate_key_file
+from switchboard_client import Client
+from switchboard_client.cli import stream_turn
+
+API_KEY = "demo-key-not-for-production"
+BOLD, RESET = "\033[1m", "\033[0m"
+
+
+def say(text: str) -> None:
+    print(f"\n{BOLD}== {text}{RESET}", flush=True)
+
+
+async def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="switchboard-demo-"))
+    key_file = work / "master-keys.toml"
+    generate_key_file(key_file)
+    print(f"created a local development master key in {key_file} (mode 0600); real deployments "
+          "bring their own keys (see README, Security)")
+    logs.configure("warning", "console")
+    answer = ("Switchboard routes every turn to the fastest endpoint it has measured, "
+              "and restarts an answer elsewhere when an endpoint fails.")
+    fast = Behavior(text=answer, chunks=14, chunk_gap_s=0.03, ttft_s=0.05,
+                    reasoning="The user asks how routing works. Explain it in one sentence.",
+                    reasoning_dialect="reasoning_content")
+    slow = dataclasses.replace(fast, ttft_s=0.25)
+    async with Simulator("openai", fast, api_key="sk-demo-eu") as eu, \
+            Simulator("openai", slow, api_key="sk-demo-us") as us:
+        settings = Settings(grpc_port=0, database=str(work / "switchboard.db"),
+                            api_keys=(API_KEY,), master_key_file=str(key_file),
+                            allow_http_upstreams=True, upstream_allow_cidrs=("127.0.0.0/8",),
+                            log_level="warning", log_format="console")
+        app = Switchboard(settings)
+        await app.start()
+        try:
+            await asyncio.to_thread(converse, app.port, eu, us)
+        finally:
+            await app.stop(grace_s=1.0)
+    return 0
+
+
+def converse(port: int, eu: Simulator, us: Simulator) -> None:
+    with Client(f"127.0.0.1:{port}", API_KEY) as sb:
+        llm = sb.create_llm(lpb.Llm(display_name="demo-assistant", endpoints=[
+            lpb.Endpoint(api_spec=lpb.API_SPEC_OPENAI, base_url=eu.base_url, model="demo-model",
+                         api_key="sk-demo-eu", label="eu-west"),
+            lpb.Endpoint(api_spec=lpb.API_SPEC_OPENAI, base_url=us.base_url, model="demo-model",
+                         api_key="sk-demo-us", label="us-east"),
+        ]), skip_validation=True)
+        keys = ", ".join(f"{e.label}: key {e.api_key_hint}" for e in llm.endpoints)
+        say(f"registered LLM {llm.id} with 2 endpoints ({keys})")
+        session = sb.create_session(llm.id, system_prompt="You are a concise voice assistant.")
+        say("turn 1: routed to the fastest endpoint; reasoning shown apart from the answer")
+        stream_turn(sb, "How does Switchboard pick an endpoint?", session_id=session.id)
+        for _ in range(3):  # warm the latency picture of both endpoints
+            sb.reply("Again, briefly.", session_id=session.id)
+        say("turn 2: the eu-west endpoint cuts its stream after 5 chunks")
+        eu.behavior = dataclasses.replace(eu.behavior,
+                                          fault=Fault(FaultKind.CUT_AFTER, chunk=5),
+                                          fault_times=1)
+        started = time.monotonic()
+        reply = stream_turn(sb, "And if an endpoint fails?", session_id=session.id)
+        print(f"assembled answer after failover ({time.monotonic() - started:.2f}s): "
+              f"{reply.text!r}")
+        assert reply.complete and reply.failovers, "the demo expected a failover"
+        say("turn 3: eu-west is healthy again")
+        stream_turn(sb, "Thanks!", session_id=session.id)
+        history = sb.get_session(session.id)
+        say(f"session {session.id} holds {len(history.messages)} messages; done")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(asyncio.run(main()))
