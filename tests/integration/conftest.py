@@ -4,9 +4,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from switchboard_client import AsyncClient
 
 from server.app import Switchboard
-from switchboard_client import AsyncClient
 from tests.support import API_KEY, running, settings
 
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from switchboard.v1 import conversations_pb2 as cpb
+from switchboard_client import AsyncClient, Reply
 
 from server.simulator import Behavior, Simulator
-from switchboard_client import AsyncClient, Reply
 from tests.support import create_llm, endpoint
 
 
