@@ -38,7 +38,7 @@ from server.probes import ProbeRunner
 from server.providers.transport import Timeouts, UpstreamClient
 from server.registry.model import Llm
 from server.registry.service import RegistryService
-from server.routing.clock import SystemClock
+from server.routing.clock import Clock, SystemClock
 from server.routing.config import RouterConfig
 from server.routing.router import Router
 from server.sessions import SessionService
@@ -75,6 +75,7 @@ class Switchboard:
 
     settings: Settings
     known_secrets: KnownSecrets = field(default_factory=KnownSecrets)
+    clock: Clock = field(default_factory=SystemClock)  # routing decisions; tests use FakeClock
     port: int = 0
     store: Store | None = None
     router: Router | None = None
@@ -84,6 +85,7 @@ class Switchboard:
     _server: grpc.aio.Server | None = None
     _health: HealthServicer | None = None
     _client: UpstreamClient | None = None
+    probes: ProbeRunner | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -99,7 +101,7 @@ class Switchboard:
         self.store = store = await open_store(s.database)
         sealer = VaultSealer(keyring, self.known_secrets)
         await self._check_key_ids(sealer)
-        clock = SystemClock()
+        clock = self.clock
         self.router = router = Router(clock, random.Random(), RouterConfig(
             max_attempts=s.max_attempts))
 
@@ -112,7 +114,7 @@ class Switchboard:
 
         self.registry = registry = RegistryService(store, sealer, url_guard=guard,
                                                    on_delete=forget_endpoints)
-        probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
+        self.probes = probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
         self.sessions = sessions = SessionService(store, registry, s.default_idle_ttl_s,
                                                   on_active=probes.touch)
         self._client = client = UpstreamClient(max_event_bytes=s.max_upstream_event_bytes)
@@ -155,6 +157,15 @@ class Switchboard:
         self._tasks.append(asyncio.create_task(probes.run(), name="probes"))
         log.info("serving", address=f"{s.host}:{self.port}", tls=bool(s.tls_cert_file),
                  database=s.database.split("@")[-1])
+
+    async def pause_background(self) -> None:
+        """Stops the session sweeper and the probe loop (tests drive probes by hand)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
 
     async def _check_key_ids(self, sealer: VaultSealer) -> None:
         """Fails startup when a stored secret names a master key that is not loaded."""

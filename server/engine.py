@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -43,6 +43,7 @@ from server.chat import (
     Usage,
 )
 from server.errors import FailedPrecondition, InvalidArgument, SwitchboardError, Unavailable
+from server.observe import NO_ATTEMPT, NO_TURN, AttemptObserver, TurnObserver
 from server.providers.base import ErrorKind, UpstreamError
 from server.providers.registry import adapter_for
 from server.providers.transport import Timeouts, UpstreamClient
@@ -111,6 +112,7 @@ class _Attempt:
     stream: AsyncIterator[StreamEvent]
     started: float
     first: asyncio.Task[StreamEvent] | None = None
+    observer: AttemptObserver = NO_ATTEMPT
 
     async def close(self) -> None:
         if self.first is not None and not self.first.done():
@@ -131,6 +133,7 @@ class _Turn:
     plan: list[Candidate]
     attempted: list[str] = field(default_factory=list)
     errors: list[UpstreamError] = field(default_factory=list)
+    observer: TurnObserver = NO_TURN
 
 
 @dataclass(slots=True)
@@ -176,20 +179,26 @@ class TurnEngine:
 
     # -- attempts --------------------------------------------------------------------------------
 
-    def _start(self, endpoint: Endpoint, request: ChatRequest) -> _Attempt:
+    def _start(self, route: Route, request: ChatRequest, turn: _Turn) -> _Attempt:
         """Sends a request (the router has admitted it) and starts waiting for its first event."""
+        endpoint = route.endpoint
         t = self._timeouts
         stall = min(t.between_chunks_s, self._router.stall_timeout_s(endpoint.id))
         timeouts = Timeouts(t.connect_s, t.first_token_s, stall, t.total_s)
         stream = self._client.stream(adapter_for(endpoint.api_spec), endpoint, request,
                                      timeouts=timeouts)
-        attempt = _Attempt(endpoint, stream, time.monotonic())
+        observer = turn.observer.attempt_started(endpoint, route.attempt, str(route.reason))
+        attempt = _Attempt(endpoint, stream, time.monotonic(), observer=observer)
         attempt.first = asyncio.ensure_future(anext(stream))
         return attempt
 
     def _failed(self, attempt: _Attempt, error: UpstreamError | None) -> None:
         self._router.attempt_failed(attempt.endpoint.id, error)
         self._router.attempt_finished(attempt.endpoint.id)
+        if error is None:
+            attempt.observer.cancelled()
+        else:
+            attempt.observer.failed(error)
 
     def _take(self, plan: list[Candidate]) -> Candidate | None:
         """Pops the first candidate the router admits now (half-open trials are exclusive)."""
@@ -238,7 +247,7 @@ class TurnEngine:
                         await asyncio.sleep(candidate.backoff_s)
                     route = self._route(llm, candidate, turn, hedge=False)
                     yield route
-                    running.append(self._start(route.endpoint, request))
+                    running.append(self._start(route, request, turn))
                 timeout = None
                 if not hedged and len(running) == 1:
                     delay = self._router.hedge_delay_s(running[0].endpoint.id, turn.prompt_tokens)
@@ -255,7 +264,7 @@ class TurnEngine:
                     if candidate is not None:
                         route = self._route(llm, candidate, turn, hedge=True)
                         yield route
-                        running.append(self._start(route.endpoint, request))
+                        running.append(self._start(route, request, turn))
                     continue
                 for attempt in [a for a in running if a.first in done]:
                     assert attempt.first is not None
@@ -273,9 +282,9 @@ class TurnEngine:
                             turn.errors.append(error)
                         continue
                     attempt.first = None
-                    self._router.first_token(attempt.endpoint.id,
-                                             time.monotonic() - attempt.started,
-                                             turn.prompt_tokens)
+                    ttft = time.monotonic() - attempt.started
+                    self._router.first_token(attempt.endpoint.id, ttft, turn.prompt_tokens)
+                    attempt.observer.first_token(ttft)
                     for loser in running:
                         await self._cancel(loser, turn.prompt_tokens)
                     running.clear()
@@ -294,13 +303,13 @@ class TurnEngine:
 
     # -- the turn --------------------------------------------------------------------------------
 
-    async def run_turn(self, llm: Llm, request: ChatRequest, turn_id: str
-                       ) -> AsyncIterator[TurnEvent]:
+    async def run_turn(self, llm: Llm, request: ChatRequest, turn_id: str,
+                       observer: TurnObserver = NO_TURN) -> AsyncGenerator[TurnEvent, None]:
         prompt_tokens = estimate_tokens(request)
         route_plan = self._router.plan(llm, prompt_tokens)
         if not route_plan.candidates:
             raise _no_plan(route_plan)
-        turn = _Turn(prompt_tokens, list(route_plan.candidates))
+        turn = _Turn(prompt_tokens, list(route_plan.candidates), observer=observer)
         answer = _Answer(text_id=f"{turn_id}.m1")
         ttft_s = 0.0
         turn_start = time.monotonic()
@@ -314,11 +323,13 @@ class TurnEngine:
                     winner, first = item
             if winner is None or first is None:
                 raise self._exhausted(llm, turn)
+            done = False
             try:
                 async for event in self._stream(winner, first, answer):
                     if not ttft_s and isinstance(event, (Text, Reasoning, ToolCallDelta)):
                         ttft_s = time.monotonic() - turn_start
                     if isinstance(event, Finished):
+                        done = True
                         yield event.usage
                         yield Finished(event.reason, event.complete, winner.endpoint,
                                        len(turn.attempted), ttft_s, event.provider_reason,
@@ -336,6 +347,11 @@ class TurnEngine:
                 yield Failover(winner.endpoint.id, turn.plan[0].endpoint_id, exc.message,
                                tuple(answer.sent_ids))
                 answer = _Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
+            except BaseException:  # the caller went away mid-answer: end and free the attempt
+                if not done:
+                    self._failed(winner, None)
+                    await winner.close()
+                raise
 
     async def _stream(self, attempt: _Attempt, first: StreamEvent, answer: _Answer
                       ) -> AsyncIterator[Text | Reasoning | ToolCallDelta | Finished]:
@@ -386,6 +402,7 @@ class TurnEngine:
                     self._router.record_gaps(endpoint_id, gaps)
                     self._router.attempt_succeeded(endpoint_id)
                     self._router.attempt_finished(endpoint_id)
+                    attempt.observer.succeeded(usage, event.reason)
                     reason = event.reason
                     if answer.tool_calls and reason is FinishReason.STOP:
                         reason = FinishReason.TOOL_CALLS

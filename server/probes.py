@@ -38,6 +38,7 @@ MAX_CONCURRENT_PROBES = 4
 class ProbeRunner:
     def __init__(self, router: Router, clock: Clock, probes_per_hour: int) -> None:
         self._router = router
+        self._clock = clock
         self._enabled = probes_per_hour > 0
         self._scheduler = ProbeScheduler(clock, random.Random(), max(1, probes_per_hour),
                                          view=router)
@@ -59,6 +60,12 @@ class ProbeRunner:
         self._accounts[llm_id] = account_id
         self._scheduler.keep_alive(llm_id, ttl_s)
         self._wake.set()
+
+    async def tick(self) -> None:
+        """One scheduling round (the loop runs it every second; tests call it directly)."""
+        await self._tick()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def run(self) -> None:
         if not self._enabled:
@@ -88,7 +95,7 @@ class ProbeRunner:
                 del self._accounts[llm_id]
                 self._scheduler.forget_llm(llm_id)
         by_id = {llm.id: llm for llm in llms}
-        for llm_id, endpoint_id in self._scheduler.due(time.monotonic(), llms):
+        for llm_id, endpoint_id in self._scheduler.due(self._clock.monotonic(), llms):
             endpoint = by_id[llm_id].endpoint(endpoint_id)
             if endpoint is not None:
                 task = asyncio.create_task(self._probe(endpoint))

@@ -66,7 +66,9 @@ class BreakerConfig:
     min_requests: int = 10
     window_s: float = 30.0
     base_cooldown_s: float = 1.0
-    max_cooldown_s: float = 60.0
+    # Bounded so that an endpoint is retried within 24 s (20 s + jitter) of recovering, however
+    # long its outage lasted; the issue promises "back in use within 30 s".
+    max_cooldown_s: float = 20.0
     jitter: float = 0.2
     auth_cooldown_s: float = 30.0
     trial_timeout_s: float = 120.0

@@ -60,6 +60,7 @@ class Simulator:
     async def start(self) -> None:
         if self._runner is not None:
             raise RuntimeError("simulator already started")
+        self._state.closing = False
         runner = web.AppRunner(
             build_app(self._state, self.spec),
             handler_cancellation=True,

@@ -31,6 +31,14 @@ class Ids:
     fingerprint: str
     request_id: str
     tool_ids: list[str] = field(default_factory=list)
+    pad: str = ""  # random characters to slice per-chunk padding from
+    chunks: int = 0
+
+    def padding(self) -> str:
+        """Random-looking padding of varying length (OpenAI's ``obfuscation``), cheaply."""
+        self.chunks += 1
+        start = (self.chunks * 5) % 24
+        return self.pad[start : start + 2 + (self.chunks * 7) % 13]
 
 
 def reasoning_and_text_deltas(answer: Answer, dialect: ReasoningDialect) -> list[Json]:
@@ -144,6 +152,7 @@ class ChatCompletionsFormat:
             fingerprint="fp_" + f"{rng.getrandbits(40):010x}",
             request_id="req_" + f"{rng.getrandbits(128):032x}",
             tool_ids=["call_" + rand_id(rng, 24) for _ in answer.tool_calls],
+            pad=rand_id(rng, 40),
         )
 
     def dialect(self, answer: Answer) -> ReasoningDialect:

@@ -210,8 +210,12 @@ class GeminiFormat:
             return self._blocked_prompt(ctx)
         if kind is FaultKind.RATE_LIMITED or ctx.status == 429:
             return _rate_limited(ctx)
-        status, text = _MESSAGES.get(kind, (ctx.status, f"Simulated error {ctx.status}."))
-        return _error(ctx, status, text)
+        if kind in _MESSAGES:
+            return _error(ctx, *_MESSAGES[kind])
+        by_status = {FaultKind.SERVER_ERROR: 500, FaultKind.UNAVAILABLE: 503}
+        same = next((k for k, s in by_status.items() if s == ctx.status), None)
+        text = _MESSAGES[same][1] if same else f"Simulated error {ctx.status}."
+        return _error(ctx, ctx.status, text)
 
     def _blocked_prompt(self, ctx: ErrorContext) -> Reply:
         """A blocked prompt is HTTP 200 with ``promptFeedback.blockReason`` and no candidates."""

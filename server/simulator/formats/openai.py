@@ -24,7 +24,6 @@ from server.simulator.formats.common import (
     Quirks,
     Reply,
     finish_reason,
-    rand_id,
     retry_headers,
 )
 from server.simulator.formats.errors import (
@@ -57,7 +56,7 @@ class OpenAIFormat(ChatCompletionsFormat):
         }
         if quirks.include_usage:
             chunk["usage"] = None
-        chunk["obfuscation"] = rand_id(rng, rng.randint(2, 14))
+        chunk["obfuscation"] = ids.padding()
         return chunk
 
     def tail(self, ids: Ids, answer: Answer, quirks: Quirks, rng: random.Random) -> bytes:

@@ -211,9 +211,9 @@ def test_a_dead_single_endpoint_never_gets_a_tight_loop(
             plan = router.next_after(llm, 500, "solo", e, attempted)
         assert len(attempted) <= router.config.max_attempts
         clock.advance(0.01)  # a new turn every 10 ms
-    # 3 to open, then one trial per cooldown (1, 2, 4, ... 60 s): about a dozen, not 60,000
+    # 3 to open, then one trial per cooldown (1, 2, 4, ... 20 s): a few dozen, not 60,000
     assert turns > 50_000
-    assert attempts < 25
+    assert attempts < 50
 
 
 def test_half_open_endpoints_rank_after_closed_ones_of_their_tier(

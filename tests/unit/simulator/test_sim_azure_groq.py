@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from _sim_testkit import chat, chat_request, openai_text, read_body
 
-from server.simulator import Behavior, Fault, FaultKind, Simulator
+from server.simulator import Behavior, Fault, FaultKind, ReasoningDialect, Simulator
 
 
 async def test_azure_starts_with_prompt_filter_results(session: aiohttp.ClientSession) -> None:
@@ -21,7 +21,9 @@ async def test_azure_starts_with_prompt_filter_results(session: aiohttp.ClientSe
     assert filters["prompt_index"] == 0 and "jailbreak" in filters["content_filter_results"]
     assert role["choices"][0]["content_filter_results"] == {}
     assert role["choices"][0]["delta"]["role"] == "assistant"
-    assert all(c["choices"][0]["content_filter_results"]["hate"]["filtered"] is False for c in content)
+    assert all(
+        c["choices"][0]["content_filter_results"]["hate"]["filtered"] is False for c in content
+    )
     assert finish["choices"][0]["finish_reason"] == "stop"
     assert usage["choices"] == [] and usage["usage"]["prompt_tokens"] > 0
     assert list(role) == sorted(role)  # Azure serialises with sorted keys
@@ -46,7 +48,9 @@ async def test_azure_route_needs_api_version_and_key(session: aiohttp.ClientSess
     for reply in (bad_key, missing):
         assert reply.status == 401
         assert reply.json()["error"]["code"] == "401"
-        assert reply.json()["error"]["message"].startswith("Access denied due to invalid subscription key")
+        assert reply.json()["error"]["message"].startswith(
+            "Access denied due to invalid subscription key"
+        )
     assert unknown.status == 404 and unknown.json()["error"]["code"] == "DeploymentNotFound"
     assert entra.status == 200
 
@@ -95,7 +99,9 @@ async def test_groq_tool_call_arrives_whole(session: aiohttp.ClientSession) -> N
 async def test_groq_reasoning_parsed_and_raw(session: aiohttp.ClientSession) -> None:
     async with Simulator("groq", Behavior(text="Yes.", reasoning="Hmm <ok>.")) as sim:
         parsed = await chat(session, sim, "groq")
-        sim.behavior = Behavior(text="Yes.", reasoning="Hmm.", reasoning_dialect="think_tags")
+        sim.behavior = Behavior(
+            text="Yes.", reasoning="Hmm.", reasoning_dialect=ReasoningDialect.THINK_TAGS
+        )
         raw = await chat(session, sim, "groq")
     assert openai_text(parsed.payloads, "reasoning") == "Hmm <ok>."
     assert openai_text(raw.payloads) == "<think>\nHmm.\n</think>\n\nYes."
@@ -105,7 +111,9 @@ async def test_groq_reasoning_parsed_and_raw(session: aiohttp.ClientSession) -> 
 async def test_groq_midstream_error_is_an_error_event_then_close(
     session: aiohttp.ClientSession,
 ) -> None:
-    behavior = Behavior(text="one two three four", fault=Fault(FaultKind.MIDSTREAM_ERROR_AT, chunk=2))
+    behavior = Behavior(
+        text="one two three four", fault=Fault(FaultKind.MIDSTREAM_ERROR_AT, chunk=2)
+    )
     async with Simulator("groq", behavior) as sim:
         got = await chat(session, sim, "groq")
     events = got.events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -149,7 +150,7 @@ async def test_stall_after_pauses_then_continues(session: aiohttp.ClientSession)
         got = await chat(session, sim, "openai")
     assert openai_text(got.payloads) == TEXT and got.raw.endswith(b"data: [DONE]\n\n")
     arrivals = [t for t, _ in got.pieces]
-    assert max(b - a for a, b in zip(arrivals, arrivals[1:], strict=False)) >= 0.29
+    assert max(b - a for a, b in itertools.pairwise(arrivals)) >= 0.29
     record = sim.requests[0]
     assert record.completed_at is not None and record.completed_at - record.received_at >= 0.29
 
@@ -222,7 +223,9 @@ async def test_no_role(session: aiohttp.ClientSession, spec: Spec) -> None:
 
 @pytest.mark.parametrize("spec", SPECS)
 async def test_non_streaming_only(session: aiohttp.ClientSession, spec: Spec) -> None:
-    async with Simulator(spec, Behavior(text=TEXT, fault=Fault(FaultKind.NON_STREAMING_ONLY))) as sim:
+    async with Simulator(
+        spec, Behavior(text=TEXT, fault=Fault(FaultKind.NON_STREAMING_ONLY))
+    ) as sim:
         got = await chat(session, sim, spec)
     assert got.headers["content-type"].startswith("application/json")
     body = got.json()

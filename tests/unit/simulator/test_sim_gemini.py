@@ -58,7 +58,10 @@ async def test_function_calls_arrive_whole_with_one_signature(
 
     events = got.payloads
     parts = [e["candidates"][0]["content"]["parts"][0] for e in events[:-1]]
-    assert [p["functionCall"]["args"] for p in parts] == [{"location": "Boston"}, {"location": "Delhi"}]
+    assert [p["functionCall"]["args"] for p in parts] == [
+        {"location": "Boston"},
+        {"location": "Delhi"},
+    ]
     assert all(p["functionCall"]["id"] for p in parts)
     assert "thoughtSignature" in parts[0] and "thoughtSignature" not in parts[1]
     last = events[-1]["candidates"][0]
@@ -86,7 +89,9 @@ async def test_api_key_errors(session: aiohttp.ClientSession) -> None:
         wrong = await chat(session, sim, "gemini", key="AIza-wrong", model="gemini-2.5-flash")
         missing = await chat(session, sim, "gemini", model="gemini-2.5-flash")
         unknown = await chat(session, sim, "gemini", key="AIza-right", model="gemini-1.5-flash")
-        query = sim.base_url + "/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key=AIza-right"
+        query = (
+            sim.base_url + "/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key=AIza-right"
+        )
         body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
         async with session.post(query, json=body) as response:
             by_query = response.status
@@ -113,7 +118,7 @@ async def test_midstream_error_as_event_or_raw_tail(session: aiohttp.ClientSessi
     assert as_event.payloads[-1]["error"]["status"] == "UNAVAILABLE"
     assert gemini_text(as_event.payloads[:-1]) == "one"
     assert as_event.raw.endswith(b"\r\n\r\n")
-    head, _, tail = as_tail.raw.rpartition(b"\r\n\r\n")
+    _, _, tail = as_tail.raw.rpartition(b"\r\n\r\n")
     assert json.loads(tail)["error"]["code"] == 503  # no data: prefix, no blank line
     assert not tail.startswith(b"data:") and not tail.endswith(b"\n\n")
     assert gemini_text(as_tail.payloads) == "one"

@@ -30,14 +30,18 @@ async def test_records_the_request_and_response_timeline(session: aiohttp.Client
 
     assert got.status == 200 and ended is sim.requests[0]
     record = sim.requests[0]
-    assert record.method == "POST" and record.path == "/openai/deployments/test-model/chat/completions"
+    assert (
+        record.method == "POST" and record.path == "/openai/deployments/test-model/chat/completions"
+    )
     assert record.query == {"api-version": "2024-10-21"}
     assert record.headers["API-KEY"] == "k-123"  # as received, looked up case-insensitively
     assert record.body["messages"][0]["content"] == "hello log"
     assert record.status == 200 and record.fault is None and not record.disconnected
     assert record.first_byte_at is not None and record.first_chunk_at is not None
     assert record.completed_at is not None
-    assert record.received_at <= record.first_byte_at <= record.first_chunk_at <= record.completed_at
+    assert (
+        record.received_at <= record.first_byte_at <= record.first_chunk_at <= record.completed_at
+    )
     assert record.first_chunk_at - record.received_at >= 0.05  # ttft, after the headers
     assert record.chunks_sent == len(record.answer_text.split())
 

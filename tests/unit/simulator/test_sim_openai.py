@@ -25,7 +25,12 @@ async def test_text_stream_framing_matches_openai(session: aiohttp.ClientSession
     first, *middle, finish, usage = chunks
     assert first["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
     assert all("role" not in c["choices"][0]["delta"] for c in middle)
-    assert [c["choices"][0]["delta"]["content"] for c in middle] == ["The", " capital", " is", " Paris."]
+    assert [c["choices"][0]["delta"]["content"] for c in middle] == [
+        "The",
+        " capital",
+        " is",
+        " Paris.",
+    ]
     assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
     assert len({c["id"] for c in chunks}) == 1 and first["id"].startswith("chatcmpl-")
     assert finish["choices"] == [
@@ -52,7 +57,11 @@ async def test_tool_calls_stream_as_fragments(session: aiohttp.ClientSession) ->
         got = await chat(session, sim, "openai")
 
     chunks = got.payloads
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": None, "refusal": None}
+    assert chunks[0]["choices"][0]["delta"] == {
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+    }
     fragments = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks[1:-1]]
     headers = [f for f in fragments if "id" in f]
     assert [h["index"] for h in headers] == [0, 1]
@@ -69,7 +78,10 @@ async def test_tool_calls_stream_as_fragments(session: aiohttp.ClientSession) ->
 
 @pytest.mark.parametrize(
     ("dialect", "key"),
-    [(ReasoningDialect.REASONING_CONTENT, "reasoning_content"), (ReasoningDialect.REASONING, "reasoning")],
+    [
+        (ReasoningDialect.REASONING_CONTENT, "reasoning_content"),
+        (ReasoningDialect.REASONING, "reasoning"),
+    ],
 )
 async def test_reasoning_comes_before_text(
     session: aiohttp.ClientSession, dialect: ReasoningDialect, key: str
@@ -86,7 +98,9 @@ async def test_reasoning_comes_before_text(
 
 
 async def test_reasoning_as_think_tags(session: aiohttp.ClientSession) -> None:
-    behavior = Behavior(text="Four.", reasoning="2+2=4", reasoning_dialect="think_tags")
+    behavior = Behavior(
+        text="Four.", reasoning="2+2=4", reasoning_dialect=ReasoningDialect.THINK_TAGS
+    )
     async with Simulator("openai", behavior) as sim:
         got = await chat(session, sim, "openai")
     assert openai_text(got.payloads) == "<think>\n2+2=4\n</think>\n\nFour."

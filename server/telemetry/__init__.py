@@ -1,0 +1,1 @@
+"""Metrics (Prometheus) and tracing (OpenTelemetry), fed through ``server.observe``."""

@@ -1,0 +1,149 @@
+"""What every edge does around ``TurnEngine.run_turn``, in one place.
+
+The gRPC ``Converse`` RPC and the OpenAI-compatible HTTP front door both drive turns through
+``TurnRunner.turn``: it enforces the replica's limit of concurrent turns (one count for both
+edges), applies the server-wide output cap, names the turn, bounds it by the caller's deadline,
+reports it to the observer (metrics, tracing) and closes the engine's stream when the caller
+stops reading. The edges only translate requests in and events out.
+
+    async with runner.turn(llm, request, edge="http", deadline_s=30.0) as turn:
+        async for event in turn.events:
+            ...
+
+The events are the engine's own iterator, not a wrapper: nothing is added per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from server.chat import ChatRequest, FinishReason, Generation, Usage
+from server.engine import TurnEngine, TurnEvent
+from server.errors import DeadlineExceeded, ResourceExhausted, SwitchboardError
+from server.observe import NO_OBSERVER, AttemptObserver, TurnObserver, TurnsObserver
+from server.providers.base import UpstreamError
+from server.registry.model import Endpoint, Llm
+
+
+class _Winner:
+    """Forwards attempt reports and remembers the attempt that won the first-token race."""
+
+    __slots__ = ("_inner", "_tap", "endpoint")
+
+    def __init__(self, tap: _Tap, endpoint: Endpoint, inner: AttemptObserver) -> None:
+        self._tap, self.endpoint, self._inner = tap, endpoint, inner
+
+    def first_token(self, ttft_s: float) -> None:
+        self._tap.winner = self.endpoint
+        self._inner.first_token(ttft_s)
+
+    def succeeded(self, usage: Usage, reason: FinishReason) -> None:
+        self._tap.finish = reason
+        self._inner.succeeded(usage, reason)
+
+    def failed(self, error: UpstreamError) -> None:
+        self._inner.failed(error)
+
+    def cancelled(self) -> None:
+        self._inner.cancelled()
+
+
+class _Tap:
+    """The turn's observer as the engine sees it: counts attempts, notes the winner."""
+
+    __slots__ = ("_inner", "attempts", "finish", "winner")
+
+    def __init__(self, inner: TurnObserver) -> None:
+        self._inner = inner
+        self.attempts = 0
+        self.winner: Endpoint | None = None
+        self.finish: FinishReason | None = None
+
+    def attempt_started(self, endpoint: Endpoint, attempt: int, reason: str) -> AttemptObserver:
+        self.attempts = attempt
+        return _Winner(self, endpoint, self._inner.attempt_started(endpoint, attempt, reason))
+
+    def finished(self, outcome: str, error_type: str = "") -> None:
+        self._inner.finished(outcome, error_type)
+
+
+@dataclass(slots=True)
+class Turn:
+    """A running turn: its id and the engine's events."""
+
+    id: str
+    events: AsyncGenerator[TurnEvent, None]
+    _tap: _Tap
+
+    @property
+    def attempts(self) -> int:
+        """Attempts started so far (hedges and retries included)."""
+        return self._tap.attempts
+
+    @property
+    def winner(self) -> Endpoint | None:
+        """The endpoint whose attempt produced the current answer's first token (after a
+        failover: the new one); None before the first token."""
+        return self._tap.winner
+
+
+class TurnRunner:
+    def __init__(self, engine: TurnEngine, *, max_concurrent: int, max_output_tokens: int = 0,
+                 observer: TurnsObserver = NO_OBSERVER) -> None:
+        self._engine = engine
+        self._max = max_concurrent
+        self._cap = max_output_tokens
+        self._observer = observer
+        self.in_flight = 0
+
+    def generation(self, *layers: Generation) -> Generation:
+        """The layers merged, most specific first, with the server-wide output cap applied."""
+        out = layers[0]
+        for layer in layers[1:]:
+            out = out.merged_over(layer)
+        cap = self._cap
+        if cap and (out.max_output_tokens is None or out.max_output_tokens > cap):
+            out = Generation(out.temperature, out.top_p, cap, out.stop, out.seed,
+                             out.reasoning_effort)
+        return out
+
+    @asynccontextmanager
+    async def turn(self, llm: Llm, request: ChatRequest, *, edge: str,
+                   deadline_s: float | None) -> AsyncIterator[Turn]:
+        """Runs one turn of ``llm``; raises ResourceExhausted at the replica's limit and
+        DeadlineExceeded when ``deadline_s`` (None: no deadline) passes first."""
+        turn_id = "turn_" + secrets.token_hex(8)
+        observer = self._observer.turn_started(llm, turn_id, edge)
+        if self.in_flight >= self._max:
+            observer.finished("resource_exhausted", "TOO_MANY_STREAMS")
+            raise ResourceExhausted(
+                f"this replica is at its limit of {self._max} concurrent streams; retry "
+                "shortly or on another replica", reason="TOO_MANY_STREAMS", retry_after_s=0.5)
+        tap = _Tap(observer)
+        turn = Turn(turn_id, self._engine.run_turn(llm, request, turn_id, tap), tap)
+        outcome, error_type = "cancelled", ""
+        self.in_flight += 1
+        try:
+            async with asyncio.timeout(deadline_s):
+                yield turn
+            if tap.finish is not None:
+                complete = tap.finish in (FinishReason.STOP, FinishReason.TOOL_CALLS)
+                outcome = "ok" if complete else "incomplete"
+        except TimeoutError:
+            outcome, error_type = "deadline_exceeded", "DEADLINE_EXCEEDED"
+            raise DeadlineExceeded("the caller's deadline passed before the turn finished",
+                                   reason="DEADLINE_EXCEEDED") from None
+        except SwitchboardError as exc:
+            outcome, error_type = exc.code.lower(), exc.reason
+            raise
+        except Exception as exc:
+            outcome, error_type = "internal", type(exc).__name__
+            raise
+        finally:
+            self.in_flight -= 1
+            await turn.events.aclose()
+            observer.finished(outcome, error_type)
