@@ -19,7 +19,11 @@ from server.simulator.simulator import Simulator
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m server.simulator", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m server.simulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--spec", default="openai", choices=[s.value for s in Spec] + ["azure"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)

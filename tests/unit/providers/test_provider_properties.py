@@ -218,21 +218,31 @@ def _events_of(name: str) -> list[SseEvent]:
 RECORDED = [(n, _events_of(n)) for n in STREAMS]
 
 
-def _mutate(value: Any, data: st.DataObject) -> Any:
-    """``value`` with one randomly chosen node (possibly deep) replaced by random JSON."""
-    children = (
-        list(value)
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every node of a JSON value, as a path of keys/indexes (the root is ``()``)."""
+    out = [prefix]
+    items = (
+        value.items()
         if isinstance(value, dict)
-        else list(range(len(value)))
-        if isinstance(value, list)
-        else []
+        else (enumerate(value) if isinstance(value, list) else ())
     )
-    if not children or data.draw(st.integers(0, 3)) == 0:
-        return data.draw(JSONISH)
-    key = data.draw(st.sampled_from(children))
+    for k, v in items:
+        out.extend(_paths(v, (*prefix, k)))
+    return out
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
     copy = dict(value) if isinstance(value, dict) else list(value)
-    copy[key] = _mutate(value[key], data)
+    copy[path[0]] = _replace(value[path[0]], path[1:], new)
     return copy
+
+
+def _mutate(value: Any, data: st.DataObject) -> Any:
+    """``value`` with one node, chosen uniformly among all its nodes, replaced."""
+    path = data.draw(st.sampled_from(_paths(value)), label="path")
+    return _replace(value, path, data.draw(JSONISH, label="new value"))
 
 
 @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "1500")), deadline=None)
