@@ -2,8 +2,9 @@
 
 Nothing else constructs long-lived objects. Reading this file shows every part of the service
 and how they connect: store -> vault -> registry and sessions -> router and upstream client
--> turn engine -> gRPC servicers behind one interceptor, plus health, reflection and the
-background loops (session sweeper, probes).
+-> turn engine -> turn runner (metrics and tracing observers) -> gRPC servicers behind the
+metrics and edge interceptors, and the HTTP port (OpenAI-compatible front door, /metrics), plus
+health, reflection and the background loops (session sweeper, probes).
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import asyncio
 import contextlib
 import random
 import signal
+import socket
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import structlog
@@ -33,7 +37,9 @@ from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
 from server.edge.registry_servicer import RegistryServicer, Validator
 from server.engine import TurnEngine
+from server.http.app import FrontDoor, FrontDoorConfig
 from server.netguard import NetPolicy, check_base_url
+from server.observe import fan_out
 from server.probes import ProbeRunner
 from server.providers.transport import Timeouts, UpstreamClient
 from server.registry.model import Llm
@@ -44,9 +50,17 @@ from server.routing.router import Router
 from server.sessions import SessionService
 from server.store.base import Store
 from server.store.open import open_store
+from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
+from server.telemetry.metrics import Metrics
+from server.turns import TurnRunner
 from server.vault.keys import KeyringError, load_keyring
 from server.vault.redact import KnownSecrets
 from server.vault.sealer import VaultSealer
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from server.telemetry.tracing import Tracing
 
 log = structlog.get_logger("switchboard.app")
 
@@ -87,6 +101,15 @@ class Switchboard:
     _client: UpstreamClient | None = None
     probes: ProbeRunner | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Observability: this server's own Prometheus registry (served on /metrics), tracing.
+    metrics: Metrics = field(default_factory=Metrics)
+    span_exporter: SpanExporter | None = None  # tests: spans go here (tracing on without OTLP)
+    turns: TurnRunner | None = None
+    _tracing: Tracing | None = None
+    # The HTTP port; tests hand in a socket bound to port 0 (``http_sock``).
+    http_sock: socket.socket | None = None
+    http_port: int = 0
+    _front_door: FrontDoor | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -111,6 +134,7 @@ class Switchboard:
         def forget_endpoints(llm: Llm) -> None:
             for endpoint in llm.endpoints:
                 router.forget(endpoint.id)
+                self.metrics.forget(endpoint.id)
 
         self.registry = registry = RegistryService(store, sealer, url_guard=guard,
                                                    on_delete=forget_endpoints)
@@ -122,19 +146,30 @@ class Switchboard:
                             s.between_chunks_timeout_s, s.turn_timeout_s)
         engine = TurnEngine(router, client, timeouts, s.max_attempts)
         probes.bind(registry, client, timeouts)
+        if s.otlp_endpoint or self.span_exporter is not None:
+            from server.telemetry.tracing import Tracing  # only imported when tracing is on
 
-        self.interceptor = EdgeInterceptor(StoreAuthenticator(store, s.api_keys))
+            self._tracing = Tracing.build(s.otlp_endpoint, self.span_exporter)
+        self.turns = turns = TurnRunner(
+            engine, max_concurrent=s.max_concurrent_streams,
+            max_output_tokens=s.max_output_tokens,
+            observer=fan_out(self.metrics.observer(), self._tracing))
+        self.metrics.routing(circuit_state=lambda e: router.snapshot(e).state.value,
+                             probes_sent=lambda: probes.sent,
+                             turns_in_flight=lambda: turns.in_flight)
+
+        auth = StoreAuthenticator(store, s.api_keys)
+        self.interceptor = EdgeInterceptor(auth)
         server = grpc.aio.server(
-            interceptors=[self.interceptor],
+            interceptors=[GrpcMetricsInterceptor(self.metrics), self.interceptor],
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
                      ("grpc.so_reuseport", 0)],
         )
         registry_pb2_grpc.add_LlmRegistryServicer_to_server(
             RegistryServicer(registry, Validator(), fill_health(router)), server)
         conversations_pb2_grpc.add_ConversationsServicer_to_server(
-            ConversationsServicer(registry, sessions, engine, Limits(
-                s.max_concurrent_streams, s.max_message_bytes, s.max_messages,
-                s.max_output_tokens)), server)
+            ConversationsServicer(registry, sessions, turns, Limits(
+                s.max_message_bytes, s.max_messages)), server)
         self._health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -144,8 +179,9 @@ class Switchboard:
         server.add_generic_rpc_handlers((_reflection_v1_handler(refl),))
         address = f"{s.host}:{s.grpc_port}"
         if s.tls_cert_file:
-            with open(s.tls_key_file, "rb") as k, open(s.tls_cert_file, "rb") as c:
-                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+            key = await asyncio.to_thread(Path(s.tls_key_file).read_bytes)
+            cert = await asyncio.to_thread(Path(s.tls_cert_file).read_bytes)
+            creds = grpc.ssl_server_credentials([(key, cert)])
             self.port = server.add_secure_port(address, creds)
         else:
             self.port = server.add_insecure_port(address)
@@ -153,9 +189,15 @@ class Switchboard:
         self._server = server
         for name in ("", *SERVICES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if s.http_port or self.http_sock is not None:
+            self._front_door = FrontDoor(auth, registry, turns, FrontDoorConfig(
+                s.max_request_bytes, s.max_messages, s.max_message_bytes, s.turn_timeout_s,
+                s.tls_cert_file, s.tls_key_file), self.metrics)
+            self.http_port = await self._front_door.start(s.host, s.http_port, self.http_sock)
         self._tasks.append(asyncio.create_task(self._sweep_sessions(), name="session-sweeper"))
         self._tasks.append(asyncio.create_task(probes.run(), name="probes"))
         log.info("serving", address=f"{s.host}:{self.port}", tls=bool(s.tls_cert_file),
+                 http_port=self.http_port or None, tracing=self._tracing is not None,
                  database=s.database.split("@")[-1])
 
     async def pause_background(self) -> None:
@@ -196,8 +238,10 @@ class Switchboard:
             self.interceptor.draining = True
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
-        if self._server is not None:
-            await self._server.stop(grace)
+        drains = [self._server.stop(grace)] if self._server is not None else []
+        if self._front_door is not None:  # refuses new requests at once, then drains
+            drains.append(self._front_door.stop(grace))
+        await asyncio.gather(*drains)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -207,6 +251,8 @@ class Switchboard:
             await self._client.close()
         if self.store is not None:
             await self.store.close()
+        if self._tracing is not None:
+            await self._tracing.shutdown()
         log.info("stopped")
 
 

@@ -64,6 +64,8 @@ class Settings:
     # Logging
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console
+    # Tracing: an OTLP/HTTP collector (http://host:4318); empty = no tracing at all
+    otlp_endpoint: str = ""
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 
 from switchboard.v1 import llm_pb2 as lpb
+from switchboard_client import Client
+from switchboard_client.cli import stream_turn
 
 from server import logs
 from server.app import Switchboard
 from server.config import Settings
-from server.simulator import Behavior, Fault, FaultKind, Simulator
+from server.simulator import Behavior, Fault, FaultKind, ReasoningDialect, Simulator
 from server.vault.keys import generate_key_file
-from switchboard_client import Client
-from switchboard_client.cli import stream_turn
 
 API_KEY = "demo-key-not-for-production"
 BOLD, RESET = "\033[1m", "\033[0m"
@@ -49,7 +49,7 @@ async def main() -> int:
               "and restarts an answer elsewhere when an endpoint fails.")
     fast = Behavior(text=answer, chunks=14, chunk_gap_s=0.03, ttft_s=0.05,
                     reasoning="The user asks how routing works. Explain it in one sentence.",
-                    reasoning_dialect="reasoning_content")
+                    reasoning_dialect=ReasoningDialect.REASONING_CONTENT)
     slow = dataclasses.replace(fast, ttft_s=0.25)
     async with Simulator("openai", fast, api_key="sk-demo-eu") as eu, \
             Simulator("openai", slow, api_key="sk-demo-us") as us:

@@ -140,6 +140,8 @@ class TurnRunner:
         except SwitchboardError as exc:
             outcome, error_type = exc.code.lower(), exc.reason
             raise
+        except ConnectionError:  # the caller's connection went away
+            raise
         except Exception as exc:
             outcome, error_type = "internal", type(exc).__name__
             raise

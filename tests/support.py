@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from switchboard.v1 import llm_pb2 as lpb
+from switchboard_client import AsyncClient
 
 from server.app import Switchboard
 from server.config import Settings
-from switchboard_client import AsyncClient
 
 API_KEY = "test-static-key-0123456789"
 SPECS = {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -11,7 +9,7 @@ from grpc.aio import ServicerContext
 from switchboard.v1 import conversations_pb2 as cpb
 from switchboard.v1 import conversations_pb2_grpc
 
-from server.chat import ChatRequest, Generation, Message, Role, TextPart, ToolCallDelta, Usage
+from server.chat import ChatRequest, Message, Role, TextPart, ToolCallDelta, Usage
 from server.edge import context as rpc
 from server.edge.convert import (
     FINISH_TO_PB,
@@ -22,11 +20,12 @@ from server.edge.convert import (
     tool_choice_from_pb,
     tools_from_pb,
 )
-from server.engine import Failover, Finished, Reasoning, Route, Text, TurnEngine
-from server.errors import DeadlineExceeded, ResourceExhausted, Violations
+from server.engine import Failover, Finished, Reasoning, Route, Text
+from server.errors import Violations
 from server.registry.service import RegistryService
 from server.routing.model import Reason
 from server.sessions import Session, SessionService
+from server.turns import TurnRunner
 
 _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
     Reason.FASTEST: cpb.ROUTE_REASON_FASTEST,
@@ -43,20 +42,17 @@ _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_concurrent_streams: int
     max_message_bytes: int
     max_messages: int
-    max_output_tokens: int  # 0 = no cap
 
 
 class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
     def __init__(self, registry: RegistryService, sessions: SessionService,
-                 engine: TurnEngine, limits: Limits) -> None:
+                 turns: TurnRunner, limits: Limits) -> None:
         self._registry = registry
         self._sessions = sessions
-        self._engine = engine
+        self._turns = turns  # the concurrency limit, output cap and deadline live there
         self._limits = limits
-        self._streams = 0
 
     async def CreateSession(self, request: cpb.CreateSessionRequest, context: ServicerContext
                             ) -> cpb.CreateSessionResponse:
@@ -98,16 +94,6 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
         return new, ChatRequest(messages=tuple(new), tools=tools, tool_choice=choice,
                                 generation=gen)
 
-    def _generation(self, *layers: Generation) -> Generation:
-        out = layers[0]
-        for layer in layers[1:]:  # most specific first
-            out = out.merged_over(layer)
-        cap = self._limits.max_output_tokens
-        if cap and (out.max_output_tokens is None or out.max_output_tokens > cap):
-            out = Generation(out.temperature, out.top_p, cap, out.stop, out.seed,
-                             out.reasoning_effort)
-        return out
-
     async def Converse(self, request: cpb.ConverseRequest, context: ServicerContext
                        ) -> AsyncIterator[cpb.ConverseResponse]:
         call = rpc.call()
@@ -122,35 +108,23 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
             history.extend(session.messages)
             history.extend(new)
             chat = ChatRequest(tuple(history), chat.tools, chat.tool_choice,
-                               self._generation(chat.generation, session.generation,
-                                                llm.generation))
+                               self._turns.generation(chat.generation, session.generation,
+                                                      llm.generation))
             self._sessions.turn_started(session)
         else:
             llm = await self._registry.resolve(call.account_id, request.llm_id)
             chat = ChatRequest(chat.messages, chat.tools, chat.tool_choice,
-                               self._generation(chat.generation, llm.generation))
-        if self._streams >= self._limits.max_concurrent_streams:
-            raise ResourceExhausted(
-                f"this replica is at its limit of {self._limits.max_concurrent_streams} "
-                "concurrent streams; retry shortly or on another replica",
-                reason="TOO_MANY_STREAMS", retry_after_s=0.5)
-        turn_id = "turn_" + secrets.token_hex(8)
-        call.summary.update(llm_id=llm.id, turn_id=turn_id)
-        self._streams += 1
-        try:
-            remaining = context.time_remaining()
-            async with asyncio.timeout(remaining):
-                yield cpb.ConverseResponse(started=cpb.TurnStarted(
-                    turn_id=turn_id, session_id=request.session_id, llm_id=llm.id))
-                async for event in self._engine.run_turn(llm, chat, turn_id):
-                    if isinstance(event, Finished) and session is not None:
-                        await self._sessions.save_turn(session, [*new, event.message])
-                    yield self._event(event, call)
-        except TimeoutError:
-            raise DeadlineExceeded("the caller's deadline passed before the turn finished",
-                                   reason="DEADLINE_EXCEEDED") from None
-        finally:
-            self._streams -= 1
+                               self._turns.generation(chat.generation, llm.generation))
+        call.summary["llm_id"] = llm.id
+        async with self._turns.turn(llm, chat, edge="grpc",
+                                    deadline_s=context.time_remaining()) as turn:
+            call.summary["turn_id"] = turn.id
+            yield cpb.ConverseResponse(started=cpb.TurnStarted(
+                turn_id=turn.id, session_id=request.session_id, llm_id=llm.id))
+            async for event in turn.events:
+                if isinstance(event, Finished) and session is not None:
+                    await self._sessions.save_turn(session, [*new, event.message])
+                yield self._event(event, call)
 
     @staticmethod
     def _event(event: object, call: rpc.Call) -> cpb.ConverseResponse:
@@ -169,7 +143,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
             call.summary["endpoint"] = event.endpoint.id
             return cpb.ConverseResponse(route=cpb.RouteDecision(
                 endpoint_id=event.endpoint.id, endpoint_label=event.endpoint.label,
-                model=event.endpoint.model, reason=_REASON_TO_PB.get(event.reason, 0),
+                model=event.endpoint.model,
+                reason=_REASON_TO_PB.get(event.reason, cpb.ROUTE_REASON_UNSPECIFIED),
                 attempt=event.attempt, expected_ttft_ms=event.expected_ttft_ms))
         if isinstance(event, Failover):
             return cpb.ConverseResponse(failover=cpb.Failover(

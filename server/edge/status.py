@@ -61,4 +61,5 @@ def to_status(error: BaseException, request_id: str,
 
 def code_of(error: BaseException) -> grpc.StatusCode:
     name = error.code if isinstance(error, SwitchboardError) else "INTERNAL"
-    return getattr(grpc.StatusCode, name)  # type: ignore[no-any-return]
+    code: grpc.StatusCode = getattr(grpc.StatusCode, name)
+    return code

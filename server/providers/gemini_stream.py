@@ -254,7 +254,10 @@ class GeminiDecoder:
         call = self._partial
         if call is None:
             raise _protocol("streamed function-call arguments without an opening functionCall")
-        for piece in fc.get("partialArgs") or ():
+        pieces = fc.get("partialArgs") or []
+        if not isinstance(pieces, list):
+            raise _protocol("a partialArgs value that is not a list")
+        for piece in pieces:
             if not isinstance(piece, dict) or not isinstance(piece.get("jsonPath"), str):
                 raise _protocol("a partialArgs entry without a jsonPath")
             self._apply_piece(call, piece)

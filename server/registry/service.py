@@ -14,7 +14,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -52,8 +52,8 @@ class EndpointDraft:
 class LlmDraft:
     display_name: str
     endpoints: tuple[EndpointDraft, ...]
-    generation: Generation = Generation()
-    policy: RoutingPolicy = RoutingPolicy()
+    generation: Generation = field(default_factory=Generation)
+    policy: RoutingPolicy = field(default_factory=RoutingPolicy)
     etag: str = ""
 
 

@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import orjson
 
+from server.config import ConfigError
 from server.store.base import ApiKeyRecord, LlmRecord, SessionRecord
 
 # Each entry migrates the schema from version i to i+1. Never edit a released entry.
@@ -87,8 +88,9 @@ POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
 CONNECT_TIMEOUT_S = 10.0  # opening one connection
 ACQUIRE_TIMEOUT_S = 10.0  # waiting for a free pooled connection
-STATEMENT_TIMEOUT_S = 30.0  # one statement (client side; the connection is reset after it)
+STATEMENT_TIMEOUT_S = 30.0  # one statement; asyncpg cancels it on the server after that
 CLOSE_TIMEOUT_S = 10.0  # waiting for in-use connections at close; then they are terminated
+MIGRATE_TIMEOUT_S = 600.0  # each migration step, and waiting for another replica's migration
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -102,12 +104,12 @@ def parse_dsn(dsn: str) -> tuple[str, str | None, int]:
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "schema":
             if not _SCHEMA_NAME.fullmatch(value):
-                raise ValueError(f"database DSN: schema {value!r} is not a plain identifier "
+                raise ConfigError(f"database DSN: schema {value!r} is not a plain identifier "
                                  "(letters, digits and _, at most 63, not starting with a digit)")
             schema = value
         elif key == "pool_max_size":
             if not value.isdigit() or not 1 <= int(value) <= 1000:
-                raise ValueError(f"database DSN: pool_max_size must be 1 to 1000, got {value!r}")
+                raise ConfigError(f"database DSN: pool_max_size must be 1 to 1000, got {value!r}")
             pool_max = int(value)
         else:
             query.append((key, value))
@@ -177,7 +179,8 @@ class PostgresStore:
 
     async def _migrate(self) -> None:
         async with self._acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK,
+                               timeout=MIGRATE_TIMEOUT_S)
             if self._schema is not None:
                 await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(self._schema)}")
             await conn.execute(
@@ -190,7 +193,7 @@ class PostgresStore:
                     f"({len(MIGRATIONS)}); upgrade the server"
                 )
             for version in range(current, len(MIGRATIONS)):
-                await conn.execute(MIGRATIONS[version])
+                await conn.execute(MIGRATIONS[version], timeout=MIGRATE_TIMEOUT_S)
             if current < len(MIGRATIONS):
                 await conn.execute("DELETE FROM schema_version")
                 await conn.execute("INSERT INTO schema_version VALUES ($1)", len(MIGRATIONS))

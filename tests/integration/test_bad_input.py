@@ -138,7 +138,8 @@ async def test_missing_and_wrong_api_key(server: Switchboard) -> None:
         await channel.close()
 
 
-@pytest.mark.parametrize("fault", ["garbage", "html_error_page", "cut_after", "reset_before_headers"])
+@pytest.mark.parametrize(
+    "fault", ["garbage", "html_error_page", "cut_after", "reset_before_headers"])
 async def test_upstream_garbage_is_unavailable_and_server_keeps_serving(
         client: AsyncClient, fault: str) -> None:
     from server.simulator import Fault, FaultKind

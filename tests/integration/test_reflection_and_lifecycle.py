@@ -38,9 +38,8 @@ def _reflect_and_converse(port: int, llm_id: str) -> tuple[list[str], list[dict[
         method = service.methods_by_name["Converse"]
         request_cls = message_factory.GetMessageClass(method.input_type)
         response_cls = message_factory.GetMessageClass(method.output_type)
-        request = json_format.Parse(
-            '{"llmId": "%s", "messages": [{"role": "ROLE_USER", "parts": [{"text": "hi"}]}]}'
-            % llm_id, request_cls())
+        body = {"llmId": llm_id, "messages": [{"role": "ROLE_USER", "parts": [{"text": "hi"}]}]}
+        request = json_format.ParseDict(body, request_cls())
         call = channel.unary_stream(
             "/switchboard.v1.Conversations/Converse",
             request_serializer=lambda m: m.SerializeToString(),

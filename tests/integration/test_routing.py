@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -12,13 +13,12 @@ from pathlib import Path
 import grpc
 import pytest
 from switchboard.v1 import conversations_pb2 as cpb
-from switchboard.v1 import llm_pb2 as lpb
+from switchboard_client import AsyncClient, Reply
 
 from server.app import Switchboard
 from server.routing.clock import FakeClock
 from server.simulator import Behavior, Fault, FaultKind, Simulator
-from switchboard_client import AsyncClient, Reply
-from tests.support import API_KEY, create_llm, endpoint, running, settings
+from tests.support import API_KEY, create_llm, endpoint, settings
 
 TEXT = "one two three four five"
 
@@ -176,67 +176,67 @@ async def test_persistent_failure_is_bounded_and_spaced(client: AsyncClient,
         times = [r.received_at for r in a.requests]
         # the breaker opens (503) or the cooldown holds (429): far fewer requests than turns
         assert len(times) <= 8, (len(times), elapsed)
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert all(g > 0.03 for g in gaps), gaps  # never a tight loop
 
 
 async def test_outage_of_60s_then_recovery_within_30s(
         fake_clock_server: tuple[Switchboard, FakeClock]) -> None:
     app, clock = fake_clock_server
-    async with AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client:
-        good = Behavior(text=TEXT, chunks=2, ttft_s=0.01)
-        async with Simulator("openai", good) as a, \
-                Simulator("openai", dataclasses.replace(good, ttft_s=0.03)) as b:
-            llm = await create_llm(client, endpoint(a, priority=0), endpoint(b, priority=1))
-            a_id = llm.endpoints[0].id
-            assert served_by(await client.reply("hi", llm_id=llm.id)) == a_id
-            a.behavior = dataclasses.replace(good, fault=Fault(FaultKind.UNAVAILABLE))
-            for _ in range(60):  # a turn every simulated second for 60 s
-                reply = await client.reply("hi", llm_id=llm.id)
-                assert reply.complete
-                clock.advance(1.0)
-            a.behavior = good
-            recovered_at = clock.monotonic()
-            back = None
-            while clock.monotonic() - recovered_at <= 30.0:
-                reply = await client.reply("hi", llm_id=llm.id)
-                assert reply.complete
-                if served_by(reply) == a_id:
-                    back = clock.monotonic() - recovered_at
-                    break
-                clock.advance(1.0)
-            assert back is not None and back <= 30.0
-            during = [r for r in a.requests if r.status == 503]
-            assert len(during) < 20, "the outage is probed at the breaker's pace, not per turn"
+    good = Behavior(text=TEXT, chunks=2, ttft_s=0.01)
+    async with AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client, \
+            Simulator("openai", good) as a, \
+            Simulator("openai", dataclasses.replace(good, ttft_s=0.03)) as b:
+        llm = await create_llm(client, endpoint(a, priority=0), endpoint(b, priority=1))
+        a_id = llm.endpoints[0].id
+        assert served_by(await client.reply("hi", llm_id=llm.id)) == a_id
+        a.behavior = dataclasses.replace(good, fault=Fault(FaultKind.UNAVAILABLE))
+        for _ in range(60):  # a turn every simulated second for 60 s
+            reply = await client.reply("hi", llm_id=llm.id)
+            assert reply.complete
+            clock.advance(1.0)
+        a.behavior = good
+        recovered_at = clock.monotonic()
+        back = None
+        while clock.monotonic() - recovered_at <= 30.0:
+            reply = await client.reply("hi", llm_id=llm.id)
+            assert reply.complete
+            if served_by(reply) == a_id:
+                back = clock.monotonic() - recovered_at
+                break
+            clock.advance(1.0)
+        assert back is not None and back <= 30.0
+        during = [r for r in a.requests if r.status == 503]
+        assert len(during) < 20, "the outage is probed at the breaker's pace, not per turn"
 
 
 async def test_probes_only_while_a_session_is_active(
         fake_clock_server: tuple[Switchboard, FakeClock]) -> None:
     app, clock = fake_clock_server
     assert app.probes is not None
-    async with AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client:
-        async with Simulator("openai", Behavior(text="ok")) as a, \
-                Simulator("openai", Behavior(text="ok")) as b:
-            llm = await create_llm(client, endpoint(a), endpoint(b))
-            for _ in range(120):  # two simulated hours without a session
-                clock.advance(60.0)
-                await app.probes.tick()
-            assert a.requests == [] and b.requests == []
-            await client.create_session(llm.id, idle_ttl_s=6 * 3600)
-            sent: dict[str, list[float]] = {"a": [], "b": []}
-            for _ in range(180):  # three simulated hours with one active session
-                clock.advance(60.0)
-                seen = {"a": len(a.requests), "b": len(b.requests)}
-                await app.probes.tick()
-                sent["a"] += [clock.monotonic()] * (len(a.requests) - seen["a"])
-                sent["b"] += [clock.monotonic()] * (len(b.requests) - seen["b"])
-            for name, sim in (("a", a), ("b", b)):
-                times = sent[name]
-                assert len(times) >= 3, "an active LLM is probed"
-                worst = max(sum(1 for t in times if start <= t < start + 3600) for start in times)
-                assert worst <= 4, f"{worst} probes within one hour"
-                probe = sim.requests[0].body
-                assert probe.get("max_completion_tokens", probe.get("max_tokens")) == 1
-                prompt = probe["messages"][-1]["content"]
-                text = prompt if isinstance(prompt, str) else prompt[0]["text"]
-                assert 5000 < len(text) < 8000  # about 1,500 tokens
+    async with AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client, \
+            Simulator("openai", Behavior(text="ok")) as a, \
+            Simulator("openai", Behavior(text="ok")) as b:
+        llm = await create_llm(client, endpoint(a), endpoint(b))
+        for _ in range(120):  # two simulated hours without a session
+            clock.advance(60.0)
+            await app.probes.tick()
+        assert a.requests == [] and b.requests == []
+        await client.create_session(llm.id, idle_ttl_s=6 * 3600)
+        sent: dict[str, list[float]] = {"a": [], "b": []}
+        for _ in range(180):  # three simulated hours with one active session
+            clock.advance(60.0)
+            seen = {"a": len(a.requests), "b": len(b.requests)}
+            await app.probes.tick()
+            sent["a"] += [clock.monotonic()] * (len(a.requests) - seen["a"])
+            sent["b"] += [clock.monotonic()] * (len(b.requests) - seen["b"])
+        for name, sim in (("a", a), ("b", b)):
+            times = sent[name]
+            assert len(times) >= 3, "an active LLM is probed"
+            worst = max(sum(1 for t in times if start <= t < start + 3600) for start in times)
+            assert worst <= 4, f"{worst} probes within one hour"
+            probe = sim.requests[0].body
+            assert probe.get("max_completion_tokens", probe.get("max_tokens")) == 1
+            prompt = probe["messages"][-1]["content"]
+            text = prompt if isinstance(prompt, str) else prompt[0]["text"]
+            assert 5000 < len(text) < 8000  # about 1,500 tokens

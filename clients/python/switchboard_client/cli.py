@@ -6,7 +6,7 @@
     switchboard session create LLM_ID [--system S] | get ID | end ID
     switchboard chat LLM_ID [--system S]               interactive streaming chat
     switchboard keys rotate                            new primary master key, re-wrap secrets
-    switchboard admin create-account NAME | create-key ACCOUNT | revoke-key KEY_ID | list-keys ACCOUNT
+    switchboard admin create-account NAME | create-key ACCOUNT | revoke-key KEY | list-keys ACCT
     switchboard check-endpoint --spec openai --url U --model M [--key K]
 
 The client commands read ``SWITCHBOARD_TARGET`` (default 127.0.0.1:50051) and

@@ -134,7 +134,7 @@ class AsyncClient:
 
     # Conversations
     async def converse(self, messages: Sequence[MessageLike] | MessageLike, *,
-                       session_id: str = "", llm_id: str = "", timeout: float | None = None,
+                       session_id: str = "", llm_id: str = "", timeout: float | None = None,  # noqa: ASYNC109
                        **kwargs: Any) -> AsyncIterator[Event]:
         """Streams one turn's events (TurnStarted, RouteDecision, TextDelta, ...)."""
         request = _converse_request(session_id, llm_id, messages, **kwargs)
