@@ -74,4 +74,18 @@ def inline_data(image: ImagePart) -> tuple[str, str] | None:
 
 
 def dumps(obj: object) -> bytes:
-    return orjson.dumps(obj)
+    """A request body as JSON bytes."""
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError as exc:  # nesting deeper than orjson's limit (255)
+        raise InvalidArgument(
+            f"The request cannot be encoded as JSON for the upstream: {exc}"
+        ) from None
+
+
+def json_text(value: object) -> str | None:
+    """``value`` as compact JSON text; ``None`` if it cannot be encoded (too deeply nested)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return None

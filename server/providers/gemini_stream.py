@@ -33,6 +33,7 @@ from server.chat import (
     ToolCallDelta,
     Usage,
 )
+from server.providers._common import json_text
 from server.providers.base import ErrorKind, SseEvent, UpstreamError
 from server.providers.errors import classify_error_object, scrub
 from server.providers.gemini_request import GENERATED_ID_PREFIX
@@ -54,6 +55,7 @@ _FINISH = {
 # Finish reasons that mean the model failed to produce a usable turn: retrying may help.
 _FAILED = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"})
 
+_MAX_INDEX = 10_000  # a jsonPath index beyond this is not a real argument list
 _PATH_TOKEN = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\['([^']*)'\]")
 
 
@@ -92,7 +94,7 @@ def _set_path(root: dict[str, Any], path: str, value: object, append: bool) -> N
     node: Any = root
     for i, tok in enumerate(tokens):
         if isinstance(tok, int):
-            if not isinstance(node, list):
+            if not isinstance(node, list) or tok > _MAX_INDEX:
                 raise _protocol(f"conflicting streamed function-call arguments at {path!r}")
             node.extend([None] * (tok + 1 - len(node)))
             current = node[tok]
@@ -227,16 +229,10 @@ class GeminiDecoder:
         if not name or not isinstance(name, str):
             raise _protocol("a functionCall without a name")
         args = fc.get("args")
-        call_id = self._new_id(fc, rid)
-        out.append(
-            ToolCallDelta(
-                self._calls,
-                call_id,
-                name,
-                orjson.dumps(args if isinstance(args, dict) else {}).decode(),
-                signature,
-            )
-        )
+        text = json_text(args if isinstance(args, dict) else {})
+        if text is None:
+            raise _protocol("functionCall args nested too deeply")
+        out.append(ToolCallDelta(self._calls, self._new_id(fc, rid), name, text, signature))
         self._calls += 1
 
     def _streamed_call(
@@ -262,9 +258,10 @@ class GeminiDecoder:
                 raise _protocol("a partialArgs entry without a jsonPath")
             self._apply_piece(call, piece)
         if not fc.get("willContinue") and not name:
-            out.append(
-                ToolCallDelta(call.ordinal, arguments_delta=orjson.dumps(call.args).decode())
-            )
+            text = json_text(call.args)
+            if text is None:
+                raise _protocol("streamed function-call arguments nested too deeply")
+            out.append(ToolCallDelta(call.ordinal, arguments_delta=text))
             self._partial = None
 
     @staticmethod

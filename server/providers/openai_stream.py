@@ -35,6 +35,7 @@ from server.chat import (
     ToolCallDelta,
     Usage,
 )
+from server.providers._common import json_text
 from server.providers.base import ErrorKind, SseEvent, UpstreamError
 from server.providers.errors import classify_error_object
 from server.providers.think import ThinkSplitter
@@ -196,7 +197,9 @@ class OpenAIChatDecoder:
         name = raw_name if isinstance(raw_name, str) else ""
         args = fn.get("arguments")
         if isinstance(args, dict):  # a few servers send the arguments as an object
-            args = orjson.dumps(args).decode()
+            args = json_text(args)
+            if args is None:
+                raise self._protocol("tool-call arguments nested too deeply")
         elif not isinstance(args, str):
             args = ""
         call = self._call_for(tc.get("index"), tid)

@@ -1,40 +1,61 @@
-"""The registry's ``Sealer`` over a ``Keyring``: secrets stored as text, bound to their record.
+"""The registry's ``Sealer`` over the master keys: secrets stored as text, bound to their record.
 
 Every opened secret is registered with ``KnownSecrets`` so that the log redactor masks its
 exact value even when it has no recognisable shape.
+
+The keys come from a ``KeySource`` (``server.vault.source``), so a running server follows
+``switchboard keys rotate``: new secrets are sealed under whatever key is primary now, and a
+secret that names a key id this process has not loaded yet (re-wrapped a moment ago by the
+rotation in another process) makes the source re-check the key file once before failing.
 """
 
 from __future__ import annotations
 
 from server.secret import Secret
 from server.vault.envelope import Keyring, SealedSecret, SecretContext
+from server.vault.errors import UnknownKeyId
 from server.vault.redact import KnownSecrets
+from server.vault.source import KeySource, StaticKeys
 
 
 class VaultSealer:
-    def __init__(self, keyring: Keyring, known: KnownSecrets) -> None:
-        self.keyring = keyring
+    def __init__(self, keys: Keyring | KeySource, known: KnownSecrets) -> None:
+        self._keys: KeySource = StaticKeys(keys) if isinstance(keys, Keyring) else keys
         self._known = known
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keyring in force now."""
+        return self._keys.current()
 
     def seal(self, plaintext: Secret, account_id: str, llm_id: str, endpoint_id: str,
              field: str) -> str:
         self._known.add(plaintext)
         ctx = SecretContext(account_id, llm_id, endpoint_id, field)
-        return self.keyring.seal(plaintext, ctx).to_text()
+        return self._keys.current().seal(plaintext, ctx).to_text()
 
     def open(self, sealed: str, account_id: str, llm_id: str, endpoint_id: str,
              field: str) -> Secret:
         ctx = SecretContext(account_id, llm_id, endpoint_id, field)
-        secret = self.keyring.open(SealedSecret.from_text(sealed, ctx), ctx)
+        parsed = SealedSecret.from_text(sealed, ctx)
+        try:
+            secret = self._keys.current().open(parsed, ctx)
+        except UnknownKeyId:
+            if not self._keys.refresh():
+                raise
+            secret = self._keys.current().open(parsed, ctx)
         self._known.add(secret)
         return secret
 
     def rewrap(self, sealed: str, account_id: str, llm_id: str, endpoint_id: str,
                field: str) -> str:
+        """``sealed`` with its data key wrapped under the primary key (itself if it already is)."""
         ctx = SecretContext(account_id, llm_id, endpoint_id, field)
         old = SealedSecret.from_text(sealed, ctx)
-        new = self.keyring.rewrap(old, ctx)
+        new = self._keys.current().rewrap(old, ctx)
         return sealed if new is old else new.to_text()
 
-    def key_id_of(self, sealed: str) -> str:
+    @staticmethod
+    def key_id_of(sealed: str) -> str:
+        """The master key id a sealed secret names (``MalformedSealedSecret`` if unreadable)."""
         return SealedSecret.from_text(sealed).key_id

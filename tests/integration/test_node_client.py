@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from switchboard_client import AsyncClient
 
 from server.app import Switchboard
 from server.simulator import Behavior, Simulator
-from switchboard_client import AsyncClient
 from tests.support import API_KEY, create_llm, endpoint
 
 ROOT = Path(__file__).resolve().parents[2]

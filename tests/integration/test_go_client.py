@@ -1,0 +1,129 @@
+"""The Go client (clients/go) against a real Switchboard and simulator.
+
+clients/go/offline.sh builds cmd/example offline, in GOPATH mode over the Go sources Debian
+packages in /usr/share/gocode (`make go-deps` installs them). The build cache lives in
+.tools/go, so only the first build compiles grpc. Without those packages the tests skip,
+except in CI (`CI` set), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from switchboard_client import AsyncClient
+
+from server.app import Switchboard
+from server.simulator import Behavior, Simulator
+from tests.support import API_KEY, create_llm, endpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+OFFLINE = ROOT / "clients" / "go" / "offline.sh"
+GOCODE = Path("/usr/share/gocode/src")
+TEXT = "Hello from the Go client test."
+REASONING = "The user greets me; greet back."
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (required in CI)")
+    pytest.skip(reason)
+
+
+def _offline(*args: str, timeout: float = 300) -> str:
+    result = subprocess.run([str(OFFLINE), *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise AssertionError(
+            f"offline.sh {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def _debian_go_missing() -> str | None:
+    if shutil.which("go") is None:
+        return "go is not installed (make go-deps)"
+    for package in ("google.golang.org/grpc", "google.golang.org/protobuf",
+                    "google.golang.org/genproto/googleapis/rpc/status", "golang.org/x/net/http2"):
+        if not (GOCODE / package).is_dir():
+            return f"{GOCODE / package} is missing (make go-deps)"
+    golang_protobuf = GOCODE / "github.com/golang/protobuf/go.mod"
+    if "google.golang.org/protobuf" not in (golang_protobuf.read_text()
+                                            if golang_protobuf.exists() else ""):
+        return ("github.com/golang/protobuf is older than 1.4 "
+                "(install golang-github-golang-protobuf-1-5-dev)")
+    return None
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if (reason := _debian_go_missing()) is not None:
+        _unavailable(reason)
+    binary = tmp_path_factory.mktemp("go") / "example"
+    _offline("build", str(binary))
+    yield binary
+
+
+def test_go_stubs_match_the_protos() -> None:
+    missing = [tool for tool in ("protoc", "protoc-gen-go", "protoc-gen-go-grpc")
+               if shutil.which(tool) is None]
+    if missing:
+        _unavailable(f"{', '.join(missing)} not installed (make go-deps)")
+    header = (ROOT / "clients/go/switchboardv1/llm.pb.go").read_text()[:400]
+    protoc = subprocess.run(["protoc", "--version"], capture_output=True, text=True,
+                            check=True).stdout.split()[-1]
+    if f"protoc        v{protoc}" not in header:
+        _unavailable(f"protoc {protoc} is not the version the stubs were generated with")
+    _offline("check-generated")
+
+
+def test_go_reply_aggregates_like_python(example: Path) -> None:
+    assert "ok" in _offline("test")
+
+
+async def test_go_example_streams_reasoning_apart_from_text(
+        example: Path, server: Switchboard, client: AsyncClient) -> None:
+    async with Simulator("openai", Behavior(text=TEXT, reasoning=REASONING,
+                                            reasoning_chunks=3)) as sim:
+        llm = await create_llm(client, endpoint(sim), name="go-client")
+        # The server runs on this event loop, so the child must not block it.
+        proc = await asyncio.create_subprocess_exec(
+            str(example), "-target", f"127.0.0.1:{server.port}", "-llm", llm.id,
+            "-prompt", "Hi!", "-timeout", "30s",
+            env={**os.environ, "SWITCHBOARD_API_KEY": API_KEY},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out_bytes, err_bytes = await asyncio.wait_for(proc.communicate(), timeout=60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    out, err = out_bytes.decode(), err_bytes.decode()
+    assert proc.returncode == 0, out + err
+    lines = out.splitlines()
+    kinds = [m.group(1) for line in lines if (m := re.match(r"\[(\w+)", line))]
+    assert kinds == ["session", "started", "route", "reasoning", "text", "usage", "finished"], out
+    assert re.search(r"^\[reasoning \S+\] " + re.escape(REASONING) + "$", out, re.M), out
+    assert re.search(r"^\[text \S+\] " + re.escape(TEXT) + "$", out, re.M), out
+    assert re.search(r"^\[finished\] reason=FINISH_REASON_STOP complete=true ", out, re.M), out
+    assert f"reasoning: {json.dumps(REASONING)}" in lines
+    assert f"text: {json.dumps(TEXT)}" in lines
+    stored = await client.get_session(lines[0].split("id=")[1].split()[0])
+    assert stored.messages[-1].parts[0].text == TEXT
+    assert stored.messages[-1].reasoning == REASONING
+
+
+async def test_go_example_reports_a_bad_key(example: Path, server: Switchboard) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        str(example), "-target", f"127.0.0.1:{server.port}", "-llm", "llm_unknown",
+        "-timeout", "30s", env={**os.environ, "SWITCHBOARD_API_KEY": "not-a-key"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 1
+    assert err.decode().startswith("error: Unauthenticated: ")
