@@ -3,21 +3,36 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-dev
+RUNTIME := $(VENV)/.installed-runtime
 NODE_TOOLS := .tools/node_modules
 BUF := $(NODE_TOOLS)/.bin/buf
+# Pinned: the npm registry has no macOS/Windows binaries of buf 1.75.0; clients/typescript pins the same.
+BUF_VERSION := 1.74.0
+TS_CLIENT := clients/typescript
+TS_MODULES := $(TS_CLIENT)/node_modules/.switchboard-lock-sha256
+# The Go client builds offline against Debian's packaged Go modules (clients/go/README.md).
+GO_DEBS := golang-go protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
+           golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
 PROTOS := $(wildcard protos/switchboard/v1/*.proto)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/generated:$(CURDIR)/clients/python
 
 .PHONY: help venv demo test test-unit test-integration generate check-generated lint typecheck \
-        bench bench-router soak run clean buf-lint buf-breaking
+        bench bench-router soak run clean buf-lint buf-breaking go-deps generate-clients \
+        check-generated-clients
 
 help:
 	@echo "make demo | test | generate | check-generated | lint | typecheck | bench | bench-router | soak | run"
+	@echo "make generate-clients | check-generated-clients | go-deps | buf-lint | buf-breaking"
 
-$(STAMP): pyproject.toml
+# The demo needs only the runtime dependencies; tests, lint and bench need the dev extras.
+$(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -25,12 +40,12 @@ venv: $(STAMP)
 
 $(BUF):
 	mkdir -p .tools
-	cd .tools && npm install --silent --no-audit --no-fund @bufbuild/buf@1 >/dev/null
+	cd .tools && npm install --silent --no-audit --no-fund @bufbuild/buf@$(BUF_VERSION) >/dev/null
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/python -m server.demo
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/switchboard serve
 
 generate: $(STAMP)
@@ -53,9 +68,36 @@ check-generated: $(STAMP)
 buf-lint: $(BUF)
 	$(BUF) lint
 
+# Against the local main branch (a fresh clone has one; main against itself passes), else
+# against origin/main (CI checkouts of a pull request), else skipped with a message.
 buf-breaking: $(BUF)
-	@if git rev-parse --verify -q origin/main >/dev/null || git rev-parse --verify -q main~0 >/dev/null; then \
-	  $(BUF) breaking --against '.git#branch=main'; else echo "no main branch to compare against"; fi
+	@if git rev-parse -q --verify refs/heads/main >/dev/null; then against='.git#branch=main'; \
+	elif git rev-parse -q --verify refs/remotes/origin/main >/dev/null; then against='.git#ref=origin/main'; \
+	else echo "buf breaking: no main or origin/main branch to compare against; skipped"; exit 0; fi; \
+	echo "$(BUF) breaking --against '$$against'"; $(BUF) breaking --against "$$against"
+
+# Installs the Debian packages the Go client needs, unless they are installed (needs root).
+go-deps:
+	@if dpkg -s $(GO_DEBS) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends $(GO_DEBS) \
+	    || { apt-get update -q && apt-get install -y -q --no-install-recommends $(GO_DEBS); }; \
+	else echo "go-deps: as root, run: apt-get install $(GO_DEBS)"; \
+	  echo "go-deps: until then the Go client tests skip (and fail in CI)"; fi
+
+$(TS_MODULES): $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
+	sha256sum $(TS_CLIENT)/package-lock.json | cut -d' ' -f1 > $@
+
+# TypeScript (buf + ts-proto) and Go (protoc + protoc-gen-go{,-grpc}) stubs; both committed.
+generate-clients: $(TS_MODULES) go-deps
+	cd $(TS_CLIENT) && node scripts/generate.js src/gen
+	clients/go/offline.sh generate
+
+check-generated-clients: $(TS_MODULES) go-deps
+	cd $(TS_CLIENT) && node scripts/generate.js --check src/gen
+	clients/go/offline.sh check-generated
 
 lint: $(STAMP) buf-lint
 	$(BIN)/ruff check server clients tests
@@ -69,7 +111,7 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
-test: $(STAMP) check-generated lint typecheck
+test: $(STAMP) check-generated lint typecheck buf-breaking go-deps
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

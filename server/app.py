@@ -35,10 +35,11 @@ from server.config import ConfigError, Settings
 from server.edge.conversations_servicer import ConversationsServicer, Limits
 from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
-from server.edge.registry_servicer import RegistryServicer, Validator
+from server.edge.registry_servicer import RegistryServicer
+from server.edge.validator import ConformanceValidator
 from server.engine import TurnEngine
 from server.http.app import FrontDoor, FrontDoorConfig
-from server.netguard import NetPolicy, check_base_url
+from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
 from server.observe import fan_out
 from server.probes import ProbeRunner
 from server.providers.transport import Timeouts, UpstreamClient
@@ -53,11 +54,13 @@ from server.store.open import open_store
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
 from server.turns import TurnRunner
-from server.vault.keys import KeyringError, load_keyring
+from server.vault.keys import KeyringError
 from server.vault.redact import KnownSecrets
 from server.vault.sealer import VaultSealer
+from server.vault.source import open_key_source
 
 if TYPE_CHECKING:
+    from aiohttp.abc import AbstractResolver
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from server.telemetry.tracing import Tracing
@@ -90,6 +93,8 @@ class Switchboard:
     settings: Settings
     known_secrets: KnownSecrets = field(default_factory=KnownSecrets)
     clock: Clock = field(default_factory=SystemClock)  # routing decisions; tests use FakeClock
+    # (also the auth cache TTL and the key-file re-check interval)
+    upstream_resolver: AbstractResolver | None = None  # tests: fake DNS for upstream hosts
     port: int = 0
     store: Store | None = None
     router: Router | None = None
@@ -114,22 +119,24 @@ class Switchboard:
     async def start(self) -> None:
         s = self.settings
         try:
-            keyring = load_keyring(master_keys=s.master_keys, key_file=s.master_key_file,
-                                   primary_key_id=s.primary_key_id or None)
+            keys = open_key_source(master_keys=s.master_keys, key_file=s.master_key_file,
+                                   primary_key_id=s.primary_key_id, clock=self.clock)
             policy = NetPolicy.parse(allow_http=s.allow_http_upstreams,
                                      allow_hosts=s.upstream_allow_hosts,
                                      allow_cidrs=s.upstream_allow_cidrs)
         except (KeyringError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
         self.store = store = await open_store(s.database)
-        sealer = VaultSealer(keyring, self.known_secrets)
+        sealer = VaultSealer(keys, self.known_secrets)
         await self._check_key_ids(sealer)
         clock = self.clock
         self.router = router = Router(clock, random.Random(), RouterConfig(
             max_attempts=s.max_attempts))
 
+        resolve = resolve_with(self.upstream_resolver) if self.upstream_resolver else None
+
         async def guard(url: str, path: str) -> None:
-            await check_base_url(url, policy, field=path)
+            await check_base_url(url, policy, resolve, field=path)
 
         def forget_endpoints(llm: Llm) -> None:
             for endpoint in llm.endpoints:
@@ -141,7 +148,9 @@ class Switchboard:
         self.probes = probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
         self.sessions = sessions = SessionService(store, registry, s.default_idle_ttl_s,
                                                   on_active=probes.touch)
-        self._client = client = UpstreamClient(max_event_bytes=s.max_upstream_event_bytes)
+        self._client = client = UpstreamClient(
+            max_event_bytes=s.max_upstream_event_bytes,
+            resolver=GuardedResolver(policy, self.upstream_resolver))  # checked per connection
         timeouts = Timeouts(s.connect_timeout_s, s.first_token_timeout_s,
                             s.between_chunks_timeout_s, s.turn_timeout_s)
         engine = TurnEngine(router, client, timeouts, s.max_attempts)
@@ -158,7 +167,7 @@ class Switchboard:
                              probes_sent=lambda: probes.sent,
                              turns_in_flight=lambda: turns.in_flight)
 
-        auth = StoreAuthenticator(store, s.api_keys)
+        auth = StoreAuthenticator(store, s.api_keys, clock=clock)
         self.interceptor = EdgeInterceptor(auth)
         server = grpc.aio.server(
             interceptors=[GrpcMetricsInterceptor(self.metrics), self.interceptor],
@@ -166,7 +175,8 @@ class Switchboard:
                      ("grpc.so_reuseport", 0)],
         )
         registry_pb2_grpc.add_LlmRegistryServicer_to_server(
-            RegistryServicer(registry, Validator(), fill_health(router)), server)
+            RegistryServicer(registry, ConformanceValidator(registry, router), fill_health(router)),
+            server)
         conversations_pb2_grpc.add_ConversationsServicer_to_server(
             ConversationsServicer(registry, sessions, turns, Limits(
                 s.max_message_bytes, s.max_messages)), server)
@@ -236,10 +246,12 @@ class Switchboard:
         grace = self.settings.grace_period_s if grace_s is None else grace_s
         if self.interceptor is not None:
             self.interceptor.draining = True
+        if self._front_door is not None:
+            self._front_door.draining = True
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         drains = [self._server.stop(grace)] if self._server is not None else []
-        if self._front_door is not None:  # refuses new requests at once, then drains
+        if self._front_door is not None:
             drains.append(self._front_door.stop(grace))
         await asyncio.gather(*drains)
         for task in self._tasks:
@@ -256,9 +268,11 @@ class Switchboard:
         log.info("stopped")
 
 
-async def serve(settings: Settings) -> int:
-    """Runs until SIGTERM or SIGINT, then drains within the grace period; returns 0."""
-    app = Switchboard(settings)
+async def serve(settings: Settings, known_secrets: KnownSecrets | None = None) -> int:
+    """Runs until SIGTERM or SIGINT, then drains within the grace period; returns 0.
+
+    ``known_secrets``: the instance the log redactor masks (``server.main`` shares it)."""
+    app = Switchboard(settings, known_secrets=known_secrets or KnownSecrets())
     await app.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,7 +10,7 @@ import uvloop
 from server import logs
 from server.app import serve
 from server.config import ConfigError, load
-from server.vault.redact import Redactor
+from server.vault.redact import KnownSecrets, Redactor
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,9 +19,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.log_format, Redactor())
+    known = KnownSecrets()  # the server registers every key it opens; the redactor masks them
+    logs.configure(settings.log_level, settings.log_format, Redactor(known))
     try:
-        return uvloop.run(serve(settings))
+        return uvloop.run(serve(settings, known))
     except ConfigError as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2

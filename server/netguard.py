@@ -15,6 +15,7 @@ point us at our own network: loopback, private ranges, the cloud metadata servic
 aiohttp does not call the resolver for a literal IP host, so the connection-time check covers
 host names only; literal IPs are checked at registration, and upstream requests should use
 ``allow_redirects=False`` (no LLM API redirects) so that a redirect cannot name a new IP.
+``UpstreamClient`` does both: its connector uses ``GuardedResolver`` with the server's policy.
 
 Operators admit internal upstreams (a local model server, the test simulators) through the
 policy's allow-lists: a host name on ``allow_hosts`` skips the address checks; an address in
@@ -252,6 +253,15 @@ async def check_base_url(
             )
 
 
+def resolve_with(resolver: AbstractResolver) -> Resolve:
+    """``check_base_url``'s ``resolve`` from an aiohttp resolver (so both checks share DNS)."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return [r["host"] for r in await resolver.resolve(host, port, socket.AF_UNSPEC)]
+
+    return resolve
+
+
 class BlockedAddressError(OSError):
     """A connection-time refusal; aiohttp wraps it in ``ClientConnectorDNSError``."""
 
@@ -263,6 +273,14 @@ class BlockedAddressError(OSError):
         )
         self.host = host
         self.address = address
+        self.reason = reason
+
+    def public_message(self) -> str:
+        """The refusal without the address, for callers (they must not map internal DNS)."""
+        return (
+            f"refusing to connect to {self.host!r}: it now resolves to {self.reason} (possible "
+            f"DNS rebinding); upstreams must be public internet hosts ({_ALLOW_HINT})"
+        )
 
 
 class GuardedResolver(AbstractResolver):

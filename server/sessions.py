@@ -114,6 +114,8 @@ class SessionService:
             v.add("llm_id", "is required")
         if idle_ttl_s is not None and not 0 < idle_ttl_s <= MAX_IDLE_TTL_S:
             v.add("idle_ttl", "must be more than 0 and at most 24 hours")
+        if "\x00" in system_prompt:
+            v.add("system_prompt", "must not contain NUL (U+0000) characters")
         check_generation(generation, "generation", v)
         v.raise_if_any()
         await self._registry.resolve(account_id, llm_id)  # NOT_FOUND for unknown or foreign

@@ -27,12 +27,13 @@ class Door:
 
 
 @asynccontextmanager
-async def running_door(tmp_path: Path, **extra: Any) -> AsyncIterator[Door]:
-    """A Switchboard with its HTTP port on a socket bound to port 0 (no port race); ``extra``
-    goes to ``Switchboard`` (``span_exporter=...``)."""
+async def running_door(tmp_path: Path, *, switchboard: dict[str, Any] | None = None,
+                       **overrides: Any) -> AsyncIterator[Door]:
+    """A Switchboard with its HTTP port on a socket bound to port 0 (no port race).
+    ``overrides`` change settings; ``switchboard`` goes to ``Switchboard`` (``span_exporter``)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    app = Switchboard(settings(tmp_path), http_sock=sock, **extra)
+    app = Switchboard(settings(tmp_path, **overrides), http_sock=sock, **(switchboard or {}))
     await app.start()
     base_url = f"http://127.0.0.1:{app.http_port}"
     try:

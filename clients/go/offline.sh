@@ -35,7 +35,8 @@ generate() {
 
 case "${1:-}" in
   build)
-    out=$(cd "$(dirname "${2:?usage: offline.sh build OUT}")" && pwd)/$(basename "$2")
+    mkdir -p "$(dirname "${2:?usage: offline.sh build OUT}")"
+    out=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
     gopath
     go build -o "$out" "$module/cmd/example"
     ;;

@@ -198,6 +198,8 @@ def messages_from_pb(messages: Iterable[cpb.Message], path: str, v: Violations, 
         for j, part in enumerate(m.parts):
             kind = part.WhichOneof("kind")
             if kind == "text":
+                if "\x00" in part.text:
+                    v.add(f"{p}.parts[{j}].text", "must not contain NUL (U+0000) characters")
                 parts.append(TextPart(part.text))
             elif kind == "image":
                 img = part.image

@@ -27,7 +27,6 @@ import time
 from typing import Any
 
 import orjson
-import structlog
 from aiohttp import web
 
 from server.chat import ChatRequest, ToolCallDelta, Usage
@@ -39,8 +38,6 @@ from server.http.response import DONE, Chunks, completion_json, sse_error
 from server.registry.model import Llm
 from server.registry.service import RegistryService
 from server.turns import Turn, TurnRunner
-
-log = structlog.get_logger("switchboard.http")
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -135,8 +132,8 @@ class Completions:
         except SwitchboardError as exc:
             if response is None:
                 raise  # nothing sent yet: a real HTTP error
-            summary.update(stream_error=exc.reason)
-            log.info("stream ended with an error after output", reason=exc.reason)
+            winner = turn.winner.id if turn.winner else ""
+            summary.update(stream_error=exc.reason, endpoint=winner, attempts=turn.attempts)
             await response.write(sse_error(error_body(exc, request_id)[1]))
         except ConnectionResetError:  # the caller left; the runner closed the turn
             if response is None:

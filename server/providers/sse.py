@@ -10,14 +10,16 @@ with one optional space after the colon removed; repeated ``data:`` lines joined
 ``:`` comments ignored; ``event:`` names kept; unknown fields (``id``, ``retry``, anything else)
 ignored; an event without ``data`` is not dispatched; a leading UTF-8 BOM is dropped.
 
-Text is decoded only from complete lines. CR and LF never occur inside a multi-byte UTF-8
-sequence, so a character split across reads is always reassembled before decoding. Invalid
-UTF-8 becomes U+FFFD, as the standard says.
+How: line endings are normalised to LF as bytes arrive (a CRLF split across reads is handled),
+so an event boundary is always ``\\n\\n``. Bytes after the last boundary stay buffered, raw,
+until their boundary arrives; only then is the event split into lines and decoded. CR and LF
+never occur inside a multi-byte UTF-8 sequence, so a character split across reads is always
+whole when decoded. Invalid UTF-8 becomes U+FFFD, as the standard says.
 
-Memory is bounded: an event (its raw lines plus any unterminated tail) larger than
-``max_event_bytes`` raises ``UpstreamError(PROTOCOL)`` instead of growing without limit.
-The work per chunk is a few ``bytes.rfind``/``splitlines`` calls plus one small loop per line;
-there is no per-byte Python loop.
+Cost: per read, one ``rfind`` over the new bytes (never over the buffered ones, so a large
+event arriving in many reads stays linear), and per event a ``split`` and a few slices. There
+is no per-byte Python loop. Memory: an event larger than ``max_event_bytes`` raises
+``UpstreamError(PROTOCOL)`` instead of growing the buffer without limit.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from server.providers.base import ErrorKind, SseEvent, UpstreamError
 DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
+_LF = 0x0A
 _CR = 0x0D
 _COLON = 0x3A
 
@@ -34,127 +37,116 @@ _COLON = 0x3A
 class SseParser:
     """Incremental WHATWG event-stream parser. One instance per response."""
 
-    __slots__ = (
-        "_data",
-        "_event",
-        "_max",
-        "_pending",
-        "_pending_size",
-        "_skip_lf",
-        "_started",
-        "_tail",
-        "_tail_size",
-    )
+    __slots__ = ("_max", "_skip_lf", "_started", "_tail", "_tail_size")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._max = max_event_bytes
-        self._tail: list[bytes] = []  # bytes after the last line terminator
+        self._tail: list[bytes] = []  # normalised bytes after the last event boundary
         self._tail_size = 0
-        self._pending: list[bytes] = []  # raw lines of the event being built
-        self._pending_size = 0
-        self._data: list[bytes] = []  # its data values
-        self._event = b""  # its event type
-        self._skip_lf = False  # the previous chunk ended with CR: drop a leading LF
-        self._started = False  # the BOM check has been done
+        self._skip_lf = False  # the previous read ended with CR: drop a leading LF
+        self._started = False  # the BOM check is done
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
-        """Consume ``chunk``; return the events completed by it (often none or one)."""
+        """Consume ``chunk``; return the events it completed (often none or one)."""
+        if self._skip_lf and chunk:
+            self._skip_lf = False
+            if chunk[0] == _LF:
+                chunk = chunk[1:]
         if not chunk:
             return []
-        if self._skip_lf:
-            self._skip_lf = False
-            if chunk[0] == 0x0A:
-                chunk = chunk[1:]
-                if not chunk:
-                    return []
         if not self._started:
             chunk = self._strip_bom(chunk)
             if not chunk:
                 return []
-        end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
-        if end < 0:  # no line ends yet: keep the piece (joined later, so no quadratic copy)
-            self._tail.append(chunk)
-            self._tail_size += len(chunk)
-            self._check_size(self._pending_size + self._tail_size)
-            return []
-        if self._tail:
-            head = b"".join(self._tail)
-            end += len(head)
-            chunk = head + chunk
-            self._tail.clear()
-        last = len(chunk) - 1
-        if end < last:
-            rest = chunk[end + 1 :]
-            self._tail.append(rest)
-            self._tail_size = len(rest)
+        if b"\r" in chunk:
+            self._skip_lf = chunk[-1] == _CR
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        tail = self._tail
+        end = chunk.rfind(b"\n\n")
+        if end >= 0:
+            if tail:
+                end += self._tail_size
+                tail.append(chunk)
+                chunk = b"".join(tail)
+        elif tail and chunk[0] == _LF and tail[-1][-1] == _LF:
+            end = self._tail_size - 1  # the boundary straddles the two reads
+            tail.append(chunk)
+            chunk = b"".join(tail)
         else:
-            self._tail_size = 0
-            # A CR at the very end may be the first half of a CRLF split across reads.
-            self._skip_lf = chunk[last] == _CR
-        return self._lines(chunk[: end + 1].splitlines())
+            tail.append(chunk)
+            self._tail_size += len(chunk)
+            if self._tail_size > self._max:
+                raise self._too_big()
+            return []
+        rest = chunk[end + 2 :]
+        self._tail = [rest] if rest else []
+        self._tail_size = len(rest)
+        if self._tail_size > self._max:
+            raise self._too_big()
+        return self._events(chunk[:end])
 
     def leftover(self) -> bytes:
-        """The bytes after the last complete event: undispatched lines plus the open tail."""
-        tail = b"".join(self._tail)
-        if not self._pending:
-            return tail
-        return b"\n".join(self._pending) + b"\n" + tail
+        """The bytes after the last complete event (line endings normalised to LF)."""
+        return b"".join(self._tail)
 
     # -- internals ---------------------------------------------------------------------------
 
     def _strip_bom(self, chunk: bytes) -> bytes:
-        buffered = b"".join(self._tail) + chunk
-        if len(buffered) < len(_BOM) and _BOM.startswith(buffered):
-            self._tail = [chunk] if not self._tail else [*self._tail, chunk]
-            self._tail_size = len(buffered)
+        if self._tail:  # the first bytes were too few to tell
+            chunk = self._tail.pop() + chunk
+        if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+            self._tail.append(chunk)
             return b""
         self._started = True
-        self._tail.clear()
-        self._tail_size = 0
-        return buffered[len(_BOM) :] if buffered.startswith(_BOM) else buffered
+        return chunk[len(_BOM) :] if chunk.startswith(_BOM) else chunk
 
-    def _lines(self, lines: list[bytes]) -> list[SseEvent]:
+    def _events(self, complete: bytes) -> list[SseEvent]:
         out: list[SseEvent] = []
-        data = self._data
-        pending = self._pending
-        size = self._pending_size
-        for line in lines:
-            if not line:  # blank line: dispatch
-                if data:
-                    raw = data[0] if len(data) == 1 else b"\n".join(data)
-                    out.append(
-                        SseEvent(
-                            raw.decode("utf-8", "replace"),
-                            self._event.decode("utf-8", "replace") if self._event else "",
-                        )
-                    )
-                    data.clear()
-                self._event = b""
-                pending.clear()
-                size = 0
-                continue
-            pending.append(line)
-            size += len(line) + 1
-            if size > self._max:
-                self._check_size(size)
-            if line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value[:1] == b" " else value)
-            elif line[0] != _COLON:  # not a comment
-                name, _, value = line.partition(b":")
-                if name == b"event":
-                    self._event = value[1:] if value[:1] == b" " else value
-                elif name == b"data":  # "data" without a colon: an empty data line
-                    data.append(b"")
-                # id, retry and unknown fields are ignored
-        self._pending_size = size
-        self._check_size(size + self._tail_size)
+        for block in complete.split(b"\n\n"):
+            if len(block) > self._max:
+                raise self._too_big()
+            if block.startswith(b"data:") and b"\n" not in block:  # the common case
+                value = block[5:]
+                if value[:1] == b" ":
+                    value = value[1:]
+                out.append(SseEvent(value.decode("utf-8", "replace")))
+            elif block:
+                self._block(block, out)
         return out
 
-    def _check_size(self, size: int) -> None:
-        if size > self._max:
-            raise UpstreamError(
-                ErrorKind.PROTOCOL,
-                f"upstream sent a server-sent event larger than {self._max // 1024} KiB "
-                "without an event boundary; the stream is not valid SSE or the event is too big",
-            )
+    @staticmethod
+    def _block(block: bytes, out: list[SseEvent]) -> None:
+        data: list[bytes] = []
+        event = b""
+        for line in block.split(b"\n"):
+            if not line:  # a blank line inside the block (a run of 3+ line ends)
+                if data:
+                    out.append(_event(data, event))
+                data, event = [], b""
+                continue
+            if line[0] == _COLON:  # comment / keep-alive
+                continue
+            name, colon, value = line.partition(b":")
+            if colon and value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                data.append(value)
+            elif name == b"event":
+                event = value
+            # id, retry and unknown fields are ignored
+        if data:
+            out.append(_event(data, event))
+
+    def _too_big(self) -> UpstreamError:
+        return UpstreamError(
+            ErrorKind.PROTOCOL,
+            f"upstream sent a server-sent event larger than {self._max // 1024} KiB; the "
+            "stream is not valid SSE or the event is too big",
+        )
+
+
+def _event(data: list[bytes], event: bytes) -> SseEvent:
+    raw = data[0] if len(data) == 1 else b"\n".join(data)
+    return SseEvent(
+        raw.decode("utf-8", "replace"), event.decode("utf-8", "replace") if event else ""
+    )

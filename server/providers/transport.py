@@ -32,8 +32,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver
 
 from server.chat import ChatRequest, Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
+from server.netguard import BlockedAddressError
 from server.providers.base import ErrorKind, HttpRequest, ProviderAdapter, UpstreamError
 from server.providers.errors import classify_error_object
 from server.providers.sse import DEFAULT_MAX_EVENT_BYTES, SseParser
@@ -80,8 +82,12 @@ class UpstreamClient:
         keepalive_s: float = 30.0,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         user_agent: str = "switchboard/0.1",
+        resolver: AbstractResolver | None = None,
     ) -> None:
+        """``resolver``: DNS for upstream hosts; the server passes a ``GuardedResolver`` so that
+        every connection is checked against its network policy (``server.netguard``)."""
         self.timeouts = timeouts or Timeouts()
+        self._resolver = resolver
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._keepalive_s = keepalive_s
@@ -109,6 +115,7 @@ class UpstreamClient:
                 limit_per_host=self._limit_per_host,
                 keepalive_timeout=self._keepalive_s,
                 ttl_dns_cache=300,
+                resolver=self._resolver,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -293,7 +300,11 @@ def _transport_error(
             "total": f"{label} ({host}) did not finish within {t.total_s:g}s",
         }[phase]
         return UpstreamTimeout(phase, f"{what} ({phase} timeout)")
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) and isinstance(
+        exc.os_error, BlockedAddressError
+    ):
+        what = exc.os_error.public_message()
+    elif isinstance(exc, aiohttp.ClientConnectorDNSError):
         what = f"could not resolve the host {host}; check base_url"
     elif isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         what = f"the TLS handshake with {host} failed (certificate or protocol)"

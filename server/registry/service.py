@@ -117,6 +117,8 @@ def check_draft(draft: LlmDraft, existing: Llm | None, fields: frozenset[str]) -
             v.add("llm.display_name", "is required")
         elif len(draft.display_name) > 200:
             v.add("llm.display_name", "must be at most 200 characters")
+        elif "\x00" in draft.display_name:
+            v.add("llm.display_name", "must not contain NUL (U+0000) characters")
     if "endpoints" in fields:
         if not draft.endpoints:
             v.add("llm.endpoints", "at least one endpoint is required")

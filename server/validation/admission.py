@@ -33,6 +33,8 @@ from server.validation.catalog import (
 from server.validation.exchange import Exchange
 
 _MODEL_CODES = frozenset({"model_not_found", "deploymentnotfound", "invalid_model"})
+_ROUTE_WORDS = ("invalid url", "unknown url", "unrecognized request url", "no route",
+                "method not found", "not a valid endpoint", "unknown endpoint")
 _MODEL_WORDS = ("not found", "does not exist", "invalid model", "unknown model", "no model",
                 "not supported")
 
@@ -117,9 +119,9 @@ def _error(ex: Exchange, endpoint: Endpoint, path: str, err: UpstreamError,
     fields = _fields(ex.body)
     observed = err.message if ex.status == status else f"HTTP {ex.status}: {err.message}"
     if status in (404, 405) or err.kind is ErrorKind.NOT_FOUND or (
-        status in (400, 422) and _names_model(fields, endpoint, strict=True)
+        status in (400, 422) and _names_model(fields, endpoint, path, strict=True)
     ):
-        if status != 405 and _names_model(fields, endpoint, strict=status != 404):
+        if status != 405 and _names_model(fields, endpoint, path, strict=status != 404):
             return _stage(MODEL, observed, _model_hint(endpoint), proven=True)
         return _stage(ROUTE, f"HTTP {status} to POST {path}: {err.message}",
                       _route_hint(endpoint), proven=False)
@@ -142,14 +144,18 @@ def _fields(body: bytes) -> ErrorFields | None:
         return None
 
 
-def _names_model(fields: ErrorFields | None, endpoint: Endpoint, *, strict: bool) -> bool:
+def _names_model(fields: ErrorFields | None, endpoint: Endpoint, path: str, *,
+                 strict: bool) -> bool:
     """Whether an error body is about the model or deployment rather than the path."""
     if fields is None:
         return False
     words = {w.lower() for w in (fields.code, fields.type, *fields.reasons) if w}
     if words & _MODEL_CODES:
         return True
-    message = fields.message.lower()
+    # The path holds the model on Azure and Gemini: a quoted URL names it, yet is a route error.
+    message = fields.message.lower().replace(path.split("?", 1)[0].lower(), "")
+    if any(w in message for w in _ROUTE_WORDS):
+        return False
     named = bool(endpoint.model) and endpoint.model.lower() in message
     about = "model" in message or "deployment" in message
     if strict:

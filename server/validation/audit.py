@@ -26,6 +26,7 @@ from server.registry.model import ApiSpec
 
 _KNOWN_FIELDS = frozenset({b"data", b"event", b"id", b"retry"})
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_FIELD_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_-]*")  # a raw JSON tail line is not a field
 _HEAD_BYTES = 64
 MAX_NOTES = 3  # problems kept per kind
 
@@ -48,6 +49,7 @@ class StreamAudit:
         self._line_head = b""
         self.broken = ""  # the parser gave up (an event larger than max_event_bytes)
         self.events = 0  # data events
+        self.chunks = 0  # data events holding a JSON object
         self.raw_bytes = 0
         self.first_bytes = b""
         self.first_content_at: float | None = None
@@ -110,7 +112,9 @@ class StreamAudit:
                 self.leftover = b""
         if self._decoder is not None and not self.broken:
             try:
-                self._decoder.close(tail)
+                for ev in self._decoder.close(tail):
+                    if isinstance(ev, Usage):
+                        self.usage = ev
             except UpstreamError as exc:
                 self.runtime_error = exc
 
@@ -138,7 +142,7 @@ class StreamAudit:
             if not line or line.startswith(b":") or len(self.unknown_fields) >= MAX_NOTES:
                 continue
             name = line.split(b":", 1)[0]
-            if name not in _KNOWN_FIELDS:
+            if name not in _KNOWN_FIELDS and _FIELD_NAME.fullmatch(name):
                 self.unknown_fields.append(snippet(line[:_HEAD_BYTES], 60))
 
     def _event(self, event: SseEvent, now: float) -> None:
@@ -166,6 +170,7 @@ class StreamAudit:
         if obj.get("error") or event.event == "error":
             self._error(obj)
             return
+        self.chunks += 1
         if self._chunk(obj) and self.first_content_at is None:
             self.first_content_at = now
 

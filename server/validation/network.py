@@ -163,7 +163,7 @@ async def handshake(target: Target, addresses: list[Address], timeout_s: float) 
         if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
                       "HTTP_REQUEST"):
             return failed(TLS, f"{target.host}:{port} does not speak TLS ({reason})",
-                          f"the port serves plain HTTP: use http:// in base_url, or the port "
+                          "the port serves plain HTTP: use http:// in base_url, or the port "
                           "where the server speaks HTTPS")
         return failed(TLS, f"TLS handshake failed: {reason}",
                       "the server's TLS setup is not compatible with a standard client: check "

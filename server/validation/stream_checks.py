@@ -79,8 +79,11 @@ def judge(ex: Exchange, audit: StreamAudit, endpoint: Endpoint, budget: Budget,
     if verdicts[2].status is CheckStatus.FAIL and not audit.events:
         return [*verdicts, *(skipped(c, "no server-sent events to read")
                              for c in (*STREAM[3:], *RESPONSE))]
+    if verdicts[1].status is CheckStatus.FAIL:
+        return [*verdicts, *(skipped(c, "no token arrived in time")
+                             for c in (*STREAM[3:], *RESPONSE))]
     verdicts += [_schema(audit, gemini), _errors(audit), _end(ex, audit, gemini)]
-    verdicts += [_role(audit, gemini), _content(audit), _finish(audit, gemini),
+    verdicts += [_role(audit, gemini), _content(ex, audit), _finish(audit, gemini),
                  _usage(ex, audit, endpoint.api_spec)]
     return _backstop(verdicts, audit)
 
@@ -188,7 +191,7 @@ def _schema(audit: StreamAudit, gemini: bool) -> Verdict:
         elif "non-streaming" in problem:
             hint = "the server sends whole responses inside the stream: send chunks with delta"
         return failed(CHUNK_SCHEMA, problem, hint)
-    return passed(CHUNK_SCHEMA, f"{audit.events} events, each a JSON {what}")
+    return passed(CHUNK_SCHEMA, f"{audit.chunks} chunks, each a JSON {what}")
 
 
 def _errors(audit: StreamAudit) -> Verdict:
@@ -220,7 +223,8 @@ def _end(ex: Exchange, audit: StreamAudit, gemini: bool) -> Verdict:
                       "the answer looks truncated: end it with a chunk that carries "
                       "finish_reason, then `data: [DONE]`")
     if not audit.done:
-        return failed(END, f"finish_reason {finish!r} but no `data: [DONE]` (no [DONE])",
+        return failed(END, f"finish_reason {finish!r}, then the stream closed without "
+                      "`data: [DONE]`",
                       "end the stream with `data: [DONE]` after the last chunk, as OpenAI "
                       "does: clients use it to tell a complete answer from a cut connection")
     if not finish:
@@ -247,7 +251,7 @@ def _role(audit: StreamAudit, gemini: bool) -> Verdict:
     return failed(ROLE, observed, f'send "role": "{want}" in the first delta of the answer')
 
 
-def _content(audit: StreamAudit) -> Verdict:
+def _content(ex: Exchange, audit: StreamAudit) -> Verdict:
     if audit.content_problems:
         return failed(CONTENT, audit.content_problems[0], "send text as a string (delta.content "
                       "for Chat Completions, parts[].text for Gemini)")
@@ -256,6 +260,8 @@ def _content(audit: StreamAudit) -> Verdict:
                       "check the safety settings of this model: a harmless prompt was blocked")
     if audit.errors:
         return skipped(CONTENT, "the stream reported an error")
+    if ex.failure is not None and not audit.answer and not audit.tools:
+        return skipped(CONTENT, f"the stream broke before any content ({ex.failure.message})")
     if audit.tools:
         return passed(CONTENT, f"a tool call to {audit.tools[0]!r}")
     if not audit.answer.strip():
@@ -314,7 +320,7 @@ def _backstop(verdicts: list[Verdict], audit: StreamAudit) -> list[Verdict]:
     err = audit.runtime_error
     if err is None or any(v.status is CheckStatus.FAIL for v in verdicts):
         return verdicts
-    name = ERROR_EVENTS if err.kind not in _RUNTIME_CHECK else _RUNTIME_CHECK[err.kind]
+    name = _RUNTIME_CHECK.get(err.kind, ERROR_EVENTS)
     return [failed(name, err.message, "Switchboard's decoder for this spec cannot use the "
                    "stream: fix what the observed message names")
             if v.check == name else v for v in verdicts]

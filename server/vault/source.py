@@ -72,8 +72,15 @@ class StaticKeys:
 class KeyFileKeys:
     """A key file, re-read when it changes (see the module docs)."""
 
-    __slots__ = ("_path", "_clock", "_interval", "_keyring", "_signature", "_checked_at",
-                 "_bad_signature")
+    __slots__ = (
+        "_bad_signature",
+        "_checked_at",
+        "_clock",
+        "_interval",
+        "_keyring",
+        "_path",
+        "_signature",
+    )
 
     def __init__(self, path: str | os.PathLike[str], clock: Clock | None = None,
                  check_interval_s: float = DEFAULT_CHECK_INTERVAL_S) -> None:

@@ -115,24 +115,26 @@ def _random_fault(rng: random.Random, pre_only: bool) -> Any:
     return rng.choice(pre if pre_only else pre + mid)
 
 
-async def _chaos(sims: dict[str, Any], rng: random.Random) -> None:
+async def _chaos(sims: dict[str, Any], rng: random.Random, injected: Counter[str]) -> None:
     """Random faults on the flaky endpoints; a 20 s outage per minute on the outage one."""
     from server.simulator import Fault, FaultKind
 
     started = time.monotonic()
-    outage = [s for d, s in ((d, sims[d.name]) for d in FLEET) if d.chaos == "outage"]
-    for sim in outage:
-        sim.behavior = _with_fault(sim.behavior, Fault(FaultKind.UNAVAILABLE))
+    outage = [d.name for d in FLEET if d.chaos == "outage"]
+    for name in outage:
+        sims[name].behavior = _with_fault(sims[name].behavior, Fault(FaultKind.UNAVAILABLE))
     while True:
         await asyncio.sleep(0.5)
         for d in FLEET:
             sim = sims[d.name]
-            if d.chaos in ("any", "pre") and rng.random() < 0.5:
-                sim.set_fault(_random_fault(rng, d.chaos == "pre"), times=rng.randint(1, 3))
+            injected[d.name] += len([r for r in sim.requests if r.fault is not None])
+            injected["requests"] += len(sim.requests)
             sim.requests.clear()  # the fleet's own log must not grow for ten minutes
+            if d.chaos in ("any", "pre") and rng.random() < 0.4:
+                sim.set_fault(_random_fault(rng, d.chaos == "pre"), times=rng.randint(1, 2))
         down = (time.monotonic() - started) % 60.0 < 20.0
-        for sim in outage:
-            sim.faults_enabled = down
+        for name in outage:
+            sims[name].faults_enabled = down
 
 
 def _with_fault(behavior: Any, fault: Any) -> Any:
@@ -154,9 +156,21 @@ async def run_fleet(seed: int) -> None:
             await stack.enter_async_context(sim)
         urls = {name: sim.base_url for name, sim in sims.items()}
         print("SOAK-FLEET " + json.dumps(urls), flush=True)
-        chaos = asyncio.create_task(_chaos(sims, random.Random(seed)))
-        await stop.wait()
+        injected: Counter[str] = Counter()
+        chaos = asyncio.create_task(_chaos(sims, random.Random(seed), injected))
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        commands = asyncio.create_task(_answer_stats(reader, injected))
+        await asyncio.wait([commands, asyncio.create_task(stop.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
         chaos.cancel()
+        commands.cancel()
+
+
+async def _answer_stats(reader: asyncio.StreamReader, injected: Counter[str]) -> None:
+    while line := await reader.readline():
+        if line.strip() == b"stats":
+            print("SOAK-STATS " + json.dumps(dict(injected)), flush=True)
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -243,7 +257,7 @@ class Results:
     warm: dict[str, Any] = field(default_factory=dict)
     end: dict[str, Any] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
-    upstream_requests: int = 0
+    fleet: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -284,6 +298,10 @@ class Results:
             f"duration           {self.minutes:g} min of traffic (+ warm-up)",
             f"turns              {self.total} ({kinds})",
             f"failed turns       {len(self.failures)}",
+            f"upstream requests  {self.fleet.get('requests', 0)}, of which faulted "
+            f"{sum(v for k, v in self.fleet.items() if k != 'requests')} ("
+            + ", ".join(f"{k} {v}" for k, v in sorted(self.fleet.items())
+                        if k != "requests" and v) + ")",
             f"turns with retries {self.retried}; failovers after output {self.failovers}",
             f"ttft ms            p50 {pct(self.ttft_ms, 0.5):.0f}  p95 "
             f"{pct(self.ttft_ms, 0.95):.0f}  p99 {pct(self.ttft_ms, 0.99):.0f}",
@@ -515,6 +533,7 @@ async def run_soak(minutes: float, *, concurrency: int = 12, warmup_s: float | N
                 await asyncio.gather(*workers)
                 await traffic.pause()
                 results.end = await server.stats()
+                results.fleet = await fleet.stats()
         finally:
             await server.stop()
             await fleet.stop()
@@ -552,6 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ttft_ms_p50": statistics.median(results.ttft_ms) if results.ttft_ms else None,
             "warm": results.warm, "end": results.end, "samples": results.samples,
             "rss_growth": results.rss_growth, "problems": results.problems(),
+            "fleet": results.fleet,
         }, indent=2))
     return 0 if not results.problems() else 1
 

@@ -5,7 +5,8 @@
     switchboard llm list | get ID | delete ID | validate ID
     switchboard session create LLM_ID [--system S] | get ID | end ID
     switchboard chat LLM_ID [--system S]               interactive streaming chat
-    switchboard keys rotate                            new primary master key, re-wrap secrets
+    switchboard keys rotate [--use-existing]           new primary master key, re-wrap secrets
+    switchboard keys list | remove KEY_ID              master keys in use; drop a retired one
     switchboard admin create-account NAME | create-key ACCOUNT | revoke-key KEY | list-keys ACCT
     switchboard check-endpoint --spec openai --url U --model M [--key K]
 
@@ -215,8 +216,12 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("--system")
     chat.set_defaults(fn=cmd_chat)
     keys = sub.add_parser("keys")
-    keys.add_argument("action", choices=["rotate"])
-    keys.set_defaults(fn=cmd_admin, admin="rotate")
+    keys.add_argument("action", choices=["rotate", "list", "remove"])
+    keys.add_argument("key_id", nargs="?", help="remove: the retired master key id")
+    keys.add_argument("--use-existing", action="store_true",
+                      help="rotate: re-wrap under the configured primary, add no key")
+    keys.add_argument("--new-key-id", help="rotate: id of the new key (default k<date>-<hex>)")
+    keys.set_defaults(fn=cmd_admin, admin="keys")
     admin = sub.add_parser("admin")
     admin.add_argument("admin", choices=["create-account", "create-key", "revoke-key",
                                          "list-keys"])

@@ -242,7 +242,8 @@ def test_gemini_error_event_after_partial_output() -> None:
 
 
 def test_gemini_raw_json_error_tail() -> None:
-    tail = b'{\n  "error": {\n    "code": 500,\n    "message": "Internal error",\n    "status": "INTERNAL"\n  }\n}\n'
+    error = {"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}}
+    tail = json.dumps(error, indent=2).encode()  # pretty-printed, no "data:", no blank line
     got = gemini(candidate([{"text": "Hel"}]), tail=tail)
     assert got.error is not None and got.error.kind is ErrorKind.SERVER_ERROR
     assert "Internal error" in got.error.message

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.providers.base import ErrorKind, SseEvent, UpstreamError
 from server.providers.sse import SseParser
@@ -114,3 +118,84 @@ def test_large_event_within_the_bound_arrives_whole() -> None:
     payload = b"z" * 3_000_000
     chunks = [b"data: "] + [payload[i : i + 65536] for i in range(0, len(payload), 65536)]
     assert parse(*chunks, b"\n\n") == [SseEvent(payload.decode())]
+
+
+@pytest.mark.parametrize(
+    ("data", "want"),
+    [
+        (b"data: a\n\n\ndata: b\n\n", ["a", "b"]),
+        (b"data: a\r\rdata: b\r\n\ndata: c\n\r\n", ["a", "b", "c"]),
+        (b"data: a\n\n\n\n\ndata: b\n\n", ["a", "b"]),
+    ],
+)
+def test_runs_of_line_endings(data: bytes, want: list[str]) -> None:
+    assert [e.data for e in parse(data)] == want
+    assert [e.data for e in bytewise(data)] == want
+
+
+def test_bom_fed_byte_by_byte() -> None:
+    assert bytewise(b"\xef\xbb\xbfdata: x\n\n") == [SseEvent("x")]
+    assert bytewise(b"\xefdata: x\n\n") == [SseEvent("x")]  # not a BOM: kept (field "\ufffddata")
+
+
+def reference(stream: bytes) -> list[SseEvent]:
+    """A direct transcription of the WHATWG algorithm over the whole decoded stream."""
+    text = stream.decode("utf-8", "replace")
+    text = text.removeprefix("\ufeff")
+    lines = re.split(r"\r\n|\r|\n", text)[:-1]  # the last piece has no line end yet
+    events: list[SseEvent] = []
+    data: list[str] = []
+    event = ""
+    for line in lines:
+        if not line:
+            if data:
+                events.append(SseEvent("\n".join(data), event))
+            data, event = [], ""
+            continue
+        if line.startswith(":"):
+            continue
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+    return events
+
+
+TOKENS = st.sampled_from(
+    [
+        b"data:",
+        b"data: ",
+        b"data",
+        b"event:",
+        b"event: error",
+        b"id: 1",
+        b"retry: 5",
+        b":",
+        b": ka",
+        b"x",
+        b"{}",
+        b" ",
+        "é".encode(),
+        "🧡".encode(),
+        b"\xff",
+        b"\n",
+        b"\r",
+        b"\r\n",
+        b"\n\n",
+        b"\xef\xbb\xbf",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(TOKENS, max_size=40), st.data())
+def test_matches_the_reference_algorithm_for_any_split(
+    tokens: list[bytes], data: st.DataObject
+) -> None:
+    stream = b"".join(tokens)
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(stream)), max_size=8))))
+    pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    assert parse(*pieces) == reference(stream)

@@ -1,0 +1,29 @@
+"""Conformance checks run when an LLM is registered (issue 6).
+
+``Validation(limits).run(endpoints, generation)`` checks each endpoint over its raw HTTP
+exchange and streams ``CheckStarted``/``CheckFinished`` events, then one ``ValidationReport``.
+Domain code only: ``server.edge.validator`` turns the events into protos.
+"""
+
+from server.validation.model import (
+    Capabilities,
+    CheckFinished,
+    CheckStarted,
+    CheckStatus,
+    EndpointReport,
+    Event,
+    ValidationReport,
+)
+from server.validation.runner import Limits, Validation
+
+__all__ = [
+    "Capabilities",
+    "CheckFinished",
+    "CheckStarted",
+    "CheckStatus",
+    "EndpointReport",
+    "Event",
+    "Limits",
+    "Validation",
+    "ValidationReport",
+]

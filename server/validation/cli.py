@@ -1,0 +1,57 @@
+"""``switchboard check-endpoint``: the validation suite on one endpoint, nothing registered.
+
+This is the one module of the package that speaks protos: the CLI hands in an
+``lpb.Endpoint`` and prints ``ValidateLlmResponse`` events, the same ones ``ValidateLlm``
+streams, so it delegates the conversion to ``server.edge``. The endpoint's fields are checked
+as the registry checks them; a bad field is reported as a failed ``config.endpoint`` check.
+Exit code 0 when every required check passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from switchboard.v1 import llm_pb2 as lpb
+from switchboard.v1 import registry_pb2 as rpb
+
+from server.edge.convert import llm_draft_from_pb
+from server.edge.validator import ConformanceValidator, check_to_pb
+from server.errors import InvalidArgument
+from server.registry.model import Endpoint, Llm
+from server.registry.service import UPDATABLE, check_draft
+from server.secret import Secret
+from server.validation.model import CheckFinished, CheckStatus
+from server.validation.runner import Validation
+
+CONFIG_CHECK = "config.endpoint"
+
+
+async def check_endpoint(endpoint_pb: lpb.Endpoint,
+                         show: Callable[[rpb.ValidateLlmResponse], None],
+                         validation: Validation | None = None) -> int:
+    draft = llm_draft_from_pb(lpb.Llm(display_name="check-endpoint", endpoints=[endpoint_pb]))
+    endpoint_id = endpoint_pb.id or "#0"
+    try:
+        check_draft(draft, None, UPDATABLE)
+    except InvalidArgument as exc:
+        problems = "; ".join(f"{v.field.removeprefix('llm.endpoints[0].')} {v.description}"
+                             for v in exc.violations) or exc.message
+        result = CheckFinished(endpoint_id, CONFIG_CHECK, CheckStatus.FAIL, True,
+                               observed=problems, expected="a complete, valid endpoint",
+                               hint="fix the flags named above")
+        show(rpb.ValidateLlmResponse(check_finished=check_to_pb(result)))
+        show(rpb.ValidateLlmResponse(report=rpb.ValidationReport(passed=False)))
+        return 1
+    e = draft.endpoints[0]
+    assert e.api_spec is not None  # checked by check_draft
+    endpoint = Endpoint(
+        id=endpoint_id, api_spec=e.api_spec, base_url=e.base_url.strip().rstrip("/"),
+        model=e.model.strip(), api_key=e.api_key or Secret(""), api_version=e.api_version,
+        label=e.label, priority=e.priority, extra_headers=e.extra_headers)
+    llm = Llm(id="", account_id="", display_name="check-endpoint", endpoints=(endpoint,))
+    passed = False
+    async for event in ConformanceValidator(validation=validation).validate(llm):
+        show(event)
+        if event.HasField("report"):
+            passed = event.report.passed
+    return 0 if passed else 1

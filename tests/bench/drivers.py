@@ -1,0 +1,211 @@
+"""One turn against each target, timed the same way.
+
+* ``HttpSseDriver``: an aiohttp streaming client doing the same parsing work as Switchboard's
+  upstream transport (the same request body and headers from ``OpenAIAdapter``, the same
+  ``SseParser`` and ``OpenAIChatDecoder``). Pointed at the simulator it is the honest baseline
+  ("direct"); pointed at the LiteLLM proxy it measures LiteLLM.
+* ``SwitchboardDriver``: ``Conversations.Converse`` over gRPC, stateless (``llm_id`` +
+  messages) or session turns (a session is reused for a few turns, then replaced, so the
+  history stays the size of a short conversation; creating it is not timed).
+
+A turn's clock starts when the request is sent (closed loop) or when it was scheduled (open
+loop, so a late sender counts against the target). ``first`` is the arrival of the first text
+delta; ``marks`` are the arrival times of every text delta, for the gaps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+import grpc
+from switchboard.v1 import conversations_pb2 as cpb
+from switchboard.v1 import conversations_pb2_grpc as cgrpc
+
+from server.chat import ChatRequest, Finish, Message, Role, TextDelta, TextPart
+from server.providers.openai import OpenAIAdapter
+from server.providers.sse import SseParser
+from server.registry.model import ApiSpec, Endpoint
+from server.secret import Secret
+
+PROMPT = "What is the weather like in Lisbon today? Answer in one sentence."
+TURNS_PER_SESSION = 8
+
+
+@dataclass(slots=True)
+class TurnResult:
+    start: float
+    first: float = 0.0
+    end: float = 0.0
+    marks: list[float] = field(default_factory=list)
+    error: str = ""
+
+
+class Driver(Protocol):
+    name: str
+
+    def worker(self) -> Worker:
+        """A per-worker turn function (session turns keep a session per worker)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Worker(Protocol):
+    async def turn(self, scheduled: float | None = None) -> TurnResult: ...
+
+
+# -- HTTP (direct, LiteLLM) ---------------------------------------------------------------------
+
+
+class HttpSseDriver:
+    """POSTs an OpenAI streaming chat request and parses the answer like Switchboard does."""
+
+    def __init__(self, name: str, base_url: str, model: str, api_key: str) -> None:
+        self.name = name
+        self._adapter = OpenAIAdapter()
+        endpoint = Endpoint(id="bench", api_spec=ApiSpec.OPENAI, base_url=base_url, model=model,
+                            api_key=Secret(api_key))
+        request = ChatRequest(messages=(Message(Role.USER, (TextPart(PROMPT),)),))
+        self._http = self._adapter.build_request(endpoint, request)
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+                timeout=aiohttp.ClientTimeout(total=120))
+        return self._session
+
+    def worker(self) -> HttpSseDriver:
+        return self
+
+    async def turn(self, scheduled: float | None = None) -> TurnResult:
+        http = self._http
+        result = TurnResult(scheduled if scheduled is not None else time.perf_counter())
+        marks = result.marks
+        try:
+            async with self.session().post(http.url, data=http.body,
+                                           headers=http.headers) as resp:
+                if resp.status != 200:
+                    result.error = f"HTTP {resp.status}"
+                    return result
+                parser = SseParser()
+                decoder = self._adapter.new_decoder()
+                finished = False
+                async for chunk in resp.content.iter_any():
+                    for sse in parser.feed(chunk):
+                        for ev in decoder.feed(sse):
+                            if type(ev) is TextDelta:
+                                marks.append(time.perf_counter())
+                            elif type(ev) is Finish:
+                                finished = True
+                for ev in decoder.close(parser.leftover()):
+                    finished = finished or type(ev) is Finish
+                if not finished:
+                    result.error = "no finish"
+        except Exception as exc:
+            result.error = type(exc).__name__
+        result.end = time.perf_counter()
+        if marks:
+            result.first = marks[0]
+        return result
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+# -- Switchboard ----------------------------------------------------------------------------------
+
+
+class SwitchboardDriver:
+    """Converse over ``channels`` gRPC channels (workers are spread over them)."""
+
+    def __init__(self, name: str, target: str, api_key: str, llm_id: str, *,
+                 channels: int = 1, sessions: bool = False, deadline_s: float = 60.0) -> None:
+        self.name = name
+        self._channels = [grpc.aio.insecure_channel(target) for _ in range(max(1, channels))]
+        self._stubs = [cgrpc.ConversationsStub(c) for c in self._channels]
+        self._next = itertools.cycle(self._stubs)
+        self._metadata = (("authorization", f"Bearer {api_key}"),)
+        self._llm_id = llm_id
+        self._sessions = sessions
+        self._deadline_s = deadline_s
+        self._message = cpb.Message(role=cpb.ROLE_USER, parts=[cpb.ContentPart(text=PROMPT)])
+
+    def worker(self) -> _SwitchboardWorker:
+        return _SwitchboardWorker(self, next(self._next))
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+
+class _SwitchboardWorker:
+    def __init__(self, driver: SwitchboardDriver, stub: cgrpc.ConversationsStub) -> None:
+        self._d = driver
+        self._stub = stub
+        self._session_id = ""
+        self._turns = 0
+        self._request = cpb.ConverseRequest(llm_id=driver._llm_id, messages=[driver._message])
+
+    async def _ensure_session(self) -> None:
+        if self._session_id and self._turns < TURNS_PER_SESSION:
+            return
+        d = self._d
+        if self._session_id:
+            await self._stub.EndSession(cpb.EndSessionRequest(session_id=self._session_id),
+                                        metadata=d._metadata)
+        created = await self._stub.CreateSession(
+            cpb.CreateSessionRequest(llm_id=d._llm_id, system_prompt="Be brief."),
+            metadata=d._metadata)
+        self._session_id = created.session.id
+        self._turns = 0
+        self._request = cpb.ConverseRequest(session_id=self._session_id,
+                                            messages=[d._message])
+
+    async def turn(self, scheduled: float | None = None) -> TurnResult:
+        d = self._d
+        if d._sessions:
+            try:
+                await self._ensure_session()
+            except grpc.aio.AioRpcError as exc:
+                return TurnResult(time.perf_counter(), error=f"session {exc.code().name}")
+            self._turns += 1
+        result = TurnResult(scheduled if scheduled is not None else time.perf_counter())
+        marks = result.marks
+        complete = False
+        try:
+            call = self._stub.Converse(self._request, metadata=d._metadata,
+                                       timeout=d._deadline_s)
+            async for response in call:
+                kind = response.WhichOneof("event")
+                if kind == "text":
+                    marks.append(time.perf_counter())
+                elif kind == "finished":
+                    complete = response.finished.complete
+            if not complete:
+                result.error = "incomplete"
+        except grpc.aio.AioRpcError as exc:
+            result.error = exc.code().name
+        except Exception as exc:
+            result.error = type(exc).__name__
+        result.end = time.perf_counter()
+        if marks:
+            result.first = marks[0]
+        return result
+
+
+def gaps(results: Sequence[TurnResult]) -> list[float]:
+    """Every gap between consecutive text deltas of the successful turns, in seconds."""
+    out: list[float] = []
+    for r in results:
+        if not r.error:
+            marks = r.marks
+            out.extend(b - a for a, b in itertools.pairwise(marks))
+    return out

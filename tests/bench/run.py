@@ -1,0 +1,357 @@
+"""``make bench``: Switchboard against the upstream called directly, and against LiteLLM.
+
+    python -m tests.bench.run                # the full run (a few minutes)
+    python -m tests.bench.run --quick        # a smoke run (seconds)
+    python -m tests.bench.run --help
+
+Processes: the upstream simulator (fast: 20 ms to first token, 20 chunks 2 ms apart; and a
+slow one for the many-streams scenario), Switchboard (``python -m server.main``) and the
+LiteLLM proxy each run in their own process, so their CPU and RSS are read from /proc; this
+process is the load generator. Every point is measured against the same simulator in the same
+run: "added" figures are Switchboard (or LiteLLM) minus the direct client at the same load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from switchboard.v1 import llm_pb2 as lpb
+from switchboard_client import AsyncClient
+
+from tests.bench import report
+from tests.bench.drivers import Driver, HttpSseDriver, SwitchboardDriver, TurnResult
+from tests.bench.load import closed_loop, open_loop
+from tests.bench.procs import Proc
+from tests.bench.services import (
+    API_KEY,
+    LITELLM_KEY,
+    MODEL,
+    UPSTREAM_KEY,
+    Pace,
+    start_litellm,
+    start_simulator,
+    start_switchboard,
+    wait_litellm,
+)
+from tests.bench.stats import Point, Usage, summarise
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: concurrency 1 only, 2 s points, no LiteLLM/open loop/streams")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds measured per point")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per point")
+    p.add_argument("--concurrency", type=_ints, default=[1, 10, 50, 200])
+    p.add_argument("--session-concurrency", type=_ints, default=[1, 50])
+    p.add_argument("--rates", type=_floats, default=[100.0, 400.0],
+                   help="open-loop arrival rates (turns/s); empty to skip")
+    p.add_argument("--streams", type=int, default=1000, help="concurrent slow streams; 0: skip")
+    p.add_argument("--stream-seconds", type=float, default=10.0, help="length of a slow stream")
+    p.add_argument("--litellm", choices=("on", "off"), default="on")
+    p.add_argument("--litellm-concurrency", type=_ints, default=None,
+                   help="default: the same as --concurrency")
+    p.add_argument("--targets", default="direct,switchboard,session,litellm",
+                   help="which targets to run (comma separated)")
+    p.add_argument("--channels", type=int, default=1,
+                   help="gRPC channels the load generator spreads its workers over")
+    p.add_argument("--server-loop", choices=("uvloop", "asyncio"), default="uvloop")
+    p.add_argument("--loadgen-loop", choices=("uvloop", "asyncio"), default="uvloop")
+    p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra SWITCHBOARD_* settings for the server (repeatable)")
+    p.add_argument("--ttft-ms", type=float, default=20.0)
+    p.add_argument("--chunks", type=int, default=20)
+    p.add_argument("--gap-ms", type=float, default=2.0)
+    p.add_argument("--profile", metavar="DIR",
+                   help="after the run, record the server with py-spy at --profile-concurrency")
+    p.add_argument("--profile-concurrency", type=int, default=50)
+    p.add_argument("--profile-native", action="store_true",
+                   help="py-spy --native (C frames too; pauses the server while sampling)")
+    p.add_argument("--json", metavar="PATH", help="write every point as JSON")
+    p.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown")
+    p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup = min(args.duration, 2.0), min(args.warmup, 0.5)
+        args.concurrency, args.session_concurrency, args.rates = [1], [1], []
+        args.streams, args.litellm = 0, "off"
+    args.targets = set(args.targets.split(","))
+    if args.litellm == "off":
+        args.targets.discard("litellm")
+    if args.litellm_concurrency is None:
+        args.litellm_concurrency = args.concurrency
+    return args
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.points: list[Point] = []
+        self.streams: dict[str, Any] | None = None
+        self.procs: list[Proc] = []
+        self.notes: list[str] = []
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        a, w = self.args, self.workdir
+        self.sim, self.sim_url = start_simulator(
+            "simulator", Pace(a.ttft_ms, a.chunks, a.gap_ms), w)
+        self.procs.append(self.sim)
+        self.litellm: Proc | None = None
+        if "litellm" in a.targets:
+            self.litellm, self.litellm_root = start_litellm(self.sim_url, w)
+            self.procs.append(self.litellm)
+        self.slow: Proc | None = None
+        if a.streams:
+            self.slow, self.slow_url = start_simulator(
+                "simulator-slow", Pace(a.ttft_ms, 20, a.stream_seconds * 1000 / 20), w)
+            self.procs.append(self.slow)
+        env = dict(item.split("=", 1) for item in a.server_env)
+        self.server, self.target = start_switchboard(w, loop=a.server_loop, extra_env=env)
+        self.procs.append(self.server)
+        if self.litellm is not None:
+            try:
+                wait_litellm(self.litellm, self.litellm_root)
+            except RuntimeError as exc:
+                self.notes.append(f"LiteLLM could not start: {exc}")
+                self.litellm = None
+                self.args.targets.discard("litellm")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+    # -- measuring ---------------------------------------------------------------------------
+
+    async def _point(self, driver: Driver, target: str, proxy: Proc | None, shape: str,
+                     load: float) -> Point:
+        a = self.args
+        marks: dict[str, tuple[float, float, float, int]] = {}
+
+        def on_window(phase: str) -> None:
+            marks[phase] = (proxy.cpu_s() if proxy else 0.0, self.sim.cpu_s(),
+                            time.process_time(), proxy.rss_kb() if proxy else 0)
+
+        gc.collect()
+        if shape == "closed":
+            run = await closed_loop(driver, int(load), a.duration, a.warmup, on_window)
+        else:
+            run = await open_loop(driver, load, a.duration, a.warmup, on_window)
+        (p0, s0, l0, _), (p1, s1, l1, rss) = marks["begin"], marks["end"]
+        point = summarise(target, shape, load, run,
+                          proxy=Usage(p1 - p0, rss) if proxy else None,
+                          upstream=Usage(s1 - s0), loadgen=Usage(l1 - l0))
+        self.points.append(point)
+        print(f"  {target:12} {shape} {load:>5g}: {point.turns_per_s:7.1f} turns/s, ttft p50 "
+              f"{point.ttft_p50_ms:6.2f} p99 {point.ttft_p99_ms:6.2f} ms, gap p99 "
+              f"{point.gap_p99_ms:5.2f} ms, errors {point.errors}", flush=True)
+        return point
+
+    async def run(self) -> None:
+        a = self.args
+        async with AsyncClient(self.target, API_KEY) as admin:
+            llm_id = await self._create_llm(admin, self.sim_url, "bench-fast")
+            slow_id = await self._create_llm(admin, self.slow_url, "bench-slow") \
+                if self.slow is not None else ""
+        direct = HttpSseDriver("direct", self.sim_url, MODEL, UPSTREAM_KEY)
+        sb = SwitchboardDriver("switchboard", self.target, API_KEY, llm_id, channels=a.channels)
+        session = SwitchboardDriver("session", self.target, API_KEY, llm_id,
+                                    channels=a.channels, sessions=True)
+        litellm = HttpSseDriver("litellm", self.litellm_root + "/v1", MODEL, LITELLM_KEY) \
+            if self.litellm is not None else None
+        try:
+            if litellm is not None:  # LiteLLM's first requests take seconds (lazy imports)
+                for _ in range(3):
+                    await litellm.worker().turn()
+            print("closed loop", flush=True)
+            for c in a.concurrency:
+                if "direct" in a.targets:
+                    await self._point(direct, "direct", None, "closed", c)
+                if "switchboard" in a.targets:
+                    await self._point(sb, "switchboard", self.server, "closed", c)
+                if c in a.session_concurrency and "session" in a.targets:
+                    await self._point(session, "session", self.server, "closed", c)
+                if litellm is not None and c in a.litellm_concurrency:
+                    await self._point(litellm, "litellm", self.litellm, "closed", c)
+            if a.rates:
+                print("open loop", flush=True)
+            for rate in a.rates:
+                if "direct" in a.targets:
+                    await self._point(direct, "direct", None, "open", rate)
+                if "switchboard" in a.targets:
+                    await self._point(sb, "switchboard", self.server, "open", rate)
+            if a.profile:
+                await self._profile(sb)
+            if slow_id:
+                print(f"{a.streams} concurrent slow streams", flush=True)
+                self.streams = await self._hold_streams(slow_id)
+        finally:
+            for d in (direct, sb, session, litellm):
+                if d is not None:
+                    await d.close()
+
+    async def _create_llm(self, admin: AsyncClient, base_url: str, name: str) -> str:
+        created = await admin.create_llm(lpb.Llm(display_name=name, endpoints=[lpb.Endpoint(
+            api_spec=lpb.API_SPEC_OPENAI, base_url=base_url, model=MODEL,
+            api_key=UPSTREAM_KEY)]), skip_validation=True)
+        return str(created.llm.id)
+
+    async def _profile(self, sb: SwitchboardDriver) -> None:
+        """py-spy on the server during one extra (unrecorded) point."""
+        a = self.args
+        out = Path(a.profile)
+        out.mkdir(parents=True, exist_ok=True)
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        seconds = int(max(a.duration, 5))
+        stem = out / f"profile-c{a.profile_concurrency}"
+        mode = ["--native"] if a.profile_native else ["--nonblocking"]
+        cmds = [[spy, "record", "--pid", str(self.server.pid), "--duration", str(seconds),
+                 "--rate", "250", *mode, "--format", fmt, "-o", f"{stem}.{ext}"]
+                for fmt, ext in (("flamegraph", "svg"), ("raw", "txt"))]
+        spies = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for c in cmds]
+        saved, self.points = self.points, []
+        await closed_loop(sb, a.profile_concurrency, seconds + 1, 0.5)
+        self.points = saved
+        for spy_proc, cmd in zip(spies, cmds, strict=True):
+            _, err = spy_proc.communicate(timeout=60)
+            if spy_proc.returncode:
+                self.notes.append(f"py-spy failed ({' '.join(cmd[:2])}): "
+                                  f"{err.decode(errors='replace').strip()[-300:]}")
+            else:
+                print(f"  profile written to {cmd[-1]}", flush=True)
+
+    async def _hold_streams(self, llm_id: str) -> dict[str, Any]:
+        """``--streams`` turns held open at once against the slow simulator; RSS per stream."""
+        a = self.args
+        driver = SwitchboardDriver("streams", self.target, API_KEY, llm_id,
+                                   channels=a.channels, deadline_s=a.stream_seconds * 3 + 30)
+        try:
+            await asyncio.gather(*(driver.worker().turn() for _ in range(10)))  # warm the path
+            await asyncio.sleep(1.0)
+            before, cpu0 = self.server.rss_kb(), self.server.cpu_s()
+            results: list[TurnResult] = []
+
+            async def one() -> None:
+                results.append(await driver.worker().turn())
+
+            tasks = []
+            for i in range(a.streams):
+                tasks.append(asyncio.create_task(one()))
+                if i % 100 == 99:
+                    await asyncio.sleep(0.05)
+            peak, peak_in_flight = before, 0
+            while len(results) < a.streams:
+                rss = self.server.rss_kb()
+                if rss > peak:
+                    peak, peak_in_flight = rss, a.streams - len(results)
+                await asyncio.wait(tasks, timeout=0.1)
+            cpu = self.server.cpu_s() - cpu0
+        finally:
+            await driver.close()
+        kinds = Counter(r.error for r in results if r.error)
+        per_stream = (peak - before) / a.streams
+        out = {"streams": a.streams, "stream_s": a.stream_seconds, "peak_in_flight": peak_in_flight,
+               "rss_before_kb": before, "rss_peak_kb": peak, "rss_per_stream_kb": per_stream,
+               "cpu_s": cpu, "errors": sum(kinds.values()),
+               "error_kinds": ", ".join(f"{k} ×{v}" for k, v in kinds.items())}
+        print(f"  peak RSS {peak / 1024:.0f} MB ({per_stream:.1f} KB per stream), "
+              f"errors {out['errors']}", flush=True)
+        return out
+
+    # -- output ------------------------------------------------------------------------------
+
+    def markdown(self) -> str:
+        a = self.args
+        parts = [f"Machine: {machine()}; Python {platform.python_version()}; "
+                 f"{a.duration:g} s per point after {a.warmup:g} s warm-up; upstream: "
+                 f"{a.ttft_ms:g} ms to first token, {a.chunks} chunks {a.gap_ms:g} ms apart; "
+                 f"{a.channels} gRPC channel(s); server loop {a.server_loop}.", "",
+                 "### Closed loop", "", report.points_table(self.points, "closed")]
+        if any(p.shape == "open" for p in self.points):
+            parts += ["", "### Open loop (fixed arrival rate)", "",
+                      report.points_table(self.points, "open")]
+        if any(p.target == "litellm" for p in self.points):
+            parts += ["", "### Against the LiteLLM proxy", "", report.litellm_table(self.points)]
+        if self.streams:
+            parts += ["", "### Concurrent slow streams", "", report.streams_table(self.streams)]
+        parts += ["", "### Targets", "",
+                  report.checks_table(report.checks(self.points, self.streams))]
+        if self.notes:
+            parts += ["", "### Notes", ""] + [f"- {n}" for n in self.notes]
+        return "\n".join(parts) + "\n"
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
+    bench = Bench(args, workdir)
+    print(f"machine: {machine()}; logs in {workdir}", flush=True)
+    try:
+        bench.start()
+        if args.loadgen_loop == "uvloop":
+            import uvloop
+
+            uvloop.run(bench.run())
+        else:
+            asyncio.run(bench.run())
+    finally:
+        bench.stop()
+    text = bench.markdown()
+    print()
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "machine": machine(), "args": {k: sorted(v) if isinstance(v, set) else v
+                                           for k, v in vars(args).items()},
+            "points": [p.to_json() for p in bench.points], "streams": bench.streams,
+            "notes": bench.notes}, indent=2))
+    if not args.keep_logs:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if any(p.turns == 0 for p in bench.points) or any(
+        math.isnan(p.turns_per_s) for p in bench.points) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

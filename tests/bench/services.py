@@ -1,0 +1,97 @@
+"""Starting the processes under test: simulators, Switchboard, the LiteLLM proxy."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.bench.procs import Proc, python_argv, python_env, spawn, wait_http_ok
+
+API_KEY = "bench-static-key-0123456789"
+UPSTREAM_KEY = "sk-bench-upstream"
+LITELLM_KEY = "sk-litellm-bench"
+MODEL = "sim-model"
+ANSWER = ("Sure: in Lisbon today it is sunny and warm, around twenty-four degrees, with a "
+          "light breeze from the Atlantic in the late afternoon and a clear evening.")
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    ttft_ms: float = 20.0
+    chunks: int = 20
+    gap_ms: float = 2.0
+
+
+def start_simulator(name: str, pace: Pace, logdir: Path) -> tuple[Proc, str]:
+    """A simulator (``tests.bench.upstream``) in its own process; returns it and its base_url."""
+    proc, banner = spawn(name, python_argv(
+        "-m", "tests.bench.upstream", "--spec", "openai", "--port", "0",
+        "--api-key", UPSTREAM_KEY, "--text", ANSWER, "--chunks", str(pace.chunks),
+        "--ttft-ms", str(pace.ttft_ms), "--gap-ms", str(pace.gap_ms)),
+        logdir, banner="SIMULATOR base_url=")
+    return proc, banner.split("=", 1)[1]
+
+
+def start_switchboard(logdir: Path, *, loop: str = "uvloop",
+                      extra_env: dict[str, str] | None = None) -> tuple[Proc, str]:
+    """``python -m server.main`` configured from SWITCHBOARD_* variables; returns its target.
+
+    ``loop="asyncio"`` runs the same main on the standard event loop (an A/B knob)."""
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    env = python_env({
+        "SWITCHBOARD_HOST": "127.0.0.1",
+        "SWITCHBOARD_GRPC_PORT": "0",
+        "SWITCHBOARD_DATABASE": str(logdir / "switchboard.db"),
+        "SWITCHBOARD_API_KEYS": API_KEY,
+        "SWITCHBOARD_MASTER_KEYS": f"bench:{key}",
+        "SWITCHBOARD_ALLOW_HTTP_UPSTREAMS": "true",
+        "SWITCHBOARD_UPSTREAM_ALLOW_CIDRS": "127.0.0.0/8",
+        "SWITCHBOARD_LOG_FORMAT": "json",
+        "SWITCHBOARD_GRACE_PERIOD_S": "2",
+        **(extra_env or {}),
+    })
+    module = "server.main" if loop == "uvloop" else "tests.bench.serve_asyncio"
+    proc, banner = spawn("switchboard", python_argv("-m", module), logdir, env=env,
+                         banner="SWITCHBOARD listening on", timeout_s=60)
+    return proc, banner.rsplit(" ", 1)[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_litellm(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
+    """The LiteLLM proxy, offline: local cost map, master key, no database, one worker.
+
+    Returns the process and the proxy's OpenAI base URL (``http://127.0.0.1:PORT/v1``).
+    Startup waits for ``/health/liveliness``."""
+    config = logdir / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: openai/{MODEL}\n"
+        f"      api_base: {upstream_base_url}\n"
+        f"      api_key: {UPSTREAM_KEY}\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_KEY}\n")
+    port = _free_port()
+    env = python_env({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
+                      "LITELLM_MASTER_KEY": LITELLM_KEY})
+    env.pop("DATABASE_URL", None)
+    litellm = Path(python_argv()[0]).with_name("litellm")
+    proc, _ = spawn("litellm", [str(litellm), "--config", str(config), "--host", "127.0.0.1",
+                                "--port", str(port), "--num_workers", "1",
+                                "--telemetry", "False"], logdir, env=env)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_litellm(proc: Proc, root: str, timeout_s: float = 120.0) -> None:
+    wait_http_ok(root + "/health/liveliness", proc, timeout_s)

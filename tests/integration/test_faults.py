@@ -1,0 +1,598 @@
+"""Issue 9: fault injection, deadlines and cancellation against real simulators.
+
+Every scenario asserts four things: a bounded wall time, the attempts each endpoint received
+(from the simulators' request logs), that no truncated answer is reported as a success, and
+that a healthy turn works afterwards. The server runs on a ``FakeClock`` for its routing
+decisions, so "afterwards" means "once breakers and cooldowns allow", reached by advancing the
+clock instead of sleeping. Timeouts are small (``first_token_timeout_s`` 0.5 s) and hedge and
+stall bounds are derived from a few warm-up turns, so nothing waits for the 20 s or 30 s the
+faults would take.
+
+The outage-then-recovery scenario under a steady trickle and a 30 s soak smoke run are at the
+end; ``tests/integration/test_routing.py`` has the routing basics these build on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from switchboard.v1 import conversations_pb2 as cpb
+from switchboard.v1 import llm_pb2 as lpb
+
+from server.app import Switchboard
+from server.routing.clock import FakeClock
+from server.simulator import Behavior, Fault, FaultKind, Simulator, Usage
+from switchboard_client import AsyncClient, Reply
+from tests.support import API_KEY, create_llm, endpoint, settings
+
+WORDS = " ".join(f"w{i}" for i in range(60))
+HEALTHY = Behavior(text=WORDS, chunks=60, chunk_gap_s=0.001)
+FIRST_TOKEN_S = 0.5
+
+
+@dataclass
+class Env:
+    app: Switchboard
+    clock: FakeClock
+    client: AsyncClient
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    clock = FakeClock()
+    app = Switchboard(settings(tmp_path, first_token_timeout_s=FIRST_TOKEN_S), clock=clock)
+    await app.start()
+    await app.pause_background()  # no probes: the request logs count turns only
+    try:
+        async with AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client:
+            yield Env(app, clock, client)
+    finally:
+        await app.stop(grace_s=1.0)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    reply: Reply
+    events: list[Any]
+    error: grpc.aio.AioRpcError | None
+    elapsed_s: float
+
+    @property
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.OK if self.error is None else self.error.code()
+
+    @property
+    def details(self) -> str:
+        return "" if self.error is None else self.error.details() or ""
+
+    def info(self) -> tuple[str, float | None]:
+        """(ErrorInfo.reason, RetryInfo delay in seconds or None)."""
+        assert self.error is not None
+        status = rpc_status.from_call(self.error)  # type: ignore[arg-type]
+        assert status is not None, "no google.rpc.Status in the trailers"
+        reason, delay = "", None
+        for d in status.details:
+            if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                d.Unpack(info)
+                reason = info.reason
+            if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                d.Unpack(retry)
+                delay = retry.retry_delay.ToNanoseconds() / 1e9
+        return reason, delay
+
+    @property
+    def served_by(self) -> str:
+        assert self.reply.finished is not None
+        return self.reply.finished.endpoint_id
+
+
+async def turn(client: AsyncClient, text: str = "hi", *, timeout: float | None = None,
+               **target: Any) -> Outcome:
+    """One turn, checked against the stream contract: an OK status always comes with a
+    ``finished`` event; an error never follows one (no in-band error after a clean finish)."""
+    reply, events, error = Reply(), [], None
+    started = time.monotonic()
+    try:
+        async for event in client.converse(text, timeout=timeout, **target):
+            events.append(event)
+            reply.apply(event)
+    except grpc.aio.AioRpcError as exc:
+        error = exc
+    elapsed = time.monotonic() - started
+    finished = [e for e in events if isinstance(e, cpb.TurnFinished)]
+    if error is None:
+        assert len(finished) == 1 and isinstance(events[-1], cpb.TurnFinished), events[-3:]
+    else:
+        assert not finished, "a failed turn must not carry a finished event"
+    return Outcome(reply, events, error, elapsed)
+
+
+def complete(outcome: Outcome, text: str = WORDS) -> None:
+    """A success is a complete answer: never a truncated one."""
+    assert outcome.error is None, f"{outcome.code}: {outcome.details}"
+    assert outcome.reply.complete, outcome.reply.finished
+    assert outcome.reply.text == text
+
+
+def counts(*sims: Simulator) -> list[int]:
+    return [len(s.requests) for s in sims]
+
+
+async def healthy_afterwards(env: Env, llm: lpb.Llm, *sims: Simulator,
+                             served_by: int = 0) -> None:
+    """Faults cleared and cooldowns over (fake time): the preferred endpoint serves again."""
+    for sim in sims:
+        sim.behavior = HEALTHY
+    env.clock.advance(120.0)  # past any breaker cooldown (<= 24 s) and Retry-After used here
+    outcome = await turn(env.client, llm_id=llm.id)
+    complete(outcome)
+    assert outcome.served_by == llm.endpoints[served_by].id
+    assert outcome.elapsed_s < 1.0
+
+
+async def warm_up(env: Env, llm: lpb.Llm, turns: int = 3) -> None:
+    """A few turns so hedge delay (3 x p95 TTFT, floor 0.25 s) and stall bound (4 x p99 gap,
+    floor 2 s) are derived from samples instead of the 2 s / 10 s defaults."""
+    for _ in range(turns):
+        complete(await turn(env.client, llm_id=llm.id))
+
+
+async def two(env: Env, a: Simulator, b: Simulator, **fields: Any) -> lpb.Llm:
+    """An LLM with ``a`` preferred (priority 0) and ``b`` as the fallback (priority 1)."""
+    return await create_llm(env.client, endpoint(a, priority=0, model="model-a"),
+                            endpoint(b, priority=1, model="model-b"), **fields)
+
+
+# -- failures before the first token ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("retry_after_s", [30.0, None], ids=["retry-after", "no-retry-after"])
+async def test_429_fails_over_and_the_endpoint_cools_down(env: Env,
+                                                          retry_after_s: float | None) -> None:
+    limited = Fault(FaultKind.RATE_LIMITED, retry_after_s=retry_after_s)
+    async with Simulator("openai", dataclasses.replace(HEALTHY, fault=limited)) as a, \
+            Simulator("openai", HEALTHY) as b:
+        llm = await two(env, a, b)
+        first = await turn(env.client, llm_id=llm.id)
+        complete(first)
+        assert first.served_by == llm.endpoints[1].id and first.elapsed_s < 0.5
+        assert counts(a, b) == [1, 1]
+        second = await turn(env.client, llm_id=llm.id)  # A is cooling down: not even tried
+        complete(second)
+        assert counts(a, b) == [1, 2]
+        assert [r.endpoint_id for r in second.reply.routes] == [llm.endpoints[1].id]
+        env.clock.advance(retry_after_s or 1.0)  # the default cooldown without Retry-After
+        await healthy_afterwards(env, llm, a, b)
+
+
+@pytest.mark.parametrize("retry_after_s", [30.0, None], ids=["retry-after", "no-retry-after"])
+async def test_429_on_the_only_endpoint_is_unavailable_with_the_upstreams_wait(
+        env: Env, retry_after_s: float | None) -> None:
+    limited = Fault(FaultKind.RATE_LIMITED, retry_after_s=retry_after_s)
+    async with Simulator("openai", dataclasses.replace(HEALTHY, fault=limited)) as a:
+        llm = await create_llm(env.client, endpoint(a))
+        first = await turn(env.client, llm_id=llm.id)
+        assert first.code == grpc.StatusCode.UNAVAILABLE and first.elapsed_s < 0.5
+        reason, delay = first.info()
+        assert reason == "UPSTREAM_UNAVAILABLE"
+        # without the header, OpenAI's message still says "Please try again in 20s"
+        wait = retry_after_s or 20.0
+        assert delay == pytest.approx(wait)
+        # during the cooldown the turn fails fast without touching the upstream
+        second = await turn(env.client, llm_id=llm.id)
+        assert second.code == grpc.StatusCode.UNAVAILABLE and second.elapsed_s < 0.2
+        reason, delay = second.info()
+        assert reason == "NO_ENDPOINT_AVAILABLE"
+        assert delay is not None and 0 < delay <= wait
+        assert counts(a) == [1]
+        await healthy_afterwards(env, llm, a)
+
+
+async def test_500_once_then_healthy_is_retried_on_the_same_endpoint(env: Env) -> None:
+    once = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.SERVER_ERROR), fault_times=1)
+    async with Simulator("openai", once) as a:
+        llm = await create_llm(env.client, endpoint(a))
+        outcome = await turn(env.client, llm_id=llm.id)
+        complete(outcome)
+        assert outcome.reply.finished is not None and outcome.reply.finished.attempts == 2
+        assert [r.reason for r in outcome.reply.routes][-1] == cpb.ROUTE_REASON_FAILOVER
+        assert counts(a) == [2] and outcome.elapsed_s < 0.5  # one backoff of <= 0.1 s
+        await healthy_afterwards(env, llm, a)
+
+
+async def test_500_once_with_a_fallback_fails_over_at_once(env: Env) -> None:
+    once = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.SERVER_ERROR), fault_times=1)
+    async with Simulator("openai", once) as a, Simulator("openai", HEALTHY) as b:
+        llm = await two(env, a, b)
+        outcome = await turn(env.client, llm_id=llm.id)
+        complete(outcome)
+        assert outcome.served_by == llm.endpoints[1].id
+        assert counts(a, b) == [1, 1] and outcome.elapsed_s < 0.3
+        await healthy_afterwards(env, llm, a, b)
+
+
+async def test_503_persistent_stops_reaching_the_endpoint(env: Env) -> None:
+    down = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.UNAVAILABLE))
+    async with Simulator("openai", down) as a, Simulator("openai", HEALTHY) as b:
+        llm = await two(env, a, b)
+        for _ in range(8):
+            outcome = await turn(env.client, llm_id=llm.id)
+            complete(outcome)
+            assert outcome.served_by == llm.endpoints[1].id and outcome.elapsed_s < 0.3
+        assert counts(a, b) == [3, 8], "the breaker opens after 3 consecutive failures"
+        await healthy_afterwards(env, llm, a, b)
+
+
+async def test_503_persistent_on_the_only_endpoint_is_bounded(env: Env) -> None:
+    down = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.UNAVAILABLE))
+    async with Simulator("openai", down) as a:
+        llm = await create_llm(env.client, endpoint(a))
+        first = await turn(env.client, llm_id=llm.id)
+        assert first.code == grpc.StatusCode.UNAVAILABLE and first.elapsed_s < 1.0
+        assert "503" in first.details or "overloaded" in first.details.lower()
+        assert counts(a) == [3], "retried with backoff until the breaker opened"
+        again = await turn(env.client, llm_id=llm.id)
+        assert again.code == grpc.StatusCode.UNAVAILABLE and again.elapsed_s < 0.2
+        assert again.info()[1] is not None and counts(a) == [3]
+        await healthy_afterwards(env, llm, a)
+
+
+@pytest.mark.parametrize("kind", [FaultKind.RESET_BEFORE_HEADERS, FaultKind.GARBAGE,
+                                  FaultKind.HTML_ERROR_PAGE], ids=lambda k: k.value)
+async def test_broken_transport_fails_over_before_any_output(env: Env, kind: FaultKind) -> None:
+    broken = dataclasses.replace(HEALTHY, fault=Fault(kind))
+    async with Simulator("openai", broken) as a, Simulator("openai", HEALTHY) as b:
+        llm = await two(env, a, b)
+        outcome = await turn(env.client, llm_id=llm.id)
+        complete(outcome)
+        assert not outcome.reply.failovers, "nothing was streamed, so nothing to discard"
+        assert counts(a, b) == [1, 1] and outcome.elapsed_s < 0.5
+        await healthy_afterwards(env, llm, a, b)
+
+
+@pytest.mark.parametrize("fault", [Fault(FaultKind.HANG), Fault(FaultKind.SLOW, seconds=20.0)],
+                         ids=["no-response", "first-token-after-20s"])
+async def test_a_silent_endpoint_is_hedged_and_its_request_closed(env: Env,
+                                                                  fault: Fault) -> None:
+    async with Simulator("openai", HEALTHY) as a, Simulator("openai", HEALTHY) as b:
+        llm = await two(env, a, b)
+        await warm_up(env, llm)  # A's hedge delay: the 0.25 s floor
+        a.behavior = dataclasses.replace(HEALTHY, fault=fault)
+        outcome = await turn(env.client, llm_id=llm.id)
+        complete(outcome)
+        assert outcome.served_by == llm.endpoints[1].id
+        assert [r.reason for r in outcome.reply.routes][-1] == cpb.ROUTE_REASON_HEDGE
+        assert outcome.elapsed_s < 0.25 + 0.4
+        assert counts(a, b) == [4, 1]
+        record = await a.wait_for_disconnect(index=-1, timeout=1.0)
+        assert record.first_chunk_at is None  # it never spoke; the gateway hung up on it
+        await healthy_afterwards(env, llm, a, b)
+
+
+@pytest.mark.parametrize("fault", [Fault(FaultKind.HANG), Fault(FaultKind.SLOW, seconds=20.0)],
+                         ids=["no-response", "first-token-after-20s"])
+async def test_a_silent_only_endpoint_times_out_at_the_first_token_deadline(
+        env: Env, fault: Fault) -> None:
+    async with Simulator("openai", dataclasses.replace(HEALTHY, fault=fault)) as a:
+        llm = await create_llm(env.client, endpoint(a))
+        outcome = await turn(env.client, llm_id=llm.id)
+        assert outcome.code == grpc.StatusCode.UNAVAILABLE
+        assert "first_token timeout" in outcome.details
+        # three attempts of 0.5 s (then the breaker opens), with backoffs between them
+        assert counts(a) == [3]
+        assert 3 * FIRST_TOKEN_S <= outcome.elapsed_s < 3 * FIRST_TOKEN_S + 1.0
+        for i in range(3):
+            assert (await a.wait_for_disconnect(index=i, timeout=1.0)).disconnected
+        await healthy_afterwards(env, llm, a)
+
+
+# -- failures after output -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fault", "max_s"), [
+    (Fault(FaultKind.CUT_AFTER, chunk=40), 1.0),
+    (Fault(FaultKind.CUT_AFTER, chunk=40, abrupt=False), 1.0),
+    (Fault(FaultKind.CUT_AFTER, chunk=999, abrupt=False), 1.0),  # all text, no finish/[DONE]
+    (Fault(FaultKind.MALFORMED_CHUNK_AT, chunk=30), 1.0),
+    (Fault(FaultKind.MIDSTREAM_ERROR_AT, chunk=30), 1.0),
+    (Fault(FaultKind.STALL_AFTER, chunk=30, seconds=30.0), 2.0 + 1.5),  # the 2 s stall floor
+], ids=["cut-40-of-60", "clean-close-at-40", "eof-without-finish", "malformed-chunk",
+        "in-band-error", "stall-30s"])
+async def test_a_broken_stream_restarts_on_the_fallback(env: Env, fault: Fault,
+                                                         max_s: float) -> None:
+    async with Simulator("openai", HEALTHY) as a, Simulator("openai", HEALTHY) as b:
+        llm = await two(env, a, b)
+        await warm_up(env, llm)
+        a.behavior = dataclasses.replace(HEALTHY, fault=fault)
+        outcome = await turn(env.client, llm_id=llm.id)
+        complete(outcome)
+        assert outcome.elapsed_s < max_s
+        assert outcome.served_by == llm.endpoints[1].id
+        assert counts(a, b) == [4, 1]
+        (failover,) = outcome.reply.failovers
+        assert failover.discard_message_ids and failover.cause
+        broken_ids = {e.message_id for e in outcome.events if isinstance(e, cpb.TextDelta)}
+        assert set(failover.discard_message_ids) < broken_ids  # only the broken answer goes
+        await healthy_afterwards(env, llm, a, b)
+
+
+async def test_a_stream_without_done_but_with_a_finish_reason_is_complete(env: Env) -> None:
+    no_done = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.NO_DONE))
+    async with Simulator("openai", no_done) as a, Simulator("openai", HEALTHY) as b:
+        llm = await two(env, a, b)
+        outcome = await turn(env.client, llm_id=llm.id)
+        complete(outcome)
+        assert outcome.served_by == llm.endpoints[0].id
+        assert counts(a, b) == [1, 0] and outcome.elapsed_s < 0.5
+        await healthy_afterwards(env, llm, a, b)
+
+
+async def test_a_fallback_that_rejects_the_restarted_turn_ends_with_a_clear_error(
+        env: Env) -> None:
+    cut = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.CUT_AFTER, chunk=40))
+    rejects = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.HTTP_STATUS, status=400))
+    async with Simulator("openai", cut) as a, Simulator("openai", rejects) as b:
+        llm = await two(env, a, b)
+        outcome = await turn(env.client, llm_id=llm.id)
+        assert outcome.code != grpc.StatusCode.OK
+        assert outcome.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE)
+        assert outcome.reply.failovers, "the caller was told to discard the partial answer"
+        assert outcome.reply.text == "", "nothing of the broken answer survives the failover"
+        assert "rejected" in outcome.details and "Traceback" not in outcome.details
+        assert counts(a, b) == [1, 1] and outcome.elapsed_s < 1.0
+        await healthy_afterwards(env, llm, a, b)
+
+
+async def test_accounting_after_a_failover_reports_only_the_serving_endpoint(env: Env) -> None:
+    a_usage, b_usage = Usage(500, 400, 0), Usage(11, 22, 5)
+    cut = dataclasses.replace(HEALTHY, usage=a_usage, model="upstream-a",
+                              fault=Fault(FaultKind.CUT_AFTER, chunk=40))
+    served = Behavior(text="the real answer", usage=b_usage, model="upstream-b",
+                      reasoning="thinking it over")
+    async with Simulator("openai", cut) as a, Simulator("openai", served) as b:
+        llm = await two(env, a, b)
+        session = await env.client.create_session(llm.id)
+        outcome = await turn(env.client, "question", session_id=session.id)
+        complete(outcome, "the real answer")
+        finished = outcome.reply.finished
+        assert finished is not None
+        assert (finished.endpoint_id, finished.model) == (llm.endpoints[1].id, "model-b")
+        assert finished.attempts == 2
+        usage = outcome.reply.usage
+        assert usage is not None
+        assert (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens) == (11, 22, 5)
+        assert len([e for e in outcome.events if isinstance(e, cpb.Usage)]) == 1
+        assert outcome.reply.reasoning_history == ["thinking it over"]
+        stored = await env.client.get_session(session.id)
+        assert [m.role for m in stored.messages] == [cpb.ROLE_USER, cpb.ROLE_ASSISTANT]
+        assert stored.messages[1].parts[0].text == "the real answer"
+        assert counts(a, b) == [1, 1]
+        await healthy_afterwards(env, llm, a, b)
+
+
+# -- errors another endpoint cannot fix ------------------------------------------------------
+
+
+async def test_context_length_goes_only_to_a_larger_window(env: Env) -> None:
+    too_long = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.CONTEXT_LENGTH))
+    async with Simulator("openai", too_long) as a, Simulator("openai", HEALTHY) as small, \
+            Simulator("openai", HEALTHY) as large:
+        llm = await create_llm(
+            env.client, endpoint(a, priority=0, context_window_tokens=8000),
+            endpoint(small, priority=1, context_window_tokens=4000),
+            endpoint(large, priority=2, context_window_tokens=200_000))
+        outcome = await turn(env.client, llm_id=llm.id)
+        complete(outcome)
+        assert outcome.served_by == llm.endpoints[2].id
+        assert outcome.reply.routes[-1].reason == cpb.ROUTE_REASON_LARGER_CONTEXT_WINDOW
+        assert counts(a, small, large) == [1, 0, 1] and outcome.elapsed_s < 0.5
+        await healthy_afterwards(env, llm, a, small, large)
+
+
+async def test_context_length_without_a_larger_window_is_invalid_argument(env: Env) -> None:
+    too_long = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.CONTEXT_LENGTH))
+    async with Simulator("openai", too_long) as a, Simulator("openai", HEALTHY) as b:
+        llm = await create_llm(env.client, endpoint(a, priority=0, context_window_tokens=8000),
+                               endpoint(b, priority=1, context_window_tokens=8000))
+        outcome = await turn(env.client, llm_id=llm.id)
+        assert outcome.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert outcome.info()[0] == "CONTEXT_LENGTH_EXCEEDED"
+        assert "128000" in outcome.details  # the limit the provider named
+        assert counts(a, b) == [1, 0] and outcome.elapsed_s < 0.5
+        await healthy_afterwards(env, llm, a, b)
+
+
+@pytest.mark.parametrize("spec", ["openai", "azure_openai", "gemini"])
+async def test_content_filter_fails_with_the_providers_reason_and_is_not_retried(
+        env: Env, spec: str) -> None:
+    filtered = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.CONTENT_FILTER))
+    async with Simulator(spec, filtered) as a, Simulator(spec, HEALTHY) as b:
+        llm = await create_llm(env.client, endpoint(a, spec, priority=0),
+                               endpoint(b, spec, priority=1))
+        outcome = await turn(env.client, llm_id=llm.id)
+        assert outcome.code in (grpc.StatusCode.FAILED_PRECONDITION,
+                                grpc.StatusCode.INVALID_ARGUMENT)
+        assert outcome.info()[0] == "CONTENT_FILTERED"
+        provider_words = ("content management policy", "ResponsibleAIPolicyViolation",
+                          "blockReason", "SAFETY", "filter")
+        assert any(w in outcome.details for w in provider_words), outcome.details
+        assert counts(a, b) == [1, 0] and outcome.elapsed_s < 0.5
+        await healthy_afterwards(env, llm, a, b)
+
+
+# -- an outage under a steady trickle of turns -----------------------------------------------
+
+
+async def test_an_endpoint_down_for_60s_costs_the_trickle_nothing(env: Env) -> None:
+    """Two callers every simulated second; A resets every connection for 60 s, then recovers.
+
+    test_routing.py checks that A is back within 30 s; this checks what the callers see: no
+    turn fails, none waits on A (wall time), at most two attempts each, A is contacted only at
+    the breaker's growing intervals, and after recovery A takes all traffic again."""
+    fast = Behavior(text="ok", ttft_s=0.01)
+    async with Simulator("openai", fast) as a, \
+            Simulator("openai", dataclasses.replace(fast, ttft_s=0.03)) as b:
+        llm = await two(env, a, b)
+        a_id, b_id = (e.id for e in llm.endpoints)
+        a.behavior = dataclasses.replace(fast, fault=Fault(FaultKind.RESET_BEFORE_HEADERS))
+        contacted: list[float] = []
+        for _ in range(60):
+            seen = len(a.requests)
+            outcomes = await asyncio.gather(*(turn(env.client, llm_id=llm.id) for _ in range(2)))
+            for o in outcomes:
+                complete(o, "ok")
+                assert o.served_by == b_id and o.elapsed_s < 0.5
+                assert o.reply.finished is not None and o.reply.finished.attempts <= 2
+            contacted += [env.clock.monotonic()] * (len(a.requests) - seen)
+            env.clock.advance(1.0)
+        gaps = [y - x for x, y in zip(contacted, contacted[1:], strict=False) if y > x]
+        assert len(contacted) <= 12, contacted
+        assert gaps == sorted(gaps) or max(gaps) >= 16.0, gaps  # growing: 1, 2, 4, 8, 16, 20 s
+        a.behavior = fast
+        recovered_at = env.clock.monotonic()
+        served: list[str] = []
+        while env.clock.monotonic() - recovered_at < 60.0:
+            outcomes = await asyncio.gather(*(turn(env.client, llm_id=llm.id) for _ in range(2)))
+            for o in outcomes:
+                complete(o, "ok")
+            served += [o.served_by for o in outcomes]
+            env.clock.advance(1.0)
+        back = served.index(a_id)
+        assert back <= 2 * 25, "back in use within the breaker's longest cooldown"
+        assert set(served[back + 2:]) == {a_id}, "once closed, A takes all traffic again"
+
+
+# -- deadlines and cancellation --------------------------------------------------------------
+
+
+async def _gone_within(env: Env, sims: Sequence[Simulator], since: float, limit_s: float
+                       ) -> None:
+    """Every recorded request has ended, and the turn left the server, within ``limit_s``."""
+    assert env.app.turns is not None
+    for sim in sims:
+        for i in range(len(sim.requests)):
+            record = await sim.wait_for_end(index=i, timeout=2.0)
+            ended = record.disconnected_at or record.completed_at
+            assert ended is not None and ended - since < limit_s, (i, ended - since)
+    deadline = time.monotonic() + 2.0
+    while env.app.turns.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    assert env.app.turns.in_flight == 0
+    assert time.monotonic() - since < limit_s + 0.1
+
+
+async def test_deadline_during_a_hedge_closes_both_requests(env: Env) -> None:
+    async with Simulator("openai", HEALTHY) as a, Simulator("openai", HEALTHY) as b:
+        llm = await two(env, a, b)
+        await warm_up(env, llm)
+        a.behavior = b.behavior = dataclasses.replace(HEALTHY, ttft_s=5.0)
+        deadline_s = 0.45  # the hedge starts at 0.25 s; both are waiting when it passes
+        outcome = await turn(env.client, llm_id=llm.id, timeout=deadline_s)
+        assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert outcome.elapsed_s < deadline_s + 0.1
+        assert [r.reason for r in outcome.reply.routes][-1] == cpb.ROUTE_REASON_HEDGE
+        assert counts(a, b) == [4, 1]
+        started = time.monotonic() - outcome.elapsed_s
+        await _gone_within(env, [a, b], started + deadline_s, 0.1)
+        assert a.requests[-1].disconnected and b.requests[-1].disconnected
+        await healthy_afterwards(env, llm, a, b)
+
+
+async def test_deadline_during_backoff_between_retries(env: Env) -> None:
+    assert env.app.router is not None
+    env.app.router.backoff_s = lambda attempt: 1.0  # type: ignore[method-assign]
+    once = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.SERVER_ERROR), fault_times=1)
+    async with Simulator("openai", once) as a:
+        llm = await create_llm(env.client, endpoint(a))
+        deadline_s = 0.3
+        outcome = await turn(env.client, llm_id=llm.id, timeout=deadline_s)
+        assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert outcome.elapsed_s < deadline_s + 0.1
+        started = time.monotonic() - outcome.elapsed_s
+        await _gone_within(env, [a], started + deadline_s, 0.1)
+        assert counts(a) == [1], "no retry after the deadline"
+        del env.app.router.backoff_s
+        await healthy_afterwards(env, llm, a)
+
+
+async def test_deadline_mid_stream_closes_the_upstream(env: Env) -> None:
+    paced = dataclasses.replace(HEALTHY, chunk_gap_s=0.05)  # 3 s of streaming
+    async with Simulator("openai", paced) as a:
+        llm = await create_llm(env.client, endpoint(a))
+        deadline_s = 0.5
+        outcome = await turn(env.client, llm_id=llm.id, timeout=deadline_s)
+        assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert outcome.reply.text and not outcome.reply.complete
+        started = time.monotonic() - outcome.elapsed_s
+        await _gone_within(env, [a], started + deadline_s, 0.1)
+        assert a.requests[0].disconnected and counts(a) == [1]
+        await healthy_afterwards(env, llm, a)
+
+
+async def test_deadline_after_a_failover_closes_the_restarted_stream(env: Env) -> None:
+    cut = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.CUT_AFTER, chunk=10))
+    paced = dataclasses.replace(HEALTHY, chunk_gap_s=0.05)
+    async with Simulator("openai", cut) as a, Simulator("openai", paced) as b:
+        llm = await two(env, a, b)
+        deadline_s = 0.5
+        outcome = await turn(env.client, llm_id=llm.id, timeout=deadline_s)
+        assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert outcome.reply.failovers
+        started = time.monotonic() - outcome.elapsed_s
+        await _gone_within(env, [a, b], started + deadline_s, 0.1)
+        assert b.requests[0].disconnected
+        await healthy_afterwards(env, llm, a, b)
+
+
+async def test_cancel_during_a_hedge_closes_both_requests_within_100ms(env: Env) -> None:
+    async with Simulator("openai", HEALTHY) as a, Simulator("openai", HEALTHY) as b:
+        llm = await two(env, a, b)
+        await warm_up(env, llm)
+        a.behavior = b.behavior = dataclasses.replace(HEALTHY, ttft_s=5.0)
+
+        async def until_hedged() -> None:
+            async for event in env.client.converse("hi", llm_id=llm.id):
+                if isinstance(event, cpb.RouteDecision) and \
+                        event.reason == cpb.ROUTE_REASON_HEDGE:
+                    await b.wait_for_requests(1)
+                    return  # leaving the stream cancels the call
+
+        await asyncio.wait_for(until_hedged(), timeout=2.0)
+        cancelled_at = time.monotonic()
+        await _gone_within(env, [a, b], cancelled_at, 0.1)
+        assert counts(a, b) == [4, 1]
+        assert a.requests[-1].disconnected and b.requests[-1].disconnected
+        await healthy_afterwards(env, llm, a, b)
+
+
+# -- soak smoke ------------------------------------------------------------------------------
+
+
+async def test_soak_smoke_30s() -> None:
+    """30 s of the soak (tests/bench/soak.py): mixed traffic over a faulty fleet."""
+    from tests.bench.soak import run_soak
+
+    lines: list[str] = []
+    results = await run_soak(0.5, concurrency=8, warmup_s=8.0, sample_every_s=10.0,
+                             log=lines.append)
+    report = results.report()
+    assert results.total > 300, report
+    assert results.fleet.get("requests", 0) > results.total // 2, report
+    assert sum(v for k, v in results.fleet.items() if k != "requests") > 10, report
+    assert not results.problems(), report
+
