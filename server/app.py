@@ -161,7 +161,7 @@ class Switchboard:
             self._tracing = Tracing.build(s.otlp_endpoint, self.span_exporter)
         self.turns = turns = TurnRunner(
             engine, max_concurrent=s.max_concurrent_streams,
-            max_output_tokens=s.max_output_tokens,
+            max_output_tokens=s.max_output_tokens, max_turn_s=s.turn_timeout_s,
             observer=fan_out(self.metrics.observer(), self._tracing))
         self.metrics.routing(circuit_state=lambda e: router.snapshot(e).state.value,
                              probes_sent=lambda: probes.sent,
@@ -241,6 +241,18 @@ class Switchboard:
             except Exception:
                 log.exception("session sweep failed")
 
+    async def _drain_grpc(self, grace: float) -> None:
+        """Keeps listening while turns are in flight, so that health answers NOT_SERVING and
+        new calls get UNAVAILABLE/DRAINING (grpc's own stop refuses connections, and new calls
+        on open ones, without either); then stops, cutting what is left when grace ends."""
+        assert self._server is not None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + grace
+        if self.turns is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.turns.idle(), grace)
+        await self._server.stop(max(0.0, end - loop.time()))
+
     async def stop(self, grace_s: float | None = None) -> None:
         """Drains: NOT_SERVING, refuse new calls, let in-flight streams finish, then close."""
         grace = self.settings.grace_period_s if grace_s is None else grace_s
@@ -250,7 +262,7 @@ class Switchboard:
             self._front_door.draining = True
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
-        drains = [self._server.stop(grace)] if self._server is not None else []
+        drains = [self._drain_grpc(grace)] if self._server is not None else []
         if self._front_door is not None:
             drains.append(self._front_door.stop(grace))
         await asyncio.gather(*drains)

@@ -93,12 +93,20 @@ class Turn:
 
 class TurnRunner:
     def __init__(self, engine: TurnEngine, *, max_concurrent: int, max_output_tokens: int = 0,
+                 max_turn_s: float | None = None,
                  observer: TurnsObserver = NO_OBSERVER) -> None:
         self._engine = engine
         self._max = max_concurrent
         self._cap = max_output_tokens
+        self._max_turn_s = max_turn_s  # turn_timeout_s: bounds turns without a caller deadline
         self._observer = observer
         self.in_flight = 0
+        self._idle = asyncio.Event()  # set while no turn is in flight (the drain waits on it)
+        self._idle.set()
+
+    async def idle(self) -> None:
+        """Returns once no turn is in flight."""
+        await self._idle.wait()
 
     def generation(self, *layers: Generation) -> Generation:
         """The layers merged, most specific first, with the server-wide output cap applied."""
@@ -115,7 +123,11 @@ class TurnRunner:
     async def turn(self, llm: Llm, request: ChatRequest, *, edge: str,
                    deadline_s: float | None) -> AsyncIterator[Turn]:
         """Runs one turn of ``llm``; raises ResourceExhausted at the replica's limit and
-        DeadlineExceeded when ``deadline_s`` (None: no deadline) passes first."""
+        DeadlineExceeded when ``deadline_s`` (None: no deadline) or the server's turn timeout
+        passes first."""
+        limit, ours = deadline_s, False
+        if self._max_turn_s is not None and (limit is None or self._max_turn_s <= limit):
+            limit, ours = self._max_turn_s, True
         turn_id = "turn_" + secrets.token_hex(8)
         observer = self._observer.turn_started(llm, turn_id, edge)
         if self.in_flight >= self._max:
@@ -127,14 +139,21 @@ class TurnRunner:
         turn = Turn(turn_id, self._engine.run_turn(llm, request, turn_id, tap), tap)
         outcome, error_type = "cancelled", ""
         self.in_flight += 1
+        self._idle.clear()
         try:
-            async with asyncio.timeout(deadline_s):
+            async with asyncio.timeout(limit):
                 yield turn
             if tap.finish is not None:
                 complete = tap.finish in (FinishReason.STOP, FinishReason.TOOL_CALLS)
                 outcome = "ok" if complete else "incomplete"
         except TimeoutError:
-            outcome, error_type = "deadline_exceeded", "DEADLINE_EXCEEDED"
+            outcome = "deadline_exceeded"
+            error_type = "TURN_TIMEOUT" if ours else "DEADLINE_EXCEEDED"
+            if ours:
+                raise DeadlineExceeded(
+                    f"the turn did not finish within this server's turn_timeout_s of {limit:g}s; "
+                    "retry with a shorter request or a lower max_output_tokens",
+                    reason="TURN_TIMEOUT") from None
             raise DeadlineExceeded("the caller's deadline passed before the turn finished",
                                    reason="DEADLINE_EXCEEDED") from None
         except SwitchboardError as exc:
@@ -147,5 +166,7 @@ class TurnRunner:
             raise
         finally:
             self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
             await turn.events.aclose()
             observer.finished(outcome, error_type)

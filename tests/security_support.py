@@ -33,7 +33,7 @@ class StatusDetails:
 
 
 def status_of(exc: grpc.aio.AioRpcError) -> StatusDetails:
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    status = rpc_status.from_call(exc)
     assert status is not None, "no google.rpc.Status in the trailers"
     info = error_details_pb2.ErrorInfo()
     infos = 0

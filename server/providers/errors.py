@@ -339,12 +339,16 @@ def classify_http_error(
     message = _message(kind, status, fields, label, mid_stream=False)
     if retry is not None:
         message += f" The provider asks to retry after {retry:g}s."
+    # Gemini FAILED_PRECONDITION: the account cannot serve this (region, billing), not the
+    # request: another endpoint may well succeed.
+    account_level = fields.status.upper() == "FAILED_PRECONDITION"
     return UpstreamError(
         kind,
         message,
         status=status,
         retry_after_s=retry,
         provider_code=provider_code(fields),
+        failover_helps=True if account_level else None,
     )
 
 

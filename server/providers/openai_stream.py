@@ -106,6 +106,8 @@ class OpenAIChatDecoder:
         self._done = False
 
     def feed(self, event: SseEvent) -> Sequence[StreamEvent]:
+        if self._done:  # after [DONE] (and our Finish) nothing can change the outcome
+            return ()
         data = event.data
         if data == "[DONE]":
             return self._end("the upstream sent [DONE] without a finish reason")
@@ -119,8 +121,6 @@ class OpenAIChatDecoder:
             raise self._protocol("an event whose data is not a JSON object")
         if chunk.get("error") or event.event == "error":
             raise classify_error_object(chunk, label=self._label)
-        if self._done:
-            return ()
         if (usage := chunk.get("usage")) and isinstance(usage, dict):
             self._usage = usage
         xg = chunk.get("x_groq")
@@ -131,7 +131,7 @@ class OpenAIChatDecoder:
             return ()
         out: list[StreamEvent] = []
         for choice in choices:
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            if not isinstance(choice, dict) or choice.get("index") not in (None, 0):
                 continue  # n > 1: only choice 0 is ours
             delta = choice.get("delta")
             if isinstance(delta, dict):
@@ -214,9 +214,13 @@ class OpenAIChatDecoder:
             out.append(ToolCallDelta(call.ordinal, new_id, new_name, args))
 
     def _call_for(self, index: object, tid: str) -> _Call:
-        """The call a piece belongs to: by ``index``; by id or the previous call without one."""
+        """The call a piece belongs to: by ``index``; by id when the index is missing or reused
+        for a different id (some servers send every call as index 0); else the previous call."""
         if isinstance(index, int) and not isinstance(index, bool):
             key: object = index
+            known = self._calls.get(key)
+            if known is not None and tid and known.id and tid != known.id:
+                key = self._ids.get(tid, ("id", tid))
         elif tid:
             key = self._ids.get(tid, ("id", tid))
         else:

@@ -42,6 +42,7 @@ from server.providers.sse import DEFAULT_MAX_EVENT_BYTES, SseParser
 from server.registry.model import Endpoint
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
+_AFTER_FINISH_S = 1.0  # after [DONE], how long to wait for the body's end (connection reuse)
 _CONTENT = (TextDelta, ReasoningDelta, ToolCallDelta)
 
 
@@ -50,7 +51,7 @@ class Timeouts:
     """Deadlines per phase of one upstream attempt, in seconds."""
 
     connect_s: float = 10.0
-    first_token_s: float = 60.0
+    first_token_s: float = 120.0
     between_chunks_s: float = 30.0
     total_s: float = 600.0
 
@@ -140,7 +141,11 @@ class UpstreamClient:
         *,
         timeouts: Timeouts | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        """Stream one upstream attempt. Raises ``UpstreamError`` (and subclasses) only.
+        """Stream one upstream attempt.
+
+        Raises ``UpstreamError`` (``UpstreamTimeout`` for timeouts) for every upstream
+        failure, and ``server.errors.InvalidArgument`` if the request cannot be expressed in
+        the endpoint's API (e.g. a tool schema that is not a JSON object).
 
         Wrap it in ``contextlib.aclosing`` (or call ``aclose``) to stop early: the upstream
         connection is closed at once.
@@ -152,14 +157,13 @@ class UpstreamClient:
     ) -> AsyncIterator[StreamEvent]:
         http = adapter.build_request(endpoint, request)
         label: str = getattr(adapter, "label", "The upstream")
-        key = endpoint.api_key.reveal()
         loop = asyncio.get_running_loop()
         total_at = loop.time() + t.total_s
         first_at = min(loop.time() + t.first_token_s, total_at)
         resp = await self._send(http, t, first_at, total_at, label)
         released = False
         try:
-            await self._check_response(resp, adapter, label, key, t, total_at)
+            await self._check_response(resp, adapter, label, t, total_at)
             parser = SseParser(self._max_event_bytes)
             decoder = adapter.new_decoder()
             chunks = resp.content.iter_any()
@@ -172,14 +176,11 @@ class UpstreamClient:
                 except StopAsyncIteration:
                     break
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                    if finished:  # the answer is complete; only the tail was lost
-                        break
-                    phase = (
-                        "total"
-                        if deadline >= total_at
-                        else ("between_chunks" if content_seen else "first_token")
-                    )
-                    raise _transport_error(exc, phase, label, http.url, t) from exc
+                    if finished:  # the answer is complete; only the connection's end was lost
+                        return
+                    raise _transport_error(
+                        exc, _phase(deadline, total_at, content_seen), label, http.url, t
+                    ) from exc
                 if content_seen:
                     deadline = min(loop.time() + t.between_chunks_s, total_at)
                 for sse in parser.feed(chunk):
@@ -190,12 +191,14 @@ class UpstreamClient:
                         elif type(ev) is Finish:
                             finished = True
                         yield ev
+                if finished:  # only the end of the body is left: wait for it briefly
+                    deadline = min(loop.time() + _AFTER_FINISH_S, deadline)
             for ev in decoder.close(parser.leftover()):
                 yield ev
-            resp.release()
+            resp.release()  # read to the end: the connection goes back to the pool
             released = True
         except UpstreamError as err:
-            _redact_key(err, key)
+            _redact_credentials(err, http)
             raise
         finally:
             if not released:
@@ -224,7 +227,6 @@ class UpstreamClient:
         resp: aiohttp.ClientResponse,
         adapter: ProviderAdapter,
         label: str,
-        key: str,
         t: Timeouts,
         total_at: float,
     ) -> None:
@@ -284,6 +286,12 @@ def _not_a_stream(mime: str, body: bytes, label: str) -> UpstreamError:
     )
 
 
+def _phase(deadline: float, total_at: float, content_seen: bool) -> str:
+    if deadline >= total_at:
+        return "total"
+    return "between_chunks" if content_seen else "first_token"
+
+
 def _transport_error(
     exc: BaseException, phase: str, label: str, url: str, t: Timeouts
 ) -> UpstreamError:
@@ -324,9 +332,16 @@ def _transport_error(
     return UpstreamError(ErrorKind.CONNECTION, what)
 
 
-def _redact_key(err: UpstreamError, key: str) -> UpstreamError:
-    """Belt and braces: the endpoint's own key never survives in a message."""
-    if len(key) >= 6 and key in err.message:
-        err.message = err.message.replace(key, "<redacted>")
-        err.args = (err.message,)
-    return err
+_CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-goog-api-key", "x-api-key"})
+
+
+def _redact_credentials(err: UpstreamError, http: HttpRequest) -> None:
+    """Belt and braces: a credential we sent never survives in a message, even if the
+    upstream echoed it in a shape the generic scrubber does not recognise."""
+    for name, value in http.headers.items():
+        if name.lower() not in _CREDENTIAL_HEADERS:
+            continue
+        secret = value.split(" ", 1)[1] if value.lower().startswith("bearer ") else value
+        if len(secret) >= 6 and secret in err.message:
+            err.message = err.message.replace(secret, "<redacted>")
+            err.args = (err.message,)

@@ -26,6 +26,7 @@ from server.registry.codec import Sealer, from_record, to_record_body
 from server.registry.model import ApiSpec, Endpoint, Llm, RoutingPolicy
 from server.secret import Secret
 from server.store.base import LlmRecord, Store
+from server.vault.redact import scrub
 
 MAX_ENDPOINTS = 16
 MAX_PAGE_SIZE = 1000
@@ -87,7 +88,7 @@ def _check_endpoint(e: EndpointDraft, path: str, v: Violations, new_key_needed: 
     if not e.base_url:
         v.add(f"{path}.base_url", "is required, for example https://api.openai.com/v1")
     elif parts.scheme not in ("http", "https") or not parts.hostname:
-        v.add(f"{path}.base_url", f"{e.base_url[:100]!r} is not an http(s) URL with a host, "
+        v.add(f"{path}.base_url", f"{scrub(e.base_url[:100])!r} is not an http(s) URL with a host, "
               "for example https://api.openai.com/v1")
     elif parts.query or parts.fragment:
         v.add(f"{path}.base_url", "must not carry a query or fragment; put keys in api_key")

@@ -115,6 +115,8 @@ async def connect(target: Target, addresses: list[Address], timeout_s: float) ->
 def _os_reason(exc: OSError) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return "the server closed the connection"
     if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
         return "no route to the host"
     return exc.strerror or type(exc).__name__

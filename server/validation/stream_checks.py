@@ -205,6 +205,8 @@ def _errors(audit: StreamAudit) -> Verdict:
 def _end(ex: Exchange, audit: StreamAudit, gemini: bool) -> Verdict:
     if audit.errors:
         return skipped(END, "the stream reported an error")
+    if audit.blocked:
+        return skipped(END, "the prompt was blocked")
     failure = ex.failure
     finish = audit.finish_reason
     if failure is not None:
@@ -264,6 +266,8 @@ def _content(ex: Exchange, audit: StreamAudit) -> Verdict:
         return skipped(CONTENT, f"the stream broke before any content ({ex.failure.message})")
     if audit.tools:
         return passed(CONTENT, f"a tool call to {audit.tools[0]!r}")
+    if not audit.answer.strip() and audit.non_json:
+        return skipped(CONTENT, "no readable text: some events were not JSON")
     if not audit.answer.strip():
         return warned(CONTENT, "the answer was empty", "the endpoint finished without any "
                       "text to a one-line prompt: check the model and its output token limit")
@@ -301,7 +305,7 @@ def _finish_hint(finish: str) -> str:
 
 
 def _usage(ex: Exchange, audit: StreamAudit, spec: ApiSpec) -> Verdict:
-    if audit.errors or ex.failure is not None:
+    if audit.errors or ex.failure is not None or not audit.finish_reason:
         return skipped(USAGE, "the stream did not complete")
     if audit.usage_seen:
         u = audit.usage

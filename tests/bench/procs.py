@@ -76,6 +76,14 @@ class Proc:
             self.popen.wait(5)
 
 
+def host_busy_s() -> float:
+    """CPU seconds the whole host has spent busy (all cores), from ``/proc/stat``."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / _TICK
+
+
 def _status_kb(pid: int, key: str) -> int:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:

@@ -35,7 +35,7 @@ from switchboard_client import AsyncClient
 from tests.bench import report
 from tests.bench.drivers import Driver, HttpSseDriver, SwitchboardDriver, TurnResult
 from tests.bench.load import closed_loop, open_loop
-from tests.bench.procs import Proc
+from tests.bench.procs import Proc, host_busy_s
 from tests.bench.services import (
     API_KEY,
     LITELLM_KEY,
@@ -151,25 +151,32 @@ class Bench:
     async def _point(self, driver: Driver, target: str, proxy: Proc | None, shape: str,
                      load: float) -> Point:
         a = self.args
-        marks: dict[str, tuple[float, float, float, int]] = {}
+        marks: dict[str, tuple[float, float, float, int, float]] = {}
+        ours = [p for p in self.procs if p.alive()]
 
         def on_window(phase: str) -> None:
+            bench_cpu = sum(p.cpu_s() for p in ours) + time.process_time()
             marks[phase] = (proxy.cpu_s() if proxy else 0.0, self.sim.cpu_s(),
-                            time.process_time(), proxy.rss_kb() if proxy else 0)
+                            time.process_time(), proxy.rss_kb() if proxy else 0,
+                            host_busy_s() - bench_cpu)
 
         gc.collect()
         if shape == "closed":
             run = await closed_loop(driver, int(load), a.duration, a.warmup, on_window)
         else:
             run = await open_loop(driver, load, a.duration, a.warmup, on_window)
-        (p0, s0, l0, _), (p1, s1, l1, rss) = marks["begin"], marks["end"]
+        (p0, s0, l0, _, o0), (p1, s1, l1, rss, o1) = marks["begin"], marks["end"]
         point = summarise(target, shape, load, run,
                           proxy=Usage(p1 - p0, rss) if proxy else None,
-                          upstream=Usage(s1 - s0), loadgen=Usage(l1 - l0))
+                          upstream=Usage(s1 - s0), loadgen=Usage(l1 - l0), other_cpu_s=o1 - o0)
         self.points.append(point)
         print(f"  {target:12} {shape} {load:>5g}: {point.turns_per_s:7.1f} turns/s, ttft p50 "
               f"{point.ttft_p50_ms:6.2f} p99 {point.ttft_p99_ms:6.2f} ms, gap p99 "
-              f"{point.gap_p99_ms:5.2f} ms, errors {point.errors}", flush=True)
+              f"{point.gap_p99_ms:5.2f} ms, {point.deltas_per_turn:.1f} deltas/turn, errors "
+              f"{point.errors}; CPU ms/turn: proxy "
+              f"{point.proxy_cpu_s_per_1k:.2f} upstream {point.upstream_cpu_s_per_1k:.2f} "
+              f"loadgen {point.loadgen_cpu_s_per_1k:.2f}; other processes "
+              f"{point.other_cpu_cores:.2f} cores", flush=True)
         return point
 
     async def run(self) -> None:

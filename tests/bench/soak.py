@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = " ".join(f"word{i}" for i in range(24))
@@ -488,6 +488,10 @@ async def _register(client: Any, urls: dict[str, str]) -> dict[str, str]:
     return llms
 
 
+def _open_log(path: Path) -> BinaryIO:
+    return path.open("wb")
+
+
 async def run_soak(minutes: float, *, concurrency: int = 12, warmup_s: float | None = None,
                    seed: int = 7, sample_every_s: float = 10.0,
                    log: Any = None) -> Results:
@@ -500,7 +504,7 @@ async def run_soak(minutes: float, *, concurrency: int = 12, warmup_s: float | N
     warmup = warmup_s if warmup_s is not None else min(60.0, max(8.0, minutes * 6.0))
     results = Results(minutes)
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        errors = open(Path(tmp) / "children.log", "wb")  # noqa: SIM115
+        errors = _open_log(Path(tmp) / "children.log")
         fleet = await _Proc.start("--role", "fleet", "--seed", str(seed), stderr=errors)
         server = await _Proc.start("--role", "server", "--database",
                                    str(Path(tmp) / "soak.db"), stderr=errors)

@@ -47,6 +47,8 @@ class Point:
     proxy_rss_mb: float = math.nan
     upstream_cpu_s_per_1k: float = math.nan
     loadgen_cpu_s_per_1k: float = math.nan
+    other_cpu_cores: float = math.nan  # busy CPU of processes outside the bench (a shared host)
+    deltas_per_turn: float = math.nan  # text messages a turn arrived in (fewer: coalesced)
 
     def to_json(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -54,7 +56,7 @@ class Point:
 
 
 def summarise(target: str, shape: str, load: float, run: Run, *, proxy: Usage | None,
-              upstream: Usage, loadgen: Usage) -> Point:
+              upstream: Usage, loadgen: Usage, other_cpu_s: float) -> Point:
     ok = [r for r in run.results if not r.error and r.first]
     kinds = collections.Counter(r.error for r in run.results if r.error)
     ttfts = [(r.first - r.start) * 1e3 for r in ok]
@@ -71,4 +73,6 @@ def summarise(target: str, shape: str, load: float, run: Run, *, proxy: Usage | 
         proxy_rss_mb=proxy.rss_kb / 1024 if proxy else math.nan,
         upstream_cpu_s_per_1k=upstream.cpu_s * per_1k,
         loadgen_cpu_s_per_1k=loadgen.cpu_s * per_1k,
+        other_cpu_cores=other_cpu_s / seconds,
+        deltas_per_turn=sum(len(r.marks) for r in ok) / len(ok) if ok else math.nan,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -28,11 +29,11 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from switchboard.v1 import conversations_pb2 as cpb
 from switchboard.v1 import llm_pb2 as lpb
+from switchboard_client import AsyncClient, Reply
 
 from server.app import Switchboard
 from server.routing.clock import FakeClock
 from server.simulator import Behavior, Fault, FaultKind, Simulator, Usage
-from switchboard_client import AsyncClient, Reply
 from tests.support import API_KEY, create_llm, endpoint, settings
 
 WORDS = " ".join(f"w{i}" for i in range(60))
@@ -101,14 +102,14 @@ class Outcome:
         return self.reply.finished.endpoint_id
 
 
-async def turn(client: AsyncClient, text: str = "hi", *, timeout: float | None = None,
+async def turn(client: AsyncClient, text: str = "hi", *, deadline_s: float | None = None,
                **target: Any) -> Outcome:
     """One turn, checked against the stream contract: an OK status always comes with a
     ``finished`` event; an error never follows one (no in-band error after a clean finish)."""
     reply, events, error = Reply(), [], None
     started = time.monotonic()
     try:
-        async for event in client.converse(text, timeout=timeout, **target):
+        async for event in client.converse(text, timeout=deadline_s, **target):
             events.append(event)
             reply.apply(event)
     except grpc.aio.AioRpcError as exc:
@@ -460,7 +461,7 @@ async def test_an_endpoint_down_for_60s_costs_the_trickle_nothing(env: Env) -> N
                 assert o.reply.finished is not None and o.reply.finished.attempts <= 2
             contacted += [env.clock.monotonic()] * (len(a.requests) - seen)
             env.clock.advance(1.0)
-        gaps = [y - x for x, y in zip(contacted, contacted[1:], strict=False) if y > x]
+        gaps = [y - x for x, y in itertools.pairwise(contacted) if y > x]
         assert len(contacted) <= 12, contacted
         assert gaps == sorted(gaps) or max(gaps) >= 16.0, gaps  # growing: 1, 2, 4, 8, 16, 20 s
         a.behavior = fast
@@ -489,8 +490,9 @@ async def _gone_within(env: Env, sims: Sequence[Simulator], since: float, limit_
             record = await sim.wait_for_end(index=i, timeout=2.0)
             ended = record.disconnected_at or record.completed_at
             assert ended is not None and ended - since < limit_s, (i, ended - since)
-    deadline = time.monotonic() + 2.0
-    while env.app.turns.in_flight and time.monotonic() < deadline:
+    for _ in range(400):  # the handler unwinds right after the upstream is closed
+        if not env.app.turns.in_flight:
+            break
         await asyncio.sleep(0.005)
     assert env.app.turns.in_flight == 0
     assert time.monotonic() - since < limit_s + 0.1
@@ -502,7 +504,7 @@ async def test_deadline_during_a_hedge_closes_both_requests(env: Env) -> None:
         await warm_up(env, llm)
         a.behavior = b.behavior = dataclasses.replace(HEALTHY, ttft_s=5.0)
         deadline_s = 0.45  # the hedge starts at 0.25 s; both are waiting when it passes
-        outcome = await turn(env.client, llm_id=llm.id, timeout=deadline_s)
+        outcome = await turn(env.client, llm_id=llm.id, deadline_s=deadline_s)
         assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert outcome.elapsed_s < deadline_s + 0.1
         assert [r.reason for r in outcome.reply.routes][-1] == cpb.ROUTE_REASON_HEDGE
@@ -520,7 +522,7 @@ async def test_deadline_during_backoff_between_retries(env: Env) -> None:
     async with Simulator("openai", once) as a:
         llm = await create_llm(env.client, endpoint(a))
         deadline_s = 0.3
-        outcome = await turn(env.client, llm_id=llm.id, timeout=deadline_s)
+        outcome = await turn(env.client, llm_id=llm.id, deadline_s=deadline_s)
         assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert outcome.elapsed_s < deadline_s + 0.1
         started = time.monotonic() - outcome.elapsed_s
@@ -535,7 +537,7 @@ async def test_deadline_mid_stream_closes_the_upstream(env: Env) -> None:
     async with Simulator("openai", paced) as a:
         llm = await create_llm(env.client, endpoint(a))
         deadline_s = 0.5
-        outcome = await turn(env.client, llm_id=llm.id, timeout=deadline_s)
+        outcome = await turn(env.client, llm_id=llm.id, deadline_s=deadline_s)
         assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert outcome.reply.text and not outcome.reply.complete
         started = time.monotonic() - outcome.elapsed_s
@@ -550,7 +552,7 @@ async def test_deadline_after_a_failover_closes_the_restarted_stream(env: Env) -
     async with Simulator("openai", cut) as a, Simulator("openai", paced) as b:
         llm = await two(env, a, b)
         deadline_s = 0.5
-        outcome = await turn(env.client, llm_id=llm.id, timeout=deadline_s)
+        outcome = await turn(env.client, llm_id=llm.id, deadline_s=deadline_s)
         assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert outcome.reply.failovers
         started = time.monotonic() - outcome.elapsed_s

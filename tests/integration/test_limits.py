@@ -104,8 +104,9 @@ async def test_refused_and_failed_streams_do_not_leak_slots(tmp_path: Path) -> N
             with pytest.raises(grpc.aio.AioRpcError):
                 await client.reply("hi", llm_id=llm.id, timeout=0.0001)
         assert app.turns is not None
-        deadline = time.monotonic() + 2.0
-        while app.turns.in_flight and time.monotonic() < deadline:
+        for _ in range(200):  # the last deadline-cut turn is unwinding
+            if not app.turns.in_flight:
+                break
             await asyncio.sleep(0.01)
         assert app.turns.in_flight == 0
         assert (await client.reply("hi", llm_id=llm.id)).complete
@@ -246,7 +247,8 @@ async def test_turn_timeout_bounds_a_turn_without_a_caller_deadline(tmp_path: Pa
         elapsed = time.monotonic() - started
         assert err.value.code() in (grpc.StatusCode.DEADLINE_EXCEEDED,
                                     grpc.StatusCode.UNAVAILABLE)
-        assert "1s" in (err.value.details() or "") or "1.0" in (err.value.details() or "")
+        assert "turn_timeout_s of 1s" in (err.value.details() or "")
+        assert error_details(err.value)["info"].reason == "TURN_TIMEOUT"
         assert 1.0 <= elapsed < 1.3, f"the turn took {elapsed:.2f}s with turn_timeout_s=1"
         for i in range(len(sim.requests)):
             assert (await sim.wait_for_end(index=i, timeout=1.0)).disconnected
@@ -296,11 +298,12 @@ def test_every_limit_is_a_setting_with_bounds() -> None:
              "first_token_timeout_s", "between_chunks_timeout_s", "connect_timeout_s",
              "grace_period_s")
     env = {f"SWITCHBOARD_{n.upper()}": "7" for n in names}
+    env["SWITCHBOARD_MAX_MESSAGE_BYTES"] = "64"
     env["SWITCHBOARD_MAX_REQUEST_BYTES"] = "2048"
     env["SWITCHBOARD_MAX_UPSTREAM_EVENT_BYTES"] = "4096"
     loaded = load(env)
     assert [getattr(loaded, n) for n in names] == [
-        7, 2048, 7, 7, 4096, 7, 7.0, 7.0, 7.0, 7.0, 7.0]
+        7, 2048, 64, 7, 4096, 7, 7.0, 7.0, 7.0, 7.0, 7.0]
     with pytest.raises(ConfigError, match="max_concurrent_streams"):
         load({"SWITCHBOARD_MAX_CONCURRENT_STREAMS": "0"})
 

@@ -27,6 +27,7 @@ import {
 import {
   ConversationsClient,
   ConverseRequest,
+  type ConverseResponse,
   CreateSessionRequest,
   EndSessionRequest,
   GetSessionRequest,
@@ -198,9 +199,10 @@ export class SwitchboardClient {
     });
     const call = this.conversations.converse(request, this.#metadata(), this.#callOptions(options));
     const cancel = (): void => call.cancel();
+    if (options.signal?.aborted) cancel();
     options.signal?.addEventListener("abort", cancel, { once: true });
     try {
-      for await (const response of call as AsyncIterable<ConverseResponseLike>) {
+      for await (const response of call as AsyncIterable<ConverseResponse>) {
         if (response.event !== undefined) yield response.event;
       }
     } finally {
@@ -238,10 +240,6 @@ export class SwitchboardClient {
       });
     });
   }
-}
-
-interface ConverseResponseLike {
-  event?: ConverseEvent;
 }
 
 function required<T>(value: T | undefined, field: string): T {

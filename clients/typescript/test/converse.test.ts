@@ -81,6 +81,18 @@ describe("a running Switchboard", { skip: missing && "set SWITCHBOARD_TARGET, SW
     assert.ok(reply.text.length > 0);
   });
 
+  test("leaving the loop early cancels the turn; an aborted signal cancels it too", async () => {
+    for await (const event of sb.converse({ llmId }, "Hi!", { timeoutMs: 30_000 })) {
+      assert.equal(event.$case, "started");
+      break;
+    }
+    const aborted = new AbortController();
+    aborted.abort();
+    await assert.rejects(sb.reply({ llmId }, "Hi!", { signal: aborted.signal }), { code: 1 });
+    const reply = await sb.reply({ llmId }, "Hi!", { timeoutMs: 30_000 });
+    assert.equal(reply.complete, true);
+  });
+
   test("a bad API key is UNAUTHENTICATED", async () => {
     const stranger = new SwitchboardClient(target, "not-a-key");
     try {

@@ -311,3 +311,25 @@ def test_deeply_nested_arguments_are_protocol_errors() -> None:
         )
     )
     assert got.error is not None and got.error.kind is ErrorKind.PROTOCOL
+
+
+def test_parallel_calls_that_all_claim_index_0_are_kept_apart() -> None:
+    got = openai(
+        sse(
+            chunk({"tool_calls": [call(0, id="a", name="f", arguments='{"n": 1}')]}),
+            chunk({"tool_calls": [call(0, id="b", name="f", arguments='{"n": 2}')]}),
+            chunk(finish="tool_calls"),
+        )
+    )
+    assert [(c["id"], c["arguments"]) for c in got.tool_calls] == [
+        ("a", '{"n": 1}'),
+        ("b", '{"n": 2}'),
+    ]
+
+
+def test_events_after_done_cannot_fail_a_finished_turn() -> None:
+    body = sse(chunk({"content": "a"}), chunk(finish="stop")) + sse(
+        {"error": {"message": "late"}}, done=False
+    )
+    got = openai(body)
+    assert got.error is None and got.finish is not None

@@ -262,3 +262,16 @@ def test_stream_error_objects() -> None:
     tgi = {"error": {"message": "Request failed during generation", "http_status_code": 422}}
     assert classify_error_object(tgi, label="TGI").kind is ErrorKind.STREAM_ERROR
     assert classify_error_object("garbage", label="X").kind is ErrorKind.STREAM_ERROR
+
+
+def test_gemini_failed_precondition_can_fail_over() -> None:
+    body = {
+        "error": {
+            "code": 400,
+            "message": "User location is not supported for the API use.",
+            "status": "FAILED_PRECONDITION",
+        }
+    }
+    err = classify(400, body)
+    assert err.kind is ErrorKind.BAD_REQUEST and err.failover_helps
+    assert not classify(400, {"error": {"message": "bad", "code": 400}}).failover_helps

@@ -326,3 +326,22 @@ async def test_abandoned_iterator_disconnects_the_upstream(
     assert await anext(events) == TextDelta("Hel")
     del events
     await asyncio.wait_for(replay_server.disconnected.wait(), timeout=2.0)
+
+
+async def test_done_then_silence_ends_promptly(replay_server: ReplayServer) -> None:
+    """A server that keeps the connection open after [DONE] does not hold the turn hostage."""
+
+    async def done_then_silence(request: web.Request) -> web.StreamResponse:
+        resp = sse_response(request)
+        await resp.prepare(request)
+        await resp.write(CHUNK + FINISH)
+        await asyncio.Event().wait()  # never set
+        return resp
+
+    replay_server.handler = done_then_silence
+    async with UpstreamClient(timeouts=fast(between_chunks_s=30.0)) as c:
+        start = time.monotonic()
+        events = [ev async for ev in stream(c, replay_server.url)]
+    assert time.monotonic() - start < 3.0
+    assert events[0] == TextDelta("Hel") and type(events[-1]).__name__ == "Finish"
+    await asyncio.wait_for(replay_server.disconnected.wait(), timeout=2.0)
