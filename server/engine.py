@@ -246,8 +246,11 @@ class TurnEngine:
                     if candidate.backoff_s:
                         await asyncio.sleep(candidate.backoff_s)
                     route = self._route(llm, candidate, turn, hedge=False)
-                    yield route
+                    # Sent before the route is told, so the upstream's time to first token
+                    # runs while the caller is written to (and a caller gone at the yield
+                    # still has its admitted attempt closed by the finally below).
                     running.append(self._start(route, request, turn))
+                    yield route
                 timeout = None
                 if not hedged and len(running) == 1:
                     delay = self._router.hedge_delay_s(running[0].endpoint.id, turn.prompt_tokens)
@@ -263,14 +266,20 @@ class TurnEngine:
                     candidate = self._take(turn.plan)
                     if candidate is not None:
                         route = self._route(llm, candidate, turn, hedge=True)
-                        yield route
                         running.append(self._start(route, request, turn))
+                        yield route
                     continue
                 for attempt in [a for a in running if a.first in done]:
                     assert attempt.first is not None
                     running.remove(attempt)
                     try:
                         event = attempt.first.result()
+                    except SwitchboardError as exc:  # ours, not the upstream's: e.g. a vault error
+                        log.error("attempt failed inside switchboard", endpoint=attempt.endpoint.id,
+                                  error=exc.reason)
+                        self._failed(attempt, None)
+                        await attempt.close()
+                        raise
                     except (UpstreamError, StopAsyncIteration) as exc:
                         error = exc if isinstance(exc, UpstreamError) else UpstreamError(
                             ErrorKind.INCOMPLETE, "the stream ended before any output")
@@ -313,14 +322,20 @@ class TurnEngine:
         answer = _Answer(text_id=f"{turn_id}.m1")
         ttft_s = 0.0
         turn_start = time.monotonic()
+        broke: UpstreamError | None = None  # why the answer restarted, if it did
         while True:
             winner: _Attempt | None = None
             first: StreamEvent | None = None
-            async for item in self._first_token(llm, request, turn):
-                if isinstance(item, Route):
-                    yield item
-                else:
-                    winner, first = item
+            try:
+                async for item in self._first_token(llm, request, turn):
+                    if isinstance(item, Route):
+                        yield item
+                    else:
+                        winner, first = item
+            except SwitchboardError as exc:  # e.g. the fallback refused the restarted turn
+                if broke is None:
+                    raise
+                raise _restart_failed(broke, exc) from None
             if winner is None or first is None:
                 raise self._exhausted(llm, turn)
             done = False
@@ -344,6 +359,7 @@ class TurnEngine:
                 self._after_failure(llm, turn, winner.endpoint.id, exc)
                 if not turn.plan:
                     raise _after_output(exc, False) from None
+                broke = exc
                 yield Failover(winner.endpoint.id, turn.plan[0].endpoint_id, exc.message,
                                tuple(answer.sent_ids))
                 answer = _Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
@@ -452,6 +468,16 @@ def _after_output(error: UpstreamError, tool_call_sent: bool) -> SwitchboardErro
     return Unavailable(f"the answer broke after output was streamed ({error.message}) and "
                        f"{why}; discard the partial answer and retry the turn",
                        reason="UPSTREAM_STREAM_BROKEN", retry_after_s=1.0)
+
+
+def _restart_failed(broke: UpstreamError, refused: SwitchboardError) -> SwitchboardError:
+    """After a failover, the restart hit an error another endpoint would not fix (the
+    fallback rejected it): the request itself was fine where it began, so this is not the
+    caller's INVALID_ARGUMENT but a broken answer to retry."""
+    return Unavailable(f"the answer broke after output was streamed ({broke.message}) and its "
+                       f"restart on another endpoint failed ({refused.message}); discard the "
+                       "partial answer and retry the turn", reason="UPSTREAM_STREAM_BROKEN",
+                       retry_after_s=1.0)
 
 
 def _no_plan(plan: RoutePlan) -> SwitchboardError:

@@ -36,7 +36,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from server.errors import FieldViolation, InvalidArgument, Unavailable
-from server.vault.redact import is_sensitive_name
+from server.vault.redact import is_sensitive_name, scrub
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -172,7 +172,7 @@ def _check_syntax(url: str, policy: NetPolicy, field_path: str) -> tuple[str, in
     try:
         parsed = yarl.URL(url)
     except ValueError as exc:
-        raise _invalid(field_path, f"is not a valid URL ({exc})") from None
+        raise _invalid(field_path, f"is not a valid URL ({scrub(str(exc))})") from None
     scheme = parsed.scheme.lower()
     if scheme not in ("http", "https"):
         raise _invalid(field_path, "must be an https:// URL")

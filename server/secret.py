@@ -22,7 +22,11 @@ class Secret:
 
     @property
     def hint(self) -> str:
-        """The last four characters, as ``...a1b2``; safe to return to the owner."""
+        """The last four characters, as ``...a1b2``; safe to return to the owner.
+
+        Empty for an empty secret, ``...`` for one too short to show any of it."""
+        if not self._value:
+            return ""
         return "..." + self._value[-4:] if len(self._value) >= 8 else "..."
 
     def __repr__(self) -> str:

@@ -20,8 +20,8 @@ from server.edge.convert import (
     tool_choice_from_pb,
     tools_from_pb,
 )
-from server.engine import Failover, Finished, Reasoning, Route, Text
-from server.errors import Violations
+from server.engine import Failover, Finished, Reasoning, Route, Text, TurnEvent
+from server.errors import SwitchboardError, Violations
 from server.registry.service import RegistryService
 from server.routing.model import Reason
 from server.sessions import Session, SessionService
@@ -119,12 +119,26 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
         async with self._turns.turn(llm, chat, edge="grpc",
                                     deadline_s=context.time_remaining()) as turn:
             call.summary["turn_id"] = turn.id
-            yield cpb.ConverseResponse(started=cpb.TurnStarted(
+            started = cpb.ConverseResponse(started=cpb.TurnStarted(
                 turn_id=turn.id, session_id=request.session_id, llm_id=llm.id))
+            # The engine's first event (a route) sends the upstream request: take it before
+            # writing `started`, so the upstream's time to first token runs meanwhile.
+            try:
+                first = await anext(turn.events, None)
+            except SwitchboardError:
+                yield started  # no endpoint could take the turn: it still started, then failed
+                raise
+            yield started
+            if first is not None:
+                yield await self._respond(first, session, new, call)
             async for event in turn.events:
-                if isinstance(event, Finished) and session is not None:
-                    await self._sessions.save_turn(session, [*new, event.message])
-                yield self._event(event, call)
+                yield await self._respond(event, session, new, call)
+
+    async def _respond(self, event: TurnEvent, session: Session | None, new: list[Message],
+                       call: rpc.Call) -> cpb.ConverseResponse:
+        if isinstance(event, Finished) and session is not None:
+            await self._sessions.save_turn(session, [*new, event.message])
+        return self._event(event, call)
 
     @staticmethod
     def _event(event: object, call: rpc.Call) -> cpb.ConverseResponse:

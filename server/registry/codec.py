@@ -19,6 +19,9 @@ class Sealer(Protocol):
     def open(self, sealed: str, account_id: str, llm_id: str, endpoint_id: str,
              field: str) -> Secret: ...
 
+    def lazy(self, sealed: str, account_id: str, llm_id: str, endpoint_id: str, field: str,
+             hint: str) -> Secret: ...
+
 
 def generation_to_dict(g: Generation) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -89,7 +92,8 @@ def from_record(record: LlmRecord, sealer: Sealer) -> Llm:
             api_spec=ApiSpec(e["api_spec"]),
             base_url=e["base_url"],
             model=e["model"],
-            api_key=sealer.open(e["api_key"], record.account_id, record.id, e["id"], "api_key"),
+            api_key=sealer.lazy(e["api_key"], record.account_id, record.id, e["id"], "api_key",
+                                e.get("api_key_hint", "")),
             api_version=e.get("api_version", ""),
             label=e.get("label", ""),
             priority=e.get("priority", 0),

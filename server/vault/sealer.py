@@ -11,11 +11,48 @@ rotation in another process) makes the source re-check the key file once before 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from server.secret import Secret
 from server.vault.envelope import Keyring, SealedSecret, SecretContext
 from server.vault.errors import UnknownKeyId
 from server.vault.redact import KnownSecrets
 from server.vault.source import KeySource, StaticKeys
+
+
+class SealedKey(Secret):
+    """A stored secret that is decrypted only when revealed, i.e. for the upstream call.
+
+    Reading an LLM (GetLlm, ListLlms, the turn engine's cache) never decrypts its keys; the
+    adapter's ``build_request`` calls ``reveal()`` right before the HTTP request, and the
+    plaintext lives only as long as that call's header dict.
+    """
+
+    __slots__ = ("_hint", "_open", "sealed", "where")
+
+    def __init__(self, sealed: str, where: tuple[str, str, str, str], hint: str,
+                 opener: Callable[[], Secret]) -> None:
+        super().__init__("")
+        self.sealed = sealed
+        self.where = where
+        self._hint = hint
+        self._open = opener
+
+    def reveal(self) -> str:
+        return self._open().reveal()
+
+    @property
+    def hint(self) -> str:
+        return self._hint
+
+    def __bool__(self) -> bool:
+        return self._hint != ""  # the hint of an empty secret is empty
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SealedKey) and other.sealed == self.sealed
+
+    def __hash__(self) -> int:
+        return hash(self.sealed)
 
 
 class VaultSealer:
@@ -30,6 +67,9 @@ class VaultSealer:
 
     def seal(self, plaintext: Secret, account_id: str, llm_id: str, endpoint_id: str,
              field: str) -> str:
+        if isinstance(plaintext, SealedKey) and plaintext.where == (account_id, llm_id,
+                                                                    endpoint_id, field):
+            return plaintext.sealed  # unchanged key of the same record: keep its envelope
         self._known.add(plaintext)
         ctx = SecretContext(account_id, llm_id, endpoint_id, field)
         return self._keys.current().seal(plaintext, ctx).to_text()
@@ -46,6 +86,12 @@ class VaultSealer:
             secret = self._keys.current().open(parsed, ctx)
         self._known.add(secret)
         return secret
+
+    def lazy(self, sealed: str, account_id: str, llm_id: str, endpoint_id: str, field: str,
+             hint: str) -> Secret:
+        """The stored secret as a ``SealedKey``: opened on ``reveal()``, not now."""
+        where = (account_id, llm_id, endpoint_id, field)
+        return SealedKey(sealed, where, hint, lambda: self.open(sealed, *where))
 
     def rewrap(self, sealed: str, account_id: str, llm_id: str, endpoint_id: str,
                field: str) -> str:

@@ -29,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("path")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--match", default="", help="only totals for frames containing this")
+    p.add_argument("--by-python", action="store_true",
+                   help="attribute each sample to its innermost Python frame (native profiles)")
     args = p.parse_args(argv)
     self_time: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
@@ -40,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 continue
             frames = [_name(f) for f in m.group(1).split(";")]
             n = int(m.group(2))
+            if args.by_python:
+                py = [f for f in frames if ".py)" in f and "runners.py" not in f
+                      and "uvloop/__init__" not in f and "main.py" not in f]
+                frames = frames[:1] + [py[-1] if py else f"native: {frames[-1]}"]
             samples += n
             self_time[frames[-1]] += n
             for f in set(frames):

@@ -68,12 +68,12 @@ class SimDef:
 
 
 FLEET: tuple[SimDef, ...] = (
-    SimDef("chat-healthy", "openai", "chat", True, 0.040),
+    SimDef("chat-healthy", "openai", "chat", True, 0.060),
     SimDef("chat-flaky", "gemini", "chat", False, 0.015, chaos="any"),
     SimDef("chat-outage", "azure_openai", "chat", False, 0.020, chaos="outage"),
-    SimDef("reason-healthy", "groq", "reason", True, 0.040, reasoning=True),
+    SimDef("reason-healthy", "groq", "reason", True, 0.060, reasoning=True),
     SimDef("reason-flaky", "openai", "reason", False, 0.015, reasoning=True, chaos="any"),
-    SimDef("tools-healthy", "openai", "tools", True, 0.040, tools=True),
+    SimDef("tools-healthy", "openai", "tools", True, 0.060, tools=True),
     SimDef("tools-flaky", "azure_openai", "tools", False, 0.015, tools=True, chaos="pre"),
 )
 
@@ -130,7 +130,10 @@ async def _chaos(sims: dict[str, Any], rng: random.Random, injected: Counter[str
             injected[d.name] += len([r for r in sim.requests if r.fault is not None])
             injected["requests"] += len(sim.requests)
             sim.requests.clear()  # the fleet's own log must not grow for ten minutes
-            if d.chaos in ("any", "pre") and rng.random() < 0.4:
+            behavior = sim.behavior
+            armed = behavior.fault is not None and sim.fault_count < (behavior.fault_times or 0)
+            if d.chaos in ("any", "pre") and not armed and rng.random() < 0.5:
+                # armed until it strikes: every fault is really met by some turn
                 sim.set_fault(_random_fault(rng, d.chaos == "pre"), times=rng.randint(1, 2))
         down = (time.monotonic() - started) % 60.0 < 20.0
         for name in outage:

@@ -196,7 +196,7 @@ async def test_429_on_the_only_endpoint_is_unavailable_with_the_upstreams_wait(
         assert delay == pytest.approx(wait)
         # during the cooldown the turn fails fast without touching the upstream
         second = await turn(env.client, llm_id=llm.id)
-        assert second.code == grpc.StatusCode.UNAVAILABLE and second.elapsed_s < 0.2
+        assert second.code == grpc.StatusCode.UNAVAILABLE and second.elapsed_s < 0.4
         reason, delay = second.info()
         assert reason == "NO_ENDPOINT_AVAILABLE"
         assert delay is not None and 0 < delay <= wait
@@ -223,7 +223,7 @@ async def test_500_once_with_a_fallback_fails_over_at_once(env: Env) -> None:
         outcome = await turn(env.client, llm_id=llm.id)
         complete(outcome)
         assert outcome.served_by == llm.endpoints[1].id
-        assert counts(a, b) == [1, 1] and outcome.elapsed_s < 0.3
+        assert counts(a, b) == [1, 1] and outcome.elapsed_s < 0.5
         await healthy_afterwards(env, llm, a, b)
 
 
@@ -234,7 +234,7 @@ async def test_503_persistent_stops_reaching_the_endpoint(env: Env) -> None:
         for _ in range(8):
             outcome = await turn(env.client, llm_id=llm.id)
             complete(outcome)
-            assert outcome.served_by == llm.endpoints[1].id and outcome.elapsed_s < 0.3
+            assert outcome.served_by == llm.endpoints[1].id and outcome.elapsed_s < 0.5
         assert counts(a, b) == [3, 8], "the breaker opens after 3 consecutive failures"
         await healthy_afterwards(env, llm, a, b)
 
@@ -248,7 +248,7 @@ async def test_503_persistent_on_the_only_endpoint_is_bounded(env: Env) -> None:
         assert "503" in first.details or "overloaded" in first.details.lower()
         assert counts(a) == [3], "retried with backoff until the breaker opened"
         again = await turn(env.client, llm_id=llm.id)
-        assert again.code == grpc.StatusCode.UNAVAILABLE and again.elapsed_s < 0.2
+        assert again.code == grpc.StatusCode.UNAVAILABLE and again.elapsed_s < 0.4
         assert again.info()[1] is not None and counts(a) == [3]
         await healthy_afterwards(env, llm, a)
 
@@ -350,11 +350,14 @@ async def test_a_fallback_that_rejects_the_restarted_turn_ends_with_a_clear_erro
     async with Simulator("openai", cut) as a, Simulator("openai", rejects) as b:
         llm = await two(env, a, b)
         outcome = await turn(env.client, llm_id=llm.id)
-        assert outcome.code != grpc.StatusCode.OK
-        assert outcome.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE)
+        # not INVALID_ARGUMENT: the request was fine where the answer began; retry the turn
+        assert outcome.code == grpc.StatusCode.UNAVAILABLE
+        assert outcome.info() == ("UPSTREAM_STREAM_BROKEN", 1.0)
         assert outcome.reply.failovers, "the caller was told to discard the partial answer"
         assert outcome.reply.text == "", "nothing of the broken answer survives the failover"
-        assert "rejected" in outcome.details and "Traceback" not in outcome.details
+        details = outcome.details
+        assert "broke after output" in details and "HTTP 400" in details
+        assert "restart" in details and "retry the turn" in details
         assert counts(a, b) == [1, 1] and outcome.elapsed_s < 1.0
         await healthy_afterwards(env, llm, a, b)
 
@@ -463,7 +466,9 @@ async def test_an_endpoint_down_for_60s_costs_the_trickle_nothing(env: Env) -> N
             env.clock.advance(1.0)
         gaps = [y - x for x, y in itertools.pairwise(contacted) if y > x]
         assert len(contacted) <= 12, contacted
-        assert gaps == sorted(gaps) or max(gaps) >= 16.0, gaps  # growing: 1, 2, 4, 8, 16, 20 s
+        # the breaker's cooldown doubles (1, 2, 4, 8, 16, 20 s, +-20 %): growing gaps
+        assert all(b >= 0.75 * a for a, b in itertools.pairwise(gaps)), gaps
+        assert max(gaps) >= 15.0, gaps
         a.behavior = fast
         recovered_at = env.clock.monotonic()
         served: list[str] = []

@@ -158,3 +158,26 @@ async def test_a_turn_is_a_span_with_one_child_span_per_attempt(
     assert served.attributes["gen_ai.usage.output_tokens"] > 0  # type: ignore[operator]
     assert served.attributes["gen_ai.response.finish_reasons"] == ("stop",)
     assert "gen_ai.response.time_to_first_chunk" in served.attributes
+
+
+async def test_a_caller_leaving_mid_stream_frees_the_attempt(door: Door) -> None:
+    words = " ".join(f"w{i}" for i in range(50))
+    async with Simulator("openai", Behavior(text=words, chunks=50, chunk_gap_s=0.05)) as sim:
+        llm = await create_llm(door.grpc, endpoint(sim))
+        endpoint_id = llm.endpoints[0].id
+        stream = await door.openai.chat.completions.create(
+            model=llm.id, messages=[{"role": "user", "content": "hi"}], stream=True)
+        await anext(aiter(stream))
+        await stream.close()  # the caller goes away after the first chunk
+        await sim.wait_for_disconnect(timeout=5.0)  # the upstream request was closed too
+        assert door.app.router is not None
+        assert door.app.router.snapshot(endpoint_id).in_flight == 0
+    m = await scrape(door.base_url)
+    assert value(m, "switchboard_attempts_total", endpoint=endpoint_id,
+                 outcome="cancelled") == 1
+    for _ in range(50):  # the turn is counted when its handler has unwound
+        if value(m, "switchboard_turns_total", outcome="cancelled") == 1:
+            break
+        m = await scrape(door.base_url)
+    assert value(m, "switchboard_turns_total", gen_ai_request_model=llm.id, edge="http",
+                 outcome="cancelled") == 1

@@ -18,6 +18,7 @@ from google.rpc import code_pb2
 from grpc_status import rpc_status
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard.v1 import registry_pb2 as rpb
+from switchboard_client import AsyncClient
 
 from server.app import Switchboard
 from server.registry.model import ApiSpec, Endpoint
@@ -35,7 +36,6 @@ from server.validation import (
 )
 from server.validation.cli import check_endpoint
 from server.validation.exchange import Phases
-from switchboard_client import AsyncClient
 from tests.support import endpoint
 
 KEY = "sk-sim-key-0123456789"
@@ -117,7 +117,7 @@ async def test_each_fault_fails_exactly_its_check(fault: Fault, check: str,
 @pytest.mark.parametrize("spec", SPECS)
 async def test_a_correct_endpoint_of_each_spec_passes_every_required_check(spec: str) -> None:
     async with Simulator(spec, BEHAVIOR, api_key=KEY) as sim:
-        report, events = await run(domain_endpoint(sim, spec))
+        report, _events = await run(domain_endpoint(sim, spec))
     checks = report.endpoints[0].checks
     assert [c.check for c in checks] == list(catalog.ALL)
     for c in checks:
@@ -190,7 +190,7 @@ async def test_absent_capabilities_warn_and_never_fail() -> None:
 async def test_no_connection_skips_everything_else_with_the_reason() -> None:
     async with Simulator("openai", BEHAVIOR) as sim:
         url = sim.base_url
-    report, events = await run(domain_endpoint(sim, "openai", base_url=url))  # closed now
+    report, _events = await run(domain_endpoint(sim, "openai", base_url=url))  # closed now
     checks = report.endpoints[0].checks
     assert [c.check for c in checks] == list(catalog.ALL)
     assert {c.check for c in checks if c.status is FAIL} == {catalog.CONNECT}
@@ -201,7 +201,7 @@ async def test_no_connection_skips_everything_else_with_the_reason() -> None:
 async def test_events_come_in_order_and_the_key_never_shows() -> None:
     async with Simulator("openai", BEHAVIOR, api_key=KEY) as sim:
         sim.set_fault(Fault(FaultKind.UNAUTHORIZED))
-        report, events = await run(domain_endpoint(sim, "openai"),
+        _report, events = await run(domain_endpoint(sim, "openai"),
                                    domain_endpoint(sim, "openai", key="sk-other-key-55555",
                                                    endpoint_id="ep_2"))
     started: set[tuple[str, str]] = set()
@@ -264,7 +264,7 @@ async def test_create_llm_refuses_a_broken_endpoint_with_the_report(
     err = caught.value
     assert err.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert "streaming.end" in (err.details() or "")
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     assert status is not None and status.code == code_pb2.FAILED_PRECONDITION
     reports = [d for d in status.details if d.Is(rpb.ValidationReport.DESCRIPTOR)]
     assert len(reports) == 1

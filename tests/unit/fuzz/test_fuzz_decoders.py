@@ -61,7 +61,7 @@ EVENT_NAMES = st.sampled_from(["", "", "", "error", "message"])
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@settings(max_examples=examples(800), **FAST)
+@settings(max_examples=examples(200), **FAST)
 @given(data=st.data())
 def test_chunk_shaped_json(spec: str, data: st.DataObject) -> None:
     """Chunks with the provider's keys and random values; sometimes [DONE], sometimes a bare
@@ -110,7 +110,7 @@ MUTATIONS = st.lists(st.tuples(st.sampled_from(["flip", "drop", "insert"]),
                      min_size=1, max_size=4)
 
 
-@settings(max_examples=examples(1500), **FAST)
+@settings(max_examples=examples(800), **FAST)
 @given(recording=st.sampled_from(RECORDINGS), mutations=MUTATIONS,
        cuts=st.lists(st.integers(0, 1 << 30), max_size=5))
 def test_a_corrupted_recording_only_raises_upstream_error(

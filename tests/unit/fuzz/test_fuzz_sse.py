@@ -22,7 +22,7 @@ def feed_all(pieces: list[bytes], max_event_bytes: int = 1 << 20) -> list[SseEve
     return [event for piece in pieces for event in parser.feed(piece)]
 
 
-@settings(max_examples=examples(1500), **FAST)
+@settings(max_examples=examples(1000), **FAST)
 @given(sse_streams, st.lists(st.integers(0, 10_000), max_size=12))
 def test_matches_the_reference_parser_at_any_read_boundaries(stream: bytes,
                                                              cuts: list[int]) -> None:

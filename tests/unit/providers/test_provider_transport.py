@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from _provider_testkit import ReplayServer, Reply, endpoint_for
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from server.chat import ChatRequest, Message, Role, StreamEvent, TextDelta, TextPart
 from server.providers.base import ErrorKind, UpstreamError
@@ -345,3 +346,37 @@ async def test_done_then_silence_ends_promptly(replay_server: ReplayServer) -> N
     assert time.monotonic() - start < 3.0
     assert events[0] == TextDelta("Hel") and type(events[-1]).__name__ == "Finish"
     await asyncio.wait_for(replay_server.disconnected.wait(), timeout=2.0)
+
+
+class _FakeDns(AbstractResolver):
+    """Resolves every name to the loopback replay server."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.asked.append(host)
+        return [
+            ResolveResult(
+                hostname=host,
+                host="127.0.0.1",
+                port=port,
+                family=socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_custom_resolver_is_used_for_connections(replay_server: ReplayServer) -> None:
+    replay_server.reply = Reply(200, SSE, CHUNK + FINISH)
+    port = replay_server.url.rsplit(":", 1)[1]
+    dns = _FakeDns()
+    async with UpstreamClient(resolver=dns) as c:
+        events = [ev async for ev in stream(c, f"http://llm.internal.test:{port}/v1")]
+    assert events[0] == TextDelta("Hel") and dns.asked == ["llm.internal.test"]

@@ -126,13 +126,13 @@ def test_a_proxy_error_page_is_a_status_failure_naming_the_proxy() -> None:
 
 
 def test_an_empty_key_rejected_says_set_the_key() -> None:
-    status, headers, body = envelope("openai/error-401-invalid-api-key.json")
+    status, _headers, body = envelope("openai/error-401-invalid-api-key.json")
     failure = only_failure(judge(answered(status, body), endpoint(key=""), PATH))
     assert "no API key is set" in failure.hint
 
 
 def test_an_azure_host_registered_as_openai_is_named() -> None:
-    status, headers, body = envelope("azure/error-401-invalid-key.json")
+    status, _headers, body = envelope("azure/error-401-invalid-key.json")
     ep = endpoint(base_url="https://myres.openai.azure.com/openai/deployments/x")
     assert "AZURE_OPENAI" in only_failure(judge(answered(status, body), ep, PATH)).hint
 

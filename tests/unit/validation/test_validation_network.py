@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import socket
@@ -45,10 +46,8 @@ def self_signed(tmp_path: Path) -> ssl.SSLContext:
 
 async def _serve(context: ssl.SSLContext | None) -> tuple[asyncio.Server, int]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
+        with contextlib.suppress(OSError, ssl.SSLError):
             await reader.read(100)
-        except (OSError, ssl.SSLError):
-            pass
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)

@@ -36,7 +36,7 @@ def test_probe_bodies_carry_the_tool_the_image_and_the_reasoning_request(spec: A
     adapter, ep, gen = adapter_for(spec), endpoint(spec), Generation()
 
     def body(request: ChatRequest) -> str:
-        return orjson.loads(adapter.build_request(ep, request).body).__repr__()
+        return repr(orjson.loads(adapter.build_request(ep, request).body))
 
     assert "pong" in body(probes.ping(gen))
     assert "get_weather" in body(probes.with_tool(gen))
