@@ -201,8 +201,8 @@ class Switchboard:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if s.http_port or self.http_sock is not None:
             self._front_door = FrontDoor(auth, registry, turns, FrontDoorConfig(
-                s.max_request_bytes, s.max_messages, s.max_message_bytes, s.turn_timeout_s,
-                s.tls_cert_file, s.tls_key_file), self.metrics)
+                s.max_request_bytes, s.max_messages, s.max_message_bytes, s.tls_cert_file,
+                s.tls_key_file), self.metrics)
             self.http_port = await self._front_door.start(s.host, s.http_port, self.http_sock)
         self._tasks.append(asyncio.create_task(self._sweep_sessions(), name="session-sweeper"))
         self._tasks.append(asyncio.create_task(probes.run(), name="probes"))

@@ -49,7 +49,6 @@ class FrontDoorConfig:
     max_request_bytes: int
     max_messages: int
     max_message_bytes: int
-    turn_timeout_s: float | None
     tls_cert_file: str = ""
     tls_key_file: str = ""
 
@@ -62,6 +61,7 @@ class _Call:
 
 
 _CALL_KEY = web.RequestKey("switchboard_call", _Call)
+_METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 
 
 def _bearer(header: str | None) -> str:
@@ -89,7 +89,7 @@ class FrontDoor:
         self._config = config
         self._metrics = metrics
         self._completions = Completions(registry, runner, CompletionLimits(
-            config.max_messages, config.max_message_bytes, config.turn_timeout_s))
+            config.max_messages, config.max_message_bytes))
         self._runner: web.AppRunner | None = None
         self._active: set[asyncio.Task[Any]] = set()
         self.draining = False
@@ -157,7 +157,8 @@ class FrontDoor:
             if task is not None:
                 self._active.discard(task)
             if self._metrics is not None:
-                self._metrics.http_duration.labels(request.method, route, str(status)).observe(
+                method = request.method if request.method in _METHODS else "_OTHER"
+                self._metrics.http_duration.labels(method, route, str(status)).observe(
                     time.perf_counter() - start)
             log.info("http", method=request.method, status=status,
                      duration_ms=round((time.perf_counter() - start) * 1e3, 2), **call.summary)
@@ -191,14 +192,14 @@ class FrontDoor:
         return web.Response(status=status, body=body, content_type="application/json",
                             headers=error_headers(error))
 
-    @staticmethod
-    def _http_error(exc: web.HTTPException, call: _Call) -> web.Response:
+    def _http_error(self, exc: web.HTTPException, call: _Call) -> web.Response:
         code = {404: "not_found", 405: "method_not_allowed",
                 413: "request_too_large"}.get(exc.status, "invalid_request")
-        message = exc.reason if exc.status != 413 else (
-            f"the request body is over the limit of {exc.text or 'max_request_bytes'}")
-        if exc.status == 404:
-            message = "unknown path; the front door serves /v1/chat/completions and /v1/models"
+        message = {
+            404: "unknown path; the front door serves /v1/chat/completions and /v1/models",
+            413: f"the request body is over the limit of {self._config.max_request_bytes} "
+                 "bytes (max_request_bytes)",
+        }.get(exc.status, exc.reason)
         body = {"error": {"message": message, "type": "invalid_request_error", "param": None,
                           "code": code}}
         call.summary["error"] = code

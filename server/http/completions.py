@@ -22,16 +22,18 @@ returned. A ``: failover`` comment is therefore never needed in a stream.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from typing import Any
 
 import orjson
+import structlog
 from aiohttp import web
 
 from server.chat import ChatRequest, ToolCallDelta, Usage
 from server.engine import Finished, Reasoning, Text
-from server.errors import SwitchboardError
+from server.errors import DeadlineExceeded, SwitchboardError
 from server.http.errors import error_body
 from server.http.request import CompletionRequest, parse
 from server.http.response import DONE, Chunks, completion_json, sse_error
@@ -39,6 +41,9 @@ from server.registry.model import Llm
 from server.registry.service import RegistryService
 from server.turns import Turn, TurnRunner
 
+log = structlog.get_logger("switchboard.http")
+
+BODY_TIMEOUT_S = 30.0  # a request body slower than this is dropped (408)
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -50,7 +55,6 @@ SSE_HEADERS = {
 class CompletionLimits:
     max_messages: int
     max_message_bytes: int
-    turn_timeout_s: float | None
 
 
 def route_headers(request_id: str, turn: Turn, endpoint_id: str) -> dict[str, str]:
@@ -69,7 +73,13 @@ class Completions:
     async def handle(self, request: web.Request, account_id: str, request_id: str,
                      summary: dict[str, Any]) -> web.StreamResponse:
         lim = self._limits
-        req = parse(await request.read(), lim.max_messages, lim.max_message_bytes)
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                raw = await request.read()
+        except TimeoutError:
+            raise DeadlineExceeded(f"the request body did not arrive within {BODY_TIMEOUT_S:g} s",
+                                   reason="REQUEST_TIMEOUT") from None
+        req = parse(raw, lim.max_messages, lim.max_message_bytes)
         llm = await self._registry.resolve(account_id, req.llm_id)
         chat = ChatRequest(req.chat.messages, req.chat.tools, req.chat.tool_choice,
                            self._runner.generation(req.chat.generation, llm.generation))
@@ -85,8 +95,7 @@ class Completions:
                         summary: dict[str, Any]) -> web.Response:
         created = int(time.time())
         finished: Finished | None = None
-        async with self._runner.turn(llm, chat, edge="http",
-                                     deadline_s=self._limits.turn_timeout_s) as turn:
+        async with self._runner.turn(llm, chat, edge="http", deadline_s=None) as turn:
             summary["turn_id"] = turn.id
             async for event in turn.events:
                 if isinstance(event, Finished):  # Failover: the engine restarts the answer
@@ -102,8 +111,8 @@ class Completions:
                       req: CompletionRequest, summary: dict[str, Any]) -> web.StreamResponse:
         response: web.StreamResponse | None = None
         try:
-            async with self._runner.turn(llm, chat, edge="http",
-                                         deadline_s=self._limits.turn_timeout_s) as turn:
+            # HTTP callers send no deadline: the runner bounds the turn by turn_timeout_s.
+            async with self._runner.turn(llm, chat, edge="http", deadline_s=None) as turn:
                 summary["turn_id"] = turn.id
                 chunks = Chunks(_completion_id(turn), int(time.time()), llm.id,
                                 req.include_usage)
@@ -139,6 +148,12 @@ class Completions:
             if response is None:
                 raise
             return response
+        except Exception as exc:  # a bug, after the headers went out: end the stream visibly
+            if response is None:
+                raise
+            log.exception("unhandled error in a stream", error_type=type(exc).__name__)
+            summary.update(stream_error="INTERNAL")
+            await response.write(sse_error(error_body(exc, request_id)[1]))
         assert response is not None
         await response.write_eof()
         return response

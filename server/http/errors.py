@@ -61,7 +61,7 @@ def error_body(error: BaseException, request_id: str) -> tuple[int, dict[str, An
         return 500, {"error": {
             "message": f"internal error; quote request id {request_id} when reporting it",
             "type": "server_error", "param": None, "code": "internal"}}
-    status = STATUS.get(error.code, 500)
+    status = 408 if error.reason == "REQUEST_TIMEOUT" else STATUS.get(error.code, 500)
     param = error.violations[0].field if error.violations else None
     if param is None and error.reason == "LLM_NOT_FOUND":
         param = "model"

@@ -124,7 +124,9 @@ def _messages(raw: Any, v: Violations, max_messages: int, max_bytes: int) -> lis
         if role is Role.TOOL and (not isinstance(tool_call_id, str) or not tool_call_id):
             v.add(f"{p}.tool_call_id", "is required on tool messages")
             tool_call_id = ""
-        name = m.get("name") if isinstance(m.get("name"), str) else ""
+        # A tool result may name its function (Gemini needs it; it is otherwise found from
+        # the assistant's call); a participant name on other roles has no upstream meaning.
+        name = m.get("name") if role is Role.TOOL and isinstance(m.get("name"), str) else ""
         if not parts and not calls:
             v.add(f"{p}.content", "a message needs content (or, from the assistant, tool_calls)")
         msg = Message(role, tuple(parts), calls, str(tool_call_id), str(name or ""))

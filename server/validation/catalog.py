@@ -96,10 +96,6 @@ class Check:
     expected: str
 
 
-def is_gemini(spec: ApiSpec) -> bool:
-    return spec is ApiSpec.GEMINI
-
-
 def check(name: str, spec: ApiSpec) -> Check:
     """The check ``name`` as it applies to ``spec``."""
     if spec is ApiSpec.GEMINI:

@@ -50,7 +50,8 @@ async def check_endpoint(endpoint_pb: lpb.Endpoint,
         label=e.label, priority=e.priority, extra_headers=e.extra_headers)
     llm = Llm(id="", account_id="", display_name="check-endpoint", endpoints=(endpoint,))
     passed = False
-    async for event in ConformanceValidator(validation=validation).validate(llm):
+    validator = ConformanceValidator(validation=validation or Validation(log_summary=False))
+    async for event in validator.validate(llm):
         show(event)
         if event.HasField("report"):
             passed = event.report.passed

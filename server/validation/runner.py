@@ -57,8 +57,11 @@ class Limits:
 
 
 class Validation:
-    def __init__(self, limits: Limits | None = None) -> None:
+    """``log_summary``: one log line per endpoint (off for the CLI, which prints the checks)."""
+
+    def __init__(self, limits: Limits | None = None, *, log_summary: bool = True) -> None:
         self.limits = limits or Limits()
+        self.log_summary = log_summary
 
     async def run(self, endpoints: Sequence[Endpoint], generation: Generation | None = None
                   ) -> AsyncIterator[Event]:
@@ -70,7 +73,7 @@ class Validation:
         async def one(index: int, endpoint: Endpoint, session: aiohttp.ClientSession) -> None:
             async with gate:
                 run = _EndpointRun(endpoint, endpoint.id or f"#{index}", gen, session,
-                                   self.limits, queue.put_nowait)
+                                   self.limits, queue.put_nowait, self.log_summary)
                 reports[index] = await run.run()
 
         async def everything() -> None:
@@ -98,13 +101,15 @@ class Validation:
 
 class _EndpointRun:
     def __init__(self, endpoint: Endpoint, endpoint_id: str, generation: Generation,
-                 session: aiohttp.ClientSession, limits: Limits, emit: Emit) -> None:
+                 session: aiohttp.ClientSession, limits: Limits, emit: Emit,
+                 log_summary: bool = True) -> None:
         self.endpoint = endpoint
         self.id = endpoint_id
         self.generation = generation
         self.session = session
         self.limits = limits
         self.emit = emit
+        self.log_summary = log_summary
         self.results: dict[str, CheckFinished] = {}
         self.capabilities = Capabilities()
         self.ttft_s: float | None = None
@@ -121,6 +126,8 @@ class _EndpointRun:
             checks=tuple(self.results[name] for name in catalog.ALL if name in self.results),
             capabilities=self.capabilities, ttft_s=self.ttft_s,
             prompt_tokens=self.prompt_tokens)
+        if not self.log_summary:
+            return report
         log.info("endpoint validated", endpoint_id=self.id, passed=report.passed,
                  failed=[c.check for c in report.checks if c.status is CheckStatus.FAIL],
                  warned=[c.check for c in report.checks if c.status is CheckStatus.WARN],

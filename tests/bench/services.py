@@ -25,21 +25,25 @@ class Pace:
     gap_ms: float = 2.0
 
 
-def start_simulator(name: str, pace: Pace, logdir: Path) -> tuple[Proc, str]:
-    """A simulator (``tests.bench.upstream``) in its own process; returns it and its base_url."""
+def start_simulator(name: str, pace: Pace, logdir: Path, *, trace: str = ""
+                    ) -> tuple[Proc, str]:
+    """A simulator (``tests.bench.upstream``) in its own process; returns it and its base_url.
+    ``trace``: a file for its per-request times (see ``tests.bench.trace``)."""
+    env = python_env({"BENCH_TRACE": trace} if trace else None)
     proc, banner = spawn(name, python_argv(
         "-m", "tests.bench.upstream", "--spec", "openai", "--port", "0",
         "--api-key", UPSTREAM_KEY, "--text", ANSWER, "--chunks", str(pace.chunks),
         "--ttft-ms", str(pace.ttft_ms), "--gap-ms", str(pace.gap_ms)),
-        logdir, banner="SIMULATOR base_url=")
+        logdir, env=env, banner="SIMULATOR base_url=")
     return proc, banner.split("=", 1)[1]
 
 
-def start_switchboard(logdir: Path, *, loop: str = "uvloop",
+def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
                       extra_env: dict[str, str] | None = None) -> tuple[Proc, str]:
     """``python -m server.main`` configured from SWITCHBOARD_* variables; returns its target.
 
-    ``loop="asyncio"`` runs the same main on the standard event loop (an A/B knob)."""
+    ``loop="asyncio"`` runs the same main on the standard event loop (an A/B knob);
+    ``module`` runs another entry point with the same settings (``tests.bench.trace``)."""
     key = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
     env = python_env({
         "SWITCHBOARD_HOST": "127.0.0.1",
@@ -53,7 +57,7 @@ def start_switchboard(logdir: Path, *, loop: str = "uvloop",
         "SWITCHBOARD_GRACE_PERIOD_S": "2",
         **(extra_env or {}),
     })
-    module = "server.main" if loop == "uvloop" else "tests.bench.serve_asyncio"
+    module = module or ("server.main" if loop == "uvloop" else "tests.bench.serve_asyncio")
     proc, banner = spawn("switchboard", python_argv("-m", module), logdir, env=env,
                          banner="SWITCHBOARD listening on", timeout_s=60)
     return proc, banner.rsplit(" ", 1)[1]

@@ -296,7 +296,7 @@ async def test_aclose_disconnects_the_upstream(
     start = time.monotonic()
     await events.aclose()  # type: ignore[attr-defined]
     await asyncio.wait_for(replay_server.disconnected.wait(), timeout=2.0)
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 1.0  # milliseconds in practice; margin for loaded CI
 
 
 async def test_cancelled_consumer_disconnects_the_upstream(
