@@ -5,7 +5,7 @@
 Runs sequential turns through Switchboard, then directly, and lines up timestamps taken in
 the three processes (all ``time.monotonic()``, i.e. CLOCK_MONOTONIC, so they compare across
 processes on one host): the client's send and first text; Switchboard's interceptor entry,
-upstream POST and first text event (this module, run as the server with ``--serve``, patches
+upstream POST and first text event (this module, run as the server with BENCH_TRACE_SERVE=1, patches
 those three points and writes them out); the simulator's request arrival and first chunk.
 Prints the median and p90 of each leg.
 """
@@ -54,8 +54,11 @@ def _patch_server(out: TextIO) -> None:
     ConversationsServicer._event = staticmethod(traced_event)  # type: ignore[method-assign,assignment]
 
 
+SERVE_ENV = "BENCH_TRACE_SERVE"  # set: this process is the traced server, not the driver
+
+
 def serve() -> int:
-    """``server.main`` with the trace points patched in (``--serve``)."""
+    """``server.main`` with the trace points patched in (run with ``BENCH_TRACE_SERVE=1``)."""
     import os
 
     from server import main as server_main
@@ -117,21 +120,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.bench.trace", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--turns", type=int, default=200)
-    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.serve:
-        return serve()
     from tests.bench.services import Pace, start_simulator, start_switchboard
 
     work = Path(tempfile.mkdtemp(prefix="switchboard-trace-"))
     sim_trace, sb_trace = work / "sim.trace", work / "server.trace"
     sim, sim_url = start_simulator("simulator", Pace(), work, trace=str(sim_trace))
-    server, target = start_switchboard(work, module="tests.bench.trace",
-                                       extra_env={"BENCH_TRACE": str(sb_trace)})
     try:
-        sb_turns, direct_turns = uvloop.run(_client(target, sim_url, args.turns))
+        server, target = start_switchboard(
+            work, module="tests.bench.trace",
+            extra_env={"BENCH_TRACE": str(sb_trace), SERVE_ENV: "1"})
+        try:
+            sb_turns, direct_turns = uvloop.run(_client(target, sim_url, args.turns))
+        finally:
+            server.stop()
     finally:
-        server.stop()
         sim.stop()
     sims = [tuple(map(float, line.split()[1:])) for line in sim_trace.read_text().splitlines()]
     sims = sims[20:20 + args.turns] + sims[40 + args.turns:40 + 2 * args.turns]
@@ -166,4 +169,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import os
+
+    sys.exit(serve() if os.environ.get(SERVE_ENV) else main())
