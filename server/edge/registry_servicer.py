@@ -28,6 +28,23 @@ class Validator:
         yield rpb.ValidateLlmResponse(report=report)
 
 
+def with_capabilities(llm: Llm, report: rpb.ValidationReport | None) -> Llm:
+    """The LLM with what validation detected recorded on each endpoint (stored with it)."""
+    if report is None:
+        return llm
+    found = {
+        r.endpoint_id: {
+            "reasoning": r.capabilities.reasoning,
+            "reasoning_dialect": r.capabilities.reasoning_dialect,
+            "tool_calling": r.capabilities.tool_calling,
+            "image_input": r.capabilities.image_input,
+        }
+        for r in report.endpoints if r.HasField("capabilities")
+    }
+    return replace(llm, endpoints=tuple(
+        replace(e, capabilities=found.get(e.id, e.capabilities)) for e in llm.endpoints))
+
+
 class RegistryServicer(registry_pb2_grpc.LlmRegistryServicer):
     def __init__(self, registry: RegistryService, validator: Validator,
                  fill_health: HealthFiller | None = None) -> None:
@@ -75,7 +92,7 @@ class RegistryServicer(registry_pb2_grpc.LlmRegistryServicer):
             response.validation.CopyFrom(report)
         if request.validate_only:
             return response
-        stored = await self._registry.store_new(llm)
+        stored = await self._registry.store_new(with_capabilities(llm, report))
         rpc.call().summary["llm_id"] = stored.id
         response.llm.CopyFrom(self._out(stored))
         return response
@@ -108,7 +125,7 @@ class RegistryServicer(registry_pb2_grpc.LlmRegistryServicer):
         if request.validate_only:
             response.llm.CopyFrom(self._out(existing))
             return response
-        stored = await self._registry.store_update(existing, updated)
+        stored = await self._registry.store_update(existing, with_capabilities(updated, report))
         response.llm.CopyFrom(self._out(stored))
         return response
 

@@ -319,3 +319,14 @@ async def test_check_endpoint_cli_exit_codes() -> None:
     assert (good, bad) == (0, 1)
     assert shown[0].check_started.endpoint_id == "#0"
     assert sum(e.HasField("report") for e in shown) == 2
+
+
+async def test_create_llm_records_detected_capabilities(client: AsyncClient) -> None:
+    behavior = Behavior(text="ok", reasoning="hmm", reasoning_dialect=ReasoningDialect.REASONING)
+    async with Simulator("openai", behavior) as sim:
+        response = await client.create_llm(lpb.Llm(display_name="caps", endpoints=[
+            endpoint(sim)]))
+        assert response.validation.passed
+        stored = await client.get_llm(response.llm.id)
+    caps = stored.endpoints[0].capabilities
+    assert caps.reasoning and caps.reasoning_dialect == "reasoning"
