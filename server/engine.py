@@ -246,10 +246,11 @@ class TurnEngine:
                     if candidate.backoff_s:
                         await asyncio.sleep(candidate.backoff_s)
                     route = self._route(llm, candidate, turn, hedge=False)
-                    # Sent before the route is told, so the upstream's time to first token
-                    # runs while the caller is written to (and a caller gone at the yield
-                    # still has its admitted attempt closed by the finally below).
+                    # Sent before the route is told: one loop pass lets the request leave,
+                    # so the upstream's time to first token runs while the caller is written
+                    # to (and a caller gone at the yield has the attempt closed below).
                     running.append(self._start(route, request, turn))
+                    await asyncio.sleep(0)
                     yield route
                 timeout = None
                 if not hedged and len(running) == 1:

@@ -31,9 +31,24 @@ def _patch_server(out: TextIO) -> None:
     from server.edge.conversations_servicer import ConversationsServicer
     from server.edge.interceptor import EdgeInterceptor
     from server.engine import Text
+    from server.providers.openai import OpenAIAdapter
     from server.providers.transport import UpstreamClient
+    from server.routing.router import Router
 
     begin, send, event = EdgeInterceptor._begin, UpstreamClient._send, ConversationsServicer._event
+    check, plan, build = ConversationsServicer._check, Router.plan, OpenAIAdapter.build_request
+
+    def traced_check(self: Any, request: Any) -> Any:
+        out.write(f"servicer {time.monotonic()}\n")
+        return check(self, request)
+
+    def traced_plan(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out.write(f"plan {time.monotonic()}\n")
+        return plan(self, *args, **kwargs)
+
+    def traced_build(self: Any, *args: Any) -> Any:
+        out.write(f"upstream_task {time.monotonic()}\n")
+        return build(self, *args)
 
     async def traced_begin(self: Any, method: str, metadata: Any) -> Any:
         if method.endswith("/Converse"):
@@ -50,6 +65,9 @@ def _patch_server(out: TextIO) -> None:
         return event(ev, call)
 
     EdgeInterceptor._begin = traced_begin  # type: ignore[method-assign]
+    ConversationsServicer._check = traced_check  # type: ignore[method-assign]
+    Router.plan = traced_plan  # type: ignore[method-assign]
+    OpenAIAdapter.build_request = traced_build  # type: ignore[method-assign]
     UpstreamClient._send = traced_send  # type: ignore[method-assign]
     ConversationsServicer._event = staticmethod(traced_event)  # type: ignore[method-assign,assignment]
 
@@ -140,15 +158,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     sims = sims[20:20 + args.turns] + sims[40 + args.turns:40 + 2 * args.turns]
     server_lines = [(k, float(v)) for k, v in (ln.split() for ln in
                                                sb_trace.read_text().splitlines())]
-    marks = _firsts(server_lines, "begin", ("post", "text"))[20:]
+    marks = _firsts(server_lines, "begin",
+                    ("servicer", "plan", "upstream_task", "post", "text"))[20:]
     n = min(len(marks), len(sb_turns), args.turns)
     sb_sim, direct_sim = sims[:args.turns], sims[args.turns:]
     print(f"{n} Switchboard turns, {len(direct_turns)} direct turns (concurrency 1)")
     print("Switchboard:")
     print(_legs("client send -> server interceptor", [(sb_turns[i].start, marks[i]["begin"])
                                                         for i in range(n)]))
-    print(_legs("interceptor -> upstream POST starts", [(m["begin"], m["post"])
-                                                          for m in marks[:n]]))
+    for a, b in (("begin", "servicer"), ("servicer", "plan"), ("plan", "upstream_task"),
+                 ("upstream_task", "post")):
+        print(_legs(f"  {a} -> {b}", [(m[a], m[b]) for m in marks[:n]]))
     print(_legs("POST starts -> simulator has the request", [(marks[i]["post"], sb_sim[i][0])
                                                                for i in range(n)]))
     print(_legs("simulator: request -> first chunk written", [(s[0], s[1]) for s in sb_sim]))
