@@ -139,7 +139,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if name in _BOUNDS:
         low, high = _BOUNDS[name]
         if not low <= result <= high:
-            raise ConfigError(f"{source}: {name} must be between {low:g} and {high:g}, got {result}")
+            raise ConfigError(
+                f"{source}: {name} must be between {low:g} and {high:g}, got {result}")
     if name in _CHOICES and result not in _CHOICES[name]:
         raise ConfigError(f"{source}: {name} must be one of {', '.join(_CHOICES[name])}")
     return result
