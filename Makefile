@@ -114,8 +114,8 @@ test-integration: $(STAMP)
 test: $(STAMP) check-generated lint typecheck buf-breaking go-deps
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python -m tests.bench.run
+bench: $(STAMP)  # BENCH_ARGS="--quick" for a smoke run; --help lists the knobs
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 bench-router: $(STAMP)
 	$(BIN)/python -m server.routing.regret

@@ -288,8 +288,9 @@ class TurnEngine:
                         await attempt.close()
                         if not running:
                             self._after_failure(llm, turn, attempt.endpoint.id, error)
-                        else:
+                        else:  # one of two racers failed: the other gets a hedge of its own
                             turn.errors.append(error)
+                            hedged = not llm.policy.hedging_enabled
                         continue
                     attempt.first = None
                     ttft = time.monotonic() - attempt.started

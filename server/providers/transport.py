@@ -169,17 +169,19 @@ class UpstreamClient:
         first_at = min(loop.time() + t.first_token_s, total_at)
         resp = await self._send(http, t, first_at, total_at, label)
         released = False
+        watch: _ReadDeadline | None = None
         try:
             await self._check_response(resp, adapter, label, t, total_at)
             parser = SseParser(self._max_event_bytes)
             decoder = adapter.new_decoder()
             chunks = resp.content.iter_any()
             deadline = first_at
+            watch = _ReadDeadline(loop, deadline)
             content_seen = finished = False
             while True:
+                watch.at = deadline
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        chunk = await chunks.__anext__()
+                    chunk = await watch.read(chunks)
                 except StopAsyncIteration:
                     break
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -210,6 +212,8 @@ class UpstreamClient:
             _redact_credentials(err, http)
             raise
         finally:
+            if watch is not None:
+                watch.close()
             if not released:
                 resp.close()  # drop the connection: the upstream stops generating
 
@@ -249,6 +253,66 @@ class UpstreamClient:
         if "json" in mime or "html" in mime:
             body = await _read_bounded(resp, t, total_at)
             raise _not_a_stream(mime, body, label)
+
+
+class _ReadDeadline:
+    """The deadline of the reads of one response: one timer for the whole stream.
+
+    ``asyncio.timeout_at`` around every read costs a context manager, a task lookup and a timer
+    handle (a heap push, then a cancel) per chunk. Here the deadline moves by assignment to
+    ``at``; the one timer re-arms itself when it fires before the (moved) deadline. As with
+    ``asyncio.timeout_at``, only a read that is waiting is interrupted, with ``TimeoutError``;
+    a deadline that passed while the consumer held the events interrupts the next read only
+    if it has to wait. The reading task may change from read to read (the engine reads the
+    first event in a task of its own), so it is taken at each read.
+    """
+
+    __slots__ = ("_armed", "_cancelling", "_expired", "_handle", "_loop", "_task", "at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        self._loop = loop
+        self.at = at
+        self._task: asyncio.Task[object] | None = None  # the task of the waiting read
+        self._cancelling = 0
+        self._expired = False
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed = 0.0  # when the timer fires
+
+    def _arm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed = self.at
+        self._handle = self._loop.call_at(self.at, self._fire)
+
+    async def read(self, chunks: AsyncIterator[bytes]) -> bytes:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task, self._cancelling, self._expired = task, task.cancelling(), False
+        if self._handle is None or self._armed > self.at:  # none, or set too late
+            self._arm()
+        try:
+            return await chunks.__anext__()
+        except asyncio.CancelledError as exc:
+            if self._expired and task.uncancel() <= self._cancelling:
+                raise TimeoutError from exc  # ours, not the caller's: a timeout
+            raise
+        finally:
+            self._task = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        if self._task is None:  # no read is waiting: the next one re-arms
+            return
+        if self._loop.time() < self.at:  # the deadline moved on since the timer was set
+            self._arm()
+            return
+        self._expired = True
+        self._task.cancel()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def _decode(parser: SseParser, decoder: StreamDecoder, chunk: bytes

@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.by_python:
                 py = [f for f in frames if ".py)" in f and "runners.py" not in f
                       and "uvloop/__init__" not in f and "main.py" not in f]
-                frames = frames[:1] + [py[-1] if py else f"native: {frames[-1]}"]
+                frames = [*frames[:1], py[-1] if py else f"native: {frames[-1]}"]
             samples += n
             self_time[frames[-1]] += n
             for f in set(frames):

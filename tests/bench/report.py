@@ -14,7 +14,7 @@ NAMES = {"direct": "direct (baseline)", "switchboard": "Switchboard",
 
 
 def _f(value: float, digits: int = 1) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _find(points: Sequence[Point], target: str, shape: str, load: float) -> Point | None:
@@ -27,7 +27,7 @@ def _find(points: Sequence[Point], target: str, shape: str, load: float) -> Poin
 def _errors(p: Point) -> str:
     if not p.errors:
         return "0"
-    kinds = ", ".join(f"{k} ×{v}" for k, v in sorted(p.error_kinds.items()))
+    kinds = ", ".join(f"{k} x{v}" for k, v in sorted(p.error_kinds.items()))
     return f"{p.errors} ({kinds})"
 
 
@@ -55,7 +55,7 @@ def points_table(points: Sequence[Point], shape: str) -> str:
                 addgap = p.gap_p99_ms - base.gap_p99_ms
             lines.append(
                 f"| {load:g} | {NAMES[target]} | {_f(p.turns_per_s)} | "
-                f"{'–' if math.isnan(rel) else f'{rel:.0%}'} | {_f(p.ttft_p50_ms, 2)} | "
+                f"{'-' if math.isnan(rel) else f'{rel:.0%}'} | {_f(p.ttft_p50_ms, 2)} | "
                 f"{_f(p.ttft_p99_ms, 2)} | {_f(added50, 2)} | {_f(added99, 2)} | "
                 f"{_f(p.gap_p99_ms, 2)} | {_f(addgap, 2)} | {_f(p.proxy_cpu_s_per_1k, 2)} | "
                 f"{_f(p.proxy_rss_mb, 0)} | {_errors(p)} |")
@@ -73,8 +73,8 @@ def litellm_table(points: Sequence[Point]) -> str:
             continue
         sb_add, ll_add = sb.ttft_p50_ms - base.ttft_p50_ms, ll.ttft_p50_ms - base.ttft_p50_ms
         ratio = ll_add / sb_add if sb_add > 0 else math.inf
-        lines.append(f"| {load:g} | {sb.turns_per_s / ll.turns_per_s:.1f}× | "
-                     f"{sb_add:.2f} / {ll_add:.2f} | {ratio:.0f}× |")
+        lines.append(f"| {load:g} | {sb.turns_per_s / ll.turns_per_s:.1f}x | "
+                     f"{sb_add:.2f} / {ll_add:.2f} | {ratio:.0f}x |")
     return "\n".join(lines)
 
 
@@ -107,7 +107,7 @@ def checks(points: Sequence[Point], streams: dict[str, Any] | None) -> list[Chec
     ll50, sb50 = _find(points, "litellm", "closed", 50), _find(points, "switchboard", "closed", 50)
     if ll50 and sb50:
         x = sb50.turns_per_s / ll50.turns_per_s
-        out.append(Check("c=50 turns/s vs LiteLLM", "≥ 15×", f"{x:.1f}×", x >= 15))
+        out.append(Check("c=50 turns/s vs LiteLLM", "≥ 15x", f"{x:.1f}x", x >= 15))
     base, sb = added(1)
     ll1 = _find(points, "litellm", "closed", 1)
     if base and sb and ll1:
@@ -125,7 +125,7 @@ def checks(points: Sequence[Point], streams: dict[str, Any] | None) -> list[Chec
 def checks_table(items: Sequence[Check]) -> str:
     lines = ["| target | goal | measured | |", "|---|---|---|---|"]
     for c in items:
-        verdict = "–" if c.ok is None else ("met" if c.ok else "MISSED")
+        verdict = "-" if c.ok is None else ("met" if c.ok else "MISSED")
         lines.append(f"| {c.name} | {c.target} | {c.measured} | {verdict} |")
     return "\n".join(lines)
 

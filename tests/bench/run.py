@@ -20,7 +20,6 @@ import json
 import math
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -67,7 +66,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per point")
     p.add_argument("--concurrency", type=_ints, default=[1, 10, 50, 200])
     p.add_argument("--session-concurrency", type=_ints, default=[1, 50])
-    p.add_argument("--rates", type=_floats, default=[100.0, 400.0],
+    p.add_argument("--rates", type=_floats, default=[100.0, 200.0],
                    help="open-loop arrival rates (turns/s); empty to skip")
     p.add_argument("--streams", type=int, default=1000, help="concurrent slow streams; 0: skip")
     p.add_argument("--stream-seconds", type=float, default=10.0, help="length of a slow stream")
@@ -88,6 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", metavar="DIR",
                    help="after the run, record the server with py-spy at --profile-concurrency")
     p.add_argument("--profile-concurrency", type=int, default=50)
+    p.add_argument("--profile-rate", type=int, default=400, help="py-spy samples per second")
     p.add_argument("--profile-native", action="store_true",
                    help="py-spy --native (C frames too; pauses the server while sampling)")
     p.add_argument("--json", metavar="PATH", help="write every point as JSON")
@@ -231,22 +231,20 @@ class Bench:
     async def _profile(self, sb: SwitchboardDriver) -> None:
         """py-spy on the server during one extra (unrecorded) point."""
         a = self.args
-        out = Path(a.profile)
-        out.mkdir(parents=True, exist_ok=True)
+        out = Path(a.profile)  # created by main()
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         seconds = int(max(a.duration, 5))
         stem = out / f"profile-c{a.profile_concurrency}"
         mode = ["--native"] if a.profile_native else ["--nonblocking"]
         cmds = [[spy, "record", "--pid", str(self.server.pid), "--duration", str(seconds),
-                 "--rate", "250", *mode, "--format", fmt, "-o", f"{stem}.{ext}"]
+                 "--rate", str(a.profile_rate), *mode, "--format", fmt, "-o", f"{stem}.{ext}"]
                 for fmt, ext in (("flamegraph", "svg"), ("raw", "txt"))]
-        spies = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for c in cmds]
-        saved, self.points = self.points, []
-        await closed_loop(sb, a.profile_concurrency, seconds + 1, 0.5)
-        self.points = saved
+        spies = [await asyncio.create_subprocess_exec(
+            *c, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE) for c in cmds]
+        await closed_loop(sb, a.profile_concurrency, seconds + 1, 0.5)  # not recorded
         for spy_proc, cmd in zip(spies, cmds, strict=True):
-            _, err = spy_proc.communicate(timeout=60)
+            async with asyncio.timeout(60):
+                _, err = await spy_proc.communicate()
             if spy_proc.returncode:
                 self.notes.append(f"py-spy failed ({' '.join(cmd[:2])}): "
                                   f"{err.decode(errors='replace').strip()[-300:]}")
@@ -263,8 +261,11 @@ class Bench:
             await asyncio.sleep(1.0)
             before, cpu0 = self.server.rss_kb(), self.server.cpu_s()
             results: list[TurnResult] = []
+            started = 0
 
             async def one() -> None:
+                nonlocal started
+                started += 1
                 results.append(await driver.worker().turn())
 
             tasks = []
@@ -272,21 +273,24 @@ class Bench:
                 tasks.append(asyncio.create_task(one()))
                 if i % 100 == 99:
                     await asyncio.sleep(0.05)
-            peak, peak_in_flight = before, 0
+            # RSS while every stream is open at once (they last --stream-seconds; the ramp-up
+            # takes about half a second), then until they are done.
+            peak, peak_open = before, 0
             while len(results) < a.streams:
+                open_now = started - len(results)
                 rss = self.server.rss_kb()
-                if rss > peak:
-                    peak, peak_in_flight = rss, a.streams - len(results)
+                if (open_now >= peak_open and rss > peak) or open_now > peak_open:
+                    peak, peak_open = rss, open_now
                 await asyncio.wait(tasks, timeout=0.1)
             cpu = self.server.cpu_s() - cpu0
         finally:
             await driver.close()
         kinds = Counter(r.error for r in results if r.error)
-        per_stream = (peak - before) / a.streams
-        out = {"streams": a.streams, "stream_s": a.stream_seconds, "peak_in_flight": peak_in_flight,
+        per_stream = (peak - before) / max(1, peak_open)
+        out = {"streams": a.streams, "stream_s": a.stream_seconds, "peak_in_flight": peak_open,
                "rss_before_kb": before, "rss_peak_kb": peak, "rss_per_stream_kb": per_stream,
                "cpu_s": cpu, "errors": sum(kinds.values()),
-               "error_kinds": ", ".join(f"{k} ×{v}" for k, v in kinds.items())}
+               "error_kinds": ", ".join(f"{k} x{v}" for k, v in kinds.items())}
         print(f"  peak RSS {peak / 1024:.0f} MB ({per_stream:.1f} KB per stream), "
               f"errors {out['errors']}", flush=True)
         return out
@@ -309,9 +313,21 @@ class Bench:
             parts += ["", "### Concurrent slow streams", "", report.streams_table(self.streams)]
         parts += ["", "### Targets", "",
                   report.checks_table(report.checks(self.points, self.streams))]
+        other = [p.other_cpu_cores for p in self.points if not math.isnan(p.other_cpu_cores)]
+        if other:
+            self.notes.append(
+                f"Processes outside the bench kept {sum(other) / len(other):.2f} of the "
+                f"{machine_cores()} cores busy on average during the measured windows (max "
+                f"{max(other):.2f}): on a shared host, latencies include waiting for a core.")
         if self.notes:
             parts += ["", "### Notes", ""] + [f"- {n}" for n in self.notes]
         return "\n".join(parts) + "\n"
+
+
+def machine_cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
 
 
 def machine() -> str:
@@ -331,6 +347,8 @@ def machine() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     bench = Bench(args, workdir)
     print(f"machine: {machine()}; logs in {workdir}", flush=True)
     try:

@@ -20,10 +20,11 @@ Three processes, so that the server's memory is measured alone:
   flight and the server is sampled ("quiescent" samples), so leaks are not confused with load.
 
 Pass criteria (also asserted by the smoke test in tests/integration/test_faults.py): no turn
-fails (every LLM keeps a healthy endpoint; a tool call is never faulted after it streamed),
-RSS grows less than 10 % from the end of warm-up to the end, the task count at quiescence does
-not grow, no upstream connection stays acquired at quiescence, and the socket count (minus the
-idle keep-alive pool) does not grow.
+fails (every LLM keeps a healthy endpoint; a tool call is never faulted after it streamed); no
+turn takes over 10 s (nothing waits out a 30 s first-token timeout while a healthy endpoint
+exists); RSS grows less than 10 % from the end of warm-up to the end; the task count at
+quiescence does not grow; no upstream connection stays acquired at quiescence (turns and
+probes done); and the socket count (minus the idle keep-alive pool) does not grow.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 ROOT = Path(__file__).resolve().parents[2]
+SLOWEST_TURN_S = 10.0  # no turn waits on a faulty endpoint while a healthy one exists
 TEXT = " ".join(f"word{i}" for i in range(24))
 REASONING = "Let me think about this step by step before I answer the caller."
 WEATHER = ("get_weather", '{"city": "Paris", "unit": "celsius"}')
@@ -219,6 +221,7 @@ def _stats(app: Any) -> dict[str, Any]:
         "upstream_idle": idle,
         "socket_fds": _socket_fds(),
         "in_flight": getattr(turns, "in_flight", -1),
+        "probes_in_flight": len(getattr(app.probes, "_tasks", ())),
     }
 
 
@@ -230,7 +233,7 @@ async def run_server(database: str) -> None:
 
     logs.configure("warning", "json", Redactor(), stream=sys.stderr)
     s = settings(Path(database).parent, database=database, max_concurrent_streams=10_000,
-                 probes_per_hour=0, log_level="warning")
+                 log_level="warning")  # probes as in production: they take half-open trials
     app = Switchboard(s)
     await app.start()
     print(f"SOAK-SERVER port={app.port}", flush=True)
@@ -268,19 +271,26 @@ class Results:
 
     @property
     def rss_growth(self) -> float:
-        return self.end["rss_kb"] / self.warm["rss_kb"] - 1.0
+        return float(self.end["rss_kb"]) / float(self.warm["rss_kb"]) - 1.0
 
     def problems(self) -> list[str]:
         out = []
         if self.failures:
             out.append(f"{len(self.failures)} turn(s) failed, e.g. {self.failures[0]}")
+        slowest = max(self.turn_ms, default=0.0)
+        if slowest > SLOWEST_TURN_S * 1e3:
+            out.append(f"a turn took {slowest / 1e3:.1f} s (limit {SLOWEST_TURN_S:g} s: the "
+                       "worst fault here, a stall, is cut at the 2 s stall floor)")
         if self.rss_growth >= 0.10:
             out.append(f"RSS grew {self.rss_growth:.1%} after warm-up (limit 10%)")
-        if self.end["tasks"] > self.warm["tasks"] + 2:
+        probes_warm = self.warm.get("probes_in_flight", 0)
+        probes_end = self.end.get("probes_in_flight", 0)  # one task and connection each
+        if self.end["tasks"] - probes_end > self.warm["tasks"] - probes_warm + 2:
             out.append(f"asyncio tasks at rest grew {self.warm['tasks']} -> {self.end['tasks']}")
-        if self.end["upstream_acquired"] or self.end["in_flight"]:
+        if self.end["upstream_acquired"] > probes_end or self.end["in_flight"]:
             out.append(f"at rest: {self.end['upstream_acquired']} upstream connection(s) "
-                       f"acquired, {self.end['in_flight']} turn(s) in flight")
+                       f"acquired, {self.end['in_flight']} turn(s) and {probes_end} probe(s) "
+                       "in flight")
         other_warm = self.warm["socket_fds"] - self.warm["upstream_idle"]
         other_end = self.end["socket_fds"] - self.end["upstream_idle"]
         if other_end > other_warm + 2:
@@ -313,7 +323,9 @@ class Results:
             f"server RSS         {self.warm['rss_kb'] / 1024:.1f} MiB after warm-up -> "
             f"{self.end['rss_kb'] / 1024:.1f} MiB at end ({self.rss_growth:+.1%}); "
             f"peak under load {peak_rss / 1024:.1f} MiB",
-            f"asyncio tasks      {self.warm['tasks']} -> {self.end['tasks']} (at rest)",
+            f"asyncio tasks      {self.warm['tasks']} -> {self.end['tasks']} (at rest; "
+            f"probes in flight {self.warm.get('probes_in_flight', 0)} -> "
+            f"{self.end.get('probes_in_flight', 0)})",
             f"upstream conns     acquired {self.warm['upstream_acquired']} -> "
             f"{self.end['upstream_acquired']}, idle pool {self.warm['upstream_idle']} -> "
             f"{self.end['upstream_idle']} (at rest)",
@@ -360,6 +372,17 @@ class _Proc:
         self.proc.stdin.write(b"stats\n")
         await self.proc.stdin.drain()
         return dict(json.loads(await self.expect("SOAK-STATS")))
+
+    async def stats_at_rest(self, limit_s: float = 5.0) -> dict[str, Any]:
+        """Stats once no turn and no probe is in flight, or after ``limit_s`` (a probe of a
+        hung endpoint waits for its 30 s first-token timeout: ``problems`` allows for it)."""
+        deadline = time.monotonic() + limit_s
+        sample = await self.stats()
+        while (sample.get("in_flight") or sample.get("probes_in_flight")) \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            sample = await self.stats()
+        return sample
 
     async def stop(self) -> int:
         """End of stdin stops the server (it drains); the fleet stops on SIGTERM."""
@@ -525,7 +548,7 @@ async def run_soak(minutes: float, *, concurrency: int = 12, warmup_s: float | N
                 say(f"soak: warming up for {warmup:g} s with {concurrency} workers")
                 await asyncio.sleep(warmup)
                 await traffic.pause()
-                results.warm = await server.stats()
+                results.warm = await server.stats_at_rest()
                 say(f"soak: after warm-up {results.warm}")
                 traffic.resume()
                 next_sample = time.monotonic() + sample_every_s
@@ -539,7 +562,7 @@ async def run_soak(minutes: float, *, concurrency: int = 12, warmup_s: float | N
                             f"{sample}")
                 await asyncio.gather(*workers)
                 await traffic.pause()
-                results.end = await server.stats()
+                results.end = await server.stats_at_rest()
                 results.fleet = await fleet.stats()
         finally:
             await server.stop()

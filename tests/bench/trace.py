@@ -67,7 +67,7 @@ def _patch_server(out: TextIO) -> None:
     EdgeInterceptor._begin = traced_begin  # type: ignore[method-assign]
     ConversationsServicer._check = traced_check  # type: ignore[method-assign]
     Router.plan = traced_plan  # type: ignore[method-assign]
-    OpenAIAdapter.build_request = traced_build  # type: ignore[method-assign]
+    OpenAIAdapter.build_request = traced_build  # type: ignore[method-assign,assignment]
     UpstreamClient._send = traced_send  # type: ignore[method-assign]
     ConversationsServicer._event = staticmethod(traced_event)  # type: ignore[method-assign,assignment]
 
@@ -102,7 +102,7 @@ def _firsts(lines: list[tuple[str, float]], start: str, after: Sequence[str]
 def _legs(name: str, pairs: list[tuple[float, float]]) -> str:
     ms = sorted((b - a) * 1e3 for a, b in pairs)
     if not ms:
-        return f"  {name:44} –"
+        return f"  {name:44} -"
     p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
     return f"  {name:44} median {statistics.median(ms):7.3f} ms   p90 {p90:7.3f} ms"
 

@@ -11,6 +11,7 @@ it first appends, per request, when it arrived and when its first chunk went out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -33,24 +34,29 @@ def _drain(sim: Simulator, trace: TextIO | None) -> None:
     trace.flush()
 
 
-async def serve(argv: list[str]) -> None:
+async def serve(argv: list[str], trace: TextIO | None) -> None:
     args = parse_args(argv)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    path = os.environ.get("BENCH_TRACE", "")
-    trace = open(path, "a") if path else None  # noqa: SIM115 - open for the process' life
     async with Simulator(args.spec, behavior_from(args), host=args.host, port=args.port,
                          api_key=args.api_key, seed=args.seed) as sim:
         print(f"SIMULATOR base_url={sim.base_url}", flush=True)
         while not stop.is_set():
             _drain(sim, trace)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.05 if trace else 0.5)
-            except TimeoutError:
-                pass
+
+
+def main() -> None:
+    path = os.environ.get("BENCH_TRACE", "")
+    if not path:
+        uvloop.run(serve(sys.argv[1:], None))
+        return
+    with open(path, "a") as trace:
+        uvloop.run(serve(sys.argv[1:], trace))
 
 
 if __name__ == "__main__":
-    uvloop.run(serve(sys.argv[1:]))
+    main()

@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,17 +49,23 @@ class Env:
     client: AsyncClient
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
+@asynccontextmanager
+async def fake_clock_env(tmp_path: Path, **overrides: Any) -> AsyncIterator[Env]:
     clock = FakeClock()
-    app = Switchboard(settings(tmp_path, first_token_timeout_s=FIRST_TOKEN_S), clock=clock)
+    app = Switchboard(settings(tmp_path, **overrides), clock=clock)
     await app.start()
-    await app.pause_background()  # no probes: the request logs count turns only
+    await app.pause_background()  # no probes unless a test ticks them: logs count turns
     try:
         async with AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client:
             yield Env(app, clock, client)
     finally:
         await app.stop(grace_s=1.0)
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with fake_clock_env(tmp_path, first_token_timeout_s=FIRST_TOKEN_S) as e:
+        yield e
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -134,15 +141,14 @@ def counts(*sims: Simulator) -> list[int]:
     return [len(s.requests) for s in sims]
 
 
-async def healthy_afterwards(env: Env, llm: lpb.Llm, *sims: Simulator,
-                             served_by: int = 0) -> None:
+async def healthy_afterwards(env: Env, llm: lpb.Llm, *sims: Simulator) -> None:
     """Faults cleared and cooldowns over (fake time): the preferred endpoint serves again."""
     for sim in sims:
         sim.behavior = HEALTHY
     env.clock.advance(120.0)  # past any breaker cooldown (<= 24 s) and Retry-After used here
     outcome = await turn(env.client, llm_id=llm.id)
     complete(outcome)
-    assert outcome.served_by == llm.endpoints[served_by].id
+    assert outcome.served_by == llm.endpoints[0].id
     assert outcome.elapsed_s < 1.0
 
 
@@ -177,8 +183,7 @@ async def test_429_fails_over_and_the_endpoint_cools_down(env: Env,
         complete(second)
         assert counts(a, b) == [1, 2]
         assert [r.endpoint_id for r in second.reply.routes] == [llm.endpoints[1].id]
-        env.clock.advance(retry_after_s or 1.0)  # the default cooldown without Retry-After
-        await healthy_afterwards(env, llm, a, b)
+        await healthy_afterwards(env, llm, a, b)  # once the cooldown is over, A again
 
 
 @pytest.mark.parametrize("retry_after_s", [30.0, None], ids=["retry-after", "no-retry-after"])
@@ -283,6 +288,28 @@ async def test_a_silent_endpoint_is_hedged_and_its_request_closed(env: Env,
         record = await a.wait_for_disconnect(index=-1, timeout=1.0)
         assert record.first_chunk_at is None  # it never spoke; the gateway hung up on it
         await healthy_afterwards(env, llm, a, b)
+
+
+async def test_a_failed_hedge_moves_on_instead_of_waiting_for_the_silent_endpoint(
+        tmp_path: Path) -> None:
+    """A goes silent, the hedge to B fails at once (503): C must be tried right away, not
+    after A's first-token timeout (found by the soak: a 30 s turn). The production-like
+    30 s first-token timeout makes waiting on A obvious."""
+    async with fake_clock_env(tmp_path) as env, Simulator("openai", HEALTHY) as a, \
+            Simulator("openai", HEALTHY) as b, Simulator("openai", HEALTHY) as c:
+        llm = await create_llm(env.client, endpoint(a, priority=0), endpoint(b, priority=1),
+                               endpoint(c, priority=2))
+        await warm_up(env, llm)  # A's hedge delay: 0.25 s
+        a.behavior = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.HANG))
+        b.behavior = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.UNAVAILABLE))
+        outcome = await turn(env.client, llm_id=llm.id)
+        complete(outcome)
+        assert outcome.served_by == llm.endpoints[2].id
+        assert [r.reason for r in outcome.reply.routes][1] == cpb.ROUTE_REASON_HEDGE
+        assert outcome.elapsed_s < 0.25 + 0.75, "C was tried when the hedge failed"
+        assert counts(a, b, c) == [4, 1, 1]
+        assert (await a.wait_for_disconnect(index=-1, timeout=1.0)).disconnected
+        await healthy_afterwards(env, llm, a, b, c)
 
 
 @pytest.mark.parametrize("fault", [Fault(FaultKind.HANG), Fault(FaultKind.SLOW, seconds=20.0)],
@@ -483,6 +510,40 @@ async def test_an_endpoint_down_for_60s_costs_the_trickle_nothing(env: Env) -> N
         assert set(served[back + 2:]) == {a_id}, "once closed, A takes all traffic again"
 
 
+async def test_a_recovered_endpoint_rejoins_its_tier_under_stateless_traffic(env: Env) -> None:
+    """The same outage with A and B in ONE tier and stateless turns only (no session).
+
+    Half-open endpoints rank after the closed ones of their tier, so live turns never take
+    A's trial: the probe loop does (ticked here each simulated second, as it runs in
+    production). It must treat an LLM used by stateless turns as active, as it does for one
+    with a session, or A, the faster endpoint, never comes back."""
+    assert env.app.probes is not None
+    fast = Behavior(text="ok", ttft_s=0.01)
+    async with Simulator("openai", fast) as a, \
+            Simulator("openai", dataclasses.replace(fast, ttft_s=0.04)) as b:
+        llm = await create_llm(env.client, endpoint(a), endpoint(b))
+        a_id = llm.endpoints[0].id
+        for _ in range(6):
+            complete(await turn(env.client, llm_id=llm.id), "ok")
+        a.behavior = dataclasses.replace(fast, fault=Fault(FaultKind.UNAVAILABLE))
+        for _ in range(60):
+            outcome = await turn(env.client, llm_id=llm.id)
+            complete(outcome, "ok")
+            assert outcome.elapsed_s < 0.5
+            await env.app.probes.tick()
+            env.clock.advance(1.0)
+        a.behavior = fast
+        served: list[bool] = []
+        for _ in range(40):
+            outcome = await turn(env.client, llm_id=llm.id)
+            complete(outcome, "ok")
+            served.append(outcome.served_by == a_id)
+            await env.app.probes.tick()
+            env.clock.advance(1.0)
+        assert any(served[:30]), "A is back in use within 30 s of recovering"
+        assert all(served[served.index(True):]), "and keeps its traffic"
+
+
 # -- deadlines and cancellation --------------------------------------------------------------
 
 
@@ -494,7 +555,7 @@ async def _gone_within(env: Env, sims: Sequence[Simulator], since: float, limit_
         for i in range(len(sim.requests)):
             record = await sim.wait_for_end(index=i, timeout=2.0)
             ended = record.disconnected_at or record.completed_at
-            assert ended is not None and ended - since < limit_s, (i, ended - since)
+            assert ended is not None and ended - since < limit_s, (i, ended, since)
     for _ in range(400):  # the handler unwinds right after the upstream is closed
         if not env.app.turns.in_flight:
             break

@@ -96,7 +96,9 @@ def decode(spec: str, pieces: Sequence[bytes], max_event_bytes: int = 1 << 20) -
         events.extend(decoder.close(parser.leftover()))
     except UpstreamError as exc:
         out.error = exc
-    text, reasoning, calls = [], [], {}
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls: dict[int, list[str]] = {}
     for ev in events:
         if isinstance(ev, TextDelta):
             text.append(ev.text)
@@ -110,7 +112,7 @@ def decode(spec: str, pieces: Sequence[bytes], max_event_bytes: int = 1 << 20) -
         elif isinstance(ev, Finish):
             out.finish = ev
     out.text, out.reasoning = "".join(text), "".join(reasoning)
-    out.calls = tuple((i, *c) for i, c in sorted(calls.items()))  # type: ignore[misc]
+    out.calls = tuple((i, c[0], c[1], c[2]) for i, c in sorted(calls.items()))
     return out
 
 

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from server.chat import ToolCallDelta
 from server.providers.base import SseEvent, UpstreamError
 
-FAST = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SPECS = sorted(DECODERS)
 RECORDINGS = recordings()
 WHOLE = {r.name: decode(r.spec.value, [r.body]) for r in RECORDINGS}
@@ -44,14 +44,14 @@ def test_there_is_a_decoder_per_spec_and_recordings_for_each() -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@settings(max_examples=examples(400), **FAST)
+@settings(FAST, max_examples=examples(400))
 @given(pieces=st.lists(st.binary(max_size=200), max_size=12))
 def test_random_bytes(spec: str, pieces: list[bytes]) -> None:
     decode(spec, pieces)
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@settings(max_examples=examples(400), **FAST)
+@settings(FAST, max_examples=examples(400))
 @given(stream=sse_streams, cuts=st.lists(st.integers(0, 1000), max_size=6))
 def test_sse_shaped_noise(spec: str, stream: bytes, cuts: list[int]) -> None:
     decode(spec, split(stream, cuts), max_event_bytes=256)
@@ -61,7 +61,7 @@ EVENT_NAMES = st.sampled_from(["", "", "", "error", "message"])
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@settings(max_examples=examples(200), **FAST)
+@settings(FAST, max_examples=examples(200))
 @given(data=st.data())
 def test_chunk_shaped_json(spec: str, data: st.DataObject) -> None:
     """Chunks with the provider's keys and random values; sometimes [DONE], sometimes a bare
@@ -93,7 +93,7 @@ def test_chunk_shaped_json(spec: str, data: st.DataObject) -> None:
             assert isinstance(orjson.loads(args), dict), args
 
 
-@settings(max_examples=examples(1500), **FAST)
+@settings(FAST, max_examples=examples(1500))
 @given(recording=st.sampled_from(RECORDINGS), data=st.data())
 def test_a_recording_cut_short_is_never_a_success_with_less(recording: Recording,
                                                             data: st.DataObject) -> None:
@@ -110,7 +110,7 @@ MUTATIONS = st.lists(st.tuples(st.sampled_from(["flip", "drop", "insert"]),
                      min_size=1, max_size=4)
 
 
-@settings(max_examples=examples(800), **FAST)
+@settings(FAST, max_examples=examples(800))
 @given(recording=st.sampled_from(RECORDINGS), mutations=MUTATIONS,
        cuts=st.lists(st.integers(0, 1 << 30), max_size=5))
 def test_a_corrupted_recording_only_raises_upstream_error(
@@ -127,7 +127,7 @@ def test_a_corrupted_recording_only_raises_upstream_error(
     decode(recording.spec.value, split(bytes(body), cuts))
 
 
-@settings(max_examples=examples(500), **FAST)
+@settings(FAST, max_examples=examples(500))
 @given(recording=st.sampled_from(RECORDINGS), junk=st.one_of(
     st.sampled_from(SSE_TOKENS), TEXTS.map(str.encode), st.binary(max_size=30)))
 def test_junk_after_a_recording_never_breaks_the_decoder(recording: Recording,
