@@ -9,6 +9,7 @@ database see each other's changes within that time.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -169,6 +170,7 @@ class RegistryService:
         self._url_guard = url_guard
         self._cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[float, Llm]] = {}
+        self._refreshing: dict[tuple[str, str], asyncio.Future[Llm]] = {}
         self._on_delete = on_delete
 
     async def _guard_urls(self, draft: LlmDraft) -> None:
@@ -237,13 +239,23 @@ class RegistryService:
         return llm
 
     async def resolve(self, account_id: str, llm_id: str) -> Llm:
-        """The LLM for a turn, from the cache when fresh."""
+        """The LLM for a turn, from the cache when fresh.
+
+        When the entry has expired, concurrent turns share one refresh (single flight)
+        instead of each reading the store at once.
+        """
         hit = self._cache.get(llm_id)
         if hit is not None and time.monotonic() - hit[0] < self._cache_ttl_s:
             llm = hit[1]
             if llm.account_id == account_id:
                 return llm
-        return await self.get(account_id, llm_id)
+        key = (account_id, llm_id)
+        task = self._refreshing.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self.get(account_id, llm_id))
+            self._refreshing[key] = task
+            task.add_done_callback(lambda _: self._refreshing.pop(key, None))
+        return await asyncio.shield(task)
 
     async def list(self, account_id: str, page_size: int, page_token: str
                    ) -> tuple[list[Llm], str]:

@@ -7,9 +7,9 @@ per attempt at most.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections import deque
-from itertools import accumulate
+from math import fsum
 
 
 class Ewma:
@@ -42,39 +42,62 @@ class Ewma:
 
 
 class SampleWindow:
-    """The last ``size`` samples, each with a weight, and weighted quantiles over them."""
+    """The last ``size`` samples, each with a weight, and weighted quantiles over them.
 
-    __slots__ = ("_cum", "_dirty", "_sorted", "_values", "_weights")
+    Kept sorted incrementally (``insort`` and one deletion per add: two memmoves of at most
+    ``size`` pointers), so reading a quantile after every turn never re-sorts the window; a
+    quantile walks from the nearer end, a few dozen steps for the tails the router reads.
+    """
+
+    __slots__ = ("_adds", "_fifo", "_sorted", "_total")
 
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError("size must be at least 1")
-        self._values: deque[float] = deque(maxlen=size)
-        self._weights: deque[float] = deque(maxlen=size)
-        self._sorted: list[float] = []
-        self._cum: list[float] = []
-        self._dirty = False
+        self._fifo: deque[tuple[float, float]] = deque(maxlen=size)
+        self._sorted: list[tuple[float, float]] = []
+        self._total = 0.0
+        self._adds = 0
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._fifo)
 
     def add(self, value: float, weight: float = 1.0) -> None:
-        self._values.append(value)
-        self._weights.append(weight)
-        self._dirty = True
+        pair = (value, weight)
+        fifo = self._fifo
+        if len(fifo) == fifo.maxlen:
+            old = fifo[0]
+            del self._sorted[bisect_left(self._sorted, old)]
+            self._total -= old[1]
+        fifo.append(pair)
+        insort(self._sorted, pair)
+        self._total += weight
+        self._adds += 1
+        if self._adds % 4096 == 0:  # bound floating-point drift of the running total
+            self._total = fsum(w for _, w in self._sorted)
 
     def quantile(self, q: float) -> float | None:
         """The smallest sample at or above the ``q`` share of the total weight; None if empty."""
-        if not self._values:
+        pairs = self._sorted
+        if not pairs:
             return None
-        if self._dirty:
-            pairs = sorted(zip(self._values, self._weights, strict=True))
-            self._sorted = [v for v, _ in pairs]
-            self._cum = list(accumulate(w for _, w in pairs))
-            self._dirty = False
-        target = q * self._cum[-1]
-        i = bisect_left(self._cum, target - 1e-12)
-        return self._sorted[min(i, len(self._sorted) - 1)]
+        target = q * self._total - 1e-12
+        if q < 0.5:
+            cum = 0.0
+            for value, weight in pairs:
+                cum += weight
+                if cum >= target:
+                    return value
+            return pairs[-1][0]
+        i = len(pairs) - 1
+        cum = self._total
+        while i > 0:
+            below = cum - pairs[i][1]
+            if below < target:
+                break
+            cum = below
+            i -= 1
+        return pairs[i][0]
 
 
 class OutcomeWindow:
