@@ -41,7 +41,7 @@ from server.edge.validator import ConformanceValidator
 from server.engine import TurnEngine
 from server.http.app import FrontDoor, FrontDoorConfig
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
-from server.observe import NO_TURN, TurnObserver, fan_out
+from server.observe import fan_out
 from server.probes import ProbeRunner
 from server.providers.transport import Timeouts, UpstreamClient
 from server.registry.model import Llm
@@ -85,21 +85,6 @@ def _reflection_v1_handler(servicer: reflection.aio.ReflectionServicer
         response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
     )
     return grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler})
-
-
-class _InUse:
-    """Stateless turns keep their LLM active for probing, as a session's turns do: half-open
-    trials of a recovered endpoint go out as probes (live turns prefer closed endpoints of
-    the same tier), so without this a stateless LLM's endpoint never rejoins its tier."""
-
-    __slots__ = ("_probes", "_ttl_s")
-
-    def __init__(self, probes: ProbeRunner, ttl_s: float) -> None:
-        self._probes, self._ttl_s = probes, ttl_s
-
-    def turn_started(self, llm: Llm, turn_id: str, edge: str) -> TurnObserver:
-        self._probes.touch(llm.account_id, llm.id, self._ttl_s)
-        return NO_TURN
 
 
 @dataclass
@@ -179,8 +164,7 @@ class Switchboard:
         self.turns = turns = TurnRunner(
             engine, max_concurrent=s.max_concurrent_streams,
             max_output_tokens=s.max_output_tokens, max_turn_s=s.turn_timeout_s,
-            observer=fan_out(self.metrics.observer(), self._tracing,
-                             _InUse(probes, s.default_idle_ttl_s)))
+            observer=fan_out(self.metrics.observer(), self._tracing))
         self.metrics.routing(circuit_state=lambda e: router.snapshot(e).state.value,
                              probes_sent=lambda: probes.sent,
                              turns_in_flight=lambda: turns.in_flight)

@@ -103,6 +103,12 @@ class CircuitBreaker:
             return CircuitState.CLOSED
         return CircuitState.OPEN if now < self._open_until else CircuitState.HALF_OPEN
 
+    def half_open_for_s(self, now: float) -> float:
+        """How long the circuit has been half open (0 when it is not)."""
+        if self._open_until is None or now < self._open_until:
+            return 0.0
+        return now - self._open_until
+
     def open_remaining_s(self, now: float) -> float:
         return 0.0 if self._open_until is None else max(0.0, self._open_until - now)
 

@@ -34,6 +34,7 @@ class RouterConfig:
     explore_max_ratio: float = 4.0
     max_attempts: int = 4
     trial_busy_retry_after_s: float = 1.0  # retry hint while a half-open trial is out
+    live_trial_after_s: float = 5.0  # a half-open trial no probe took goes to live traffic
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exploration_rate <= 0.05:

@@ -6,7 +6,8 @@ rate-limit cooldown. Order:
 1. endpoints whose known context window is smaller than the prompt go last (the token count
    is an estimate, so they are not dropped);
 2. best priority tier first (lower number; no priority = tier 0);
-3. within a tier, closed circuits before a half-open trial;
+3. within a tier, closed circuits before a half-open trial (for ``live_trial_after_s``, so a
+   probe can take it; after that the trial ranks by its score like any endpoint);
 4. lowest score = expected TTFT * (1 + in_flight_alpha * live requests in flight); an
    endpoint without samples gets an optimistic prior so it is tried soon.
 
@@ -46,7 +47,7 @@ _PASSIVE_SKIPS = frozenset({SkipReason.EXCLUDED, SkipReason.CONTEXT_WINDOW_TOO_S
 
 
 class _Ranked:
-    __slots__ = ("endpoint", "expected", "explored", "fits", "score", "state", "stats")
+    __slots__ = ("deferred", "endpoint", "expected", "explored", "fits", "score", "state", "stats")
 
     def __init__(
         self,
@@ -63,12 +64,13 @@ class _Ranked:
         self.expected = expected
         self.score = 0.0
         self.explored = False
+        self.deferred = state is not CircuitState.CLOSED  # a trial waits behind closed peers
 
     def key(self) -> tuple[bool, int, bool, float]:
         return (
             not self.fits,
             self.endpoint.priority,
-            self.state is not CircuitState.CLOSED,
+            self.deferred,
             self.score,
         )
 
@@ -146,7 +148,13 @@ class Ranker:
         window = ep.context_window_tokens
         fits = window <= 0 or prompt_tokens <= window
         expected = st.latency.expected_ttft_s(prompt_tokens)
-        ranked.append(_Ranked(ep, st.latency, state, fits, expected))
+        entry = _Ranked(ep, st.latency, state, fits, expected)
+        if state is CircuitState.HALF_OPEN:
+            # A probe normally takes the trial within a second; if none has (no active
+            # session, probes off), live traffic takes it in latency order so that a
+            # recovered endpoint rejoins its tier.
+            entry.deferred = breaker.half_open_for_s(now) < self._config.live_trial_after_s
+        ranked.append(entry)
         return None, math.inf
 
     def _score(self, ranked: list[_Ranked]) -> None:

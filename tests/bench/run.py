@@ -352,28 +352,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(args, workdir)
     print(f"machine: {machine()}; logs in {workdir}", flush=True)
     try:
-        bench.start()
-        if args.loadgen_loop == "uvloop":
-            import uvloop
+        try:
+            bench.start()
+            if args.loadgen_loop == "uvloop":
+                import uvloop
 
-            uvloop.run(bench.run())
-        else:
-            asyncio.run(bench.run())
+                uvloop.run(bench.run())
+            else:
+                asyncio.run(bench.run())
+        finally:
+            bench.stop()
+        text = bench.markdown()
+        print()
+        print(text)
+        if args.markdown:
+            Path(args.markdown).write_text(text)
+        if args.json:
+            Path(args.json).write_text(json.dumps({
+                "machine": machine(), "args": {k: sorted(v) if isinstance(v, set) else v
+                                               for k, v in vars(args).items()},
+                "points": [p.to_json() for p in bench.points], "streams": bench.streams,
+                "notes": bench.notes}, indent=2))
     finally:
-        bench.stop()
-    text = bench.markdown()
-    print()
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "machine": machine(), "args": {k: sorted(v) if isinstance(v, set) else v
-                                           for k, v in vars(args).items()},
-            "points": [p.to_json() for p in bench.points], "streams": bench.streams,
-            "notes": bench.notes}, indent=2))
-    if not args.keep_logs:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not args.keep_logs:
+            shutil.rmtree(workdir, ignore_errors=True)
     return 1 if any(p.turns == 0 for p in bench.points) or any(
         math.isnan(p.turns_per_s) for p in bench.points) else 0
 

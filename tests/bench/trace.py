@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import shutil
 import statistics
 import sys
 import tempfile
@@ -155,9 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sim.stop()
     sims = [tuple(map(float, line.split()[1:])) for line in sim_trace.read_text().splitlines()]
+    server_text = sb_trace.read_text()
+    shutil.rmtree(work, ignore_errors=True)
     sims = sims[20:20 + args.turns] + sims[40 + args.turns:40 + 2 * args.turns]
-    server_lines = [(k, float(v)) for k, v in (ln.split() for ln in
-                                               sb_trace.read_text().splitlines())]
+    server_lines = [(k, float(v)) for k, v in (ln.split() for ln in server_text.splitlines())]
     marks = _firsts(server_lines, "begin",
                     ("servicer", "plan", "upstream_task", "post", "text"))[20:]
     n = min(len(marks), len(sb_turns), args.turns)

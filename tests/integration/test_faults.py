@@ -513,10 +513,9 @@ async def test_an_endpoint_down_for_60s_costs_the_trickle_nothing(env: Env) -> N
 async def test_a_recovered_endpoint_rejoins_its_tier_under_stateless_traffic(env: Env) -> None:
     """The same outage with A and B in ONE tier and stateless turns only (no session).
 
-    Half-open endpoints rank after the closed ones of their tier, so live turns never take
-    A's trial: the probe loop does (ticked here each simulated second, as it runs in
-    production). It must treat an LLM used by stateless turns as active, as it does for one
-    with a session, or A, the faster endpoint, never comes back."""
+    Probes run only for LLMs with an active session, so no probe takes A's half-open trial
+    here; after ``live_trial_after_s`` a live turn takes it (ranked by A's latency score).
+    A, the faster endpoint, must be back in use within 30 s of recovering."""
     assert env.app.probes is not None
     fast = Behavior(text="ok", ttft_s=0.01)
     async with Simulator("openai", fast) as a, \

@@ -243,3 +243,26 @@ def test_failure_on_a_trial_reopens_the_circuit_for_longer(
     h = router.snapshot("a")
     assert h.state is CircuitState.OPEN
     assert h.open_remaining_s > first
+
+
+def test_a_half_open_trial_waits_for_a_probe_then_goes_to_live_traffic(
+    router: Router, clock: FakeClock, make_llm: MakeLlm, serve: Serve
+) -> None:
+    """Behind its closed peers for ``live_trial_after_s`` (a probe would take the trial), then
+    ranked by its latency score, so a recovered fast endpoint rejoins its tier even when no
+    session keeps probes running."""
+    llm = make_llm("fast", "slow")
+    for _ in range(10):
+        serve("fast", 0.03)
+        serve("slow", 0.09)
+    for _ in range(3):
+        fail(router, "fast", err(ErrorKind.SERVER_ERROR))
+    assert router.plan(llm, 500).endpoint_ids == ("slow",)  # open
+    clock.advance(router.snapshot("fast").open_remaining_s)
+    first = router.plan(llm, 500).candidates
+    assert [c.endpoint_id for c in first] == ["slow", "fast"]
+    assert first[1].reason is Reason.HALF_OPEN_TRIAL
+    clock.advance(router.config.live_trial_after_s)
+    later = router.plan(llm, 500).candidates
+    assert [c.endpoint_id for c in later] == ["fast", "slow"]
+    assert later[0].reason is Reason.HALF_OPEN_TRIAL
