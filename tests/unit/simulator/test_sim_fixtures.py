@@ -1,6 +1,7 @@
 """The simulator's bytes have the same shape as the recorded real traffic.
 
-Compares key order, delta shapes and error bodies with ../shared/fixtures/upstream.
+Compares key order, delta shapes and error bodies with the recorded fixtures
+(tests/unit/providers/fixtures, a versioned copy of ../shared/fixtures/upstream).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from _sim_testkit import Streamed, chat, parse_sse
 
 from server.simulator import Behavior, Fault, FaultKind, Simulator, Spec
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "upstream"
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="recorded fixtures not present")
+# The versioned copy of ../shared/fixtures/upstream kept with the provider tests.
+FIXTURES = Path(__file__).resolve().parents[2] / "unit" / "providers" / "fixtures"
 
 
 def recorded_stream(name: str) -> list[Any]:
