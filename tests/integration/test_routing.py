@@ -77,11 +77,16 @@ async def test_a_failing_endpoint_costs_little_and_every_turn_succeeds(
         assert {served_by(r) for r in replies} == {llm.endpoints[1].id}
         first = replies[0].finished
         assert first is not None and first.attempts == 2
-        ttft_ms = first.time_to_first_token.ToMilliseconds()
-        if mode != "hang":  # a hang shows only at the hedge deadline (see the hedging test)
-            assert ttft_ms < 20 + 50 + 30, f"failover took {ttft_ms} ms"
-        else:
-            assert ttft_ms < 2500  # default hedge delay without samples is 2 s
+        ttft_ms = first.time_to_first_token.ToMicroseconds() / 1e3
+        # later turns go straight to the healthy endpoint: their TTFT is the baseline
+        direct = sorted(r.finished.time_to_first_token.ToMicroseconds() / 1e3
+                        for r in replies[1:] if r.finished is not None)[len(replies[1:]) // 2]
+        if mode != "hang":
+            # what the failover costs: the failure showing (a refused connect, a 503, a reset)
+            # plus switching endpoints, all within 50 ms of the healthy endpoint's own TTFT
+            assert ttft_ms - direct < 50, f"failover added {ttft_ms - direct:.1f} ms"
+        else:  # a hang shows only at the hedge deadline (2 s without samples; see the hedge test)
+            assert ttft_ms < 2000 + direct + 50
 
 
 async def test_hedge_answers_when_the_best_endpoint_stalls_before_its_first_token(
