@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard_client import AsyncClient
 
@@ -68,3 +74,49 @@ async def create_llm(client: AsyncClient, *endpoints: lpb.Endpoint, name: str = 
         lpb.Llm(display_name=name, endpoints=list(endpoints), **fields),  # type: ignore[arg-type]
         skip_validation=True)
     return response.llm
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def server_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for ``python -m server.main`` as a subprocess (loopback upstreams allowed)."""
+    return {**os.environ, "SWITCHBOARD_GRPC_PORT": "0",
+            "SWITCHBOARD_DATABASE": str(tmp_path / "db.sqlite"),
+            "SWITCHBOARD_API_KEYS": API_KEY, "SWITCHBOARD_MASTER_KEYS": master_keys(),
+            "SWITCHBOARD_ALLOW_HTTP_UPSTREAMS": "true",
+            "SWITCHBOARD_UPSTREAM_ALLOW_CIDRS": "127.0.0.0/8",
+            "SWITCHBOARD_GRACE_PERIOD_S": "10", "SWITCHBOARD_LOG_FORMAT": "json"}
+
+
+def start_server_process(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    """Starts ``python -m server.main``; returns the process and its gRPC port."""
+    proc = subprocess.Popen([sys.executable, "-m", "server.main"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("SWITCHBOARD listening on"):
+            return proc, int(line.rsplit(":", 1)[1])
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"server did not start: {proc.stdout.read()}")
+
+
+def reason_and_retry(exc: grpc.aio.AioRpcError) -> tuple[str, float | None]:
+    """(ErrorInfo.reason, RetryInfo delay in seconds or None) of a failed call."""
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    assert status is not None, f"no rich status: {exc.code()} {exc.details()}"
+    reason, delay = "", None
+    for d in status.details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+            reason = info.reason
+        if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            d.Unpack(retry)
+            delay = retry.retry_delay.ToNanoseconds() / 1e9
+    return reason, delay

@@ -10,43 +10,29 @@ A stream still running when the grace period ends is cut, never reported as a su
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard_client import AsyncClient, Reply
 
 from server.app import Switchboard
 from server.simulator import Behavior, Simulator
-from tests.support import API_KEY, create_llm, endpoint, master_keys, settings
+from tests.support import (
+    API_KEY,
+    create_llm,
+    endpoint,
+    reason_and_retry,
+    server_env,
+    settings,
+    start_server_process,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 PACED = Behavior(text=" ".join(f"w{i}" for i in range(30)), chunks=30, chunk_gap_s=0.04)
-
-
-def reason_and_retry(exc: grpc.aio.AioRpcError) -> tuple[str, float | None]:
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    assert status is not None, f"no rich status: {exc.code()} {exc.details()}"
-    reason, retry = "", None
-    for d in status.details:
-        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            d.Unpack(info)
-            reason = info.reason
-        if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            r = error_details_pb2.RetryInfo()
-            d.Unpack(r)
-            retry = r.retry_delay.ToNanoseconds() / 1e9
-    return reason, retry
 
 
 async def health(port: int, service: str = "") -> Any:
@@ -147,30 +133,10 @@ async def test_a_stream_longer_than_the_grace_period_is_cut_not_completed(
             await app.stop(grace_s=0.5)
 
 
-def _start_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, "-m", "server.main"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("SWITCHBOARD listening on"):
-            return proc, int(line.rsplit(":", 1)[1])
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError(f"server did not start: {proc.stdout.read()}")
-
-
 async def test_sigterm_health_not_serving_new_streams_refused_exit_0(tmp_path: Path) -> None:
-    env = {**os.environ, "SWITCHBOARD_GRPC_PORT": "0",
-           "SWITCHBOARD_DATABASE": str(tmp_path / "db.sqlite"),
-           "SWITCHBOARD_API_KEYS": API_KEY, "SWITCHBOARD_MASTER_KEYS": master_keys(),
-           "SWITCHBOARD_ALLOW_HTTP_UPSTREAMS": "true",
-           "SWITCHBOARD_UPSTREAM_ALLOW_CIDRS": "127.0.0.0/8",
-           "SWITCHBOARD_GRACE_PERIOD_S": "10", "SWITCHBOARD_LOG_FORMAT": "json"}
+    env = server_env(tmp_path)
     async with Simulator("openai", PACED) as sim:
-        proc, port = await asyncio.to_thread(_start_server, env)
+        proc, port = await asyncio.to_thread(start_server_process, env)
         try:
             async with AsyncClient(f"127.0.0.1:{port}", API_KEY) as client:
                 llm = await create_llm(client, endpoint(sim))

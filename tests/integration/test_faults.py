@@ -26,8 +26,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from switchboard.v1 import conversations_pb2 as cpb
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard_client import AsyncClient, Reply
@@ -35,7 +33,7 @@ from switchboard_client import AsyncClient, Reply
 from server.app import Switchboard
 from server.routing.clock import FakeClock
 from server.simulator import Behavior, Fault, FaultKind, Simulator, Usage
-from tests.support import API_KEY, create_llm, endpoint, settings
+from tests.support import API_KEY, create_llm, endpoint, reason_and_retry, settings
 
 WORDS = " ".join(f"w{i}" for i in range(60))
 HEALTHY = Behavior(text=WORDS, chunks=60, chunk_gap_s=0.001)
@@ -89,19 +87,7 @@ class Outcome:
     def info(self) -> tuple[str, float | None]:
         """(ErrorInfo.reason, RetryInfo delay in seconds or None)."""
         assert self.error is not None
-        status = rpc_status.from_call(self.error)  # type: ignore[arg-type]
-        assert status is not None, "no google.rpc.Status in the trailers"
-        reason, delay = "", None
-        for d in status.details:
-            if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                d.Unpack(info)
-                reason = info.reason
-            if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-                retry = error_details_pb2.RetryInfo()
-                d.Unpack(retry)
-                delay = retry.retry_delay.ToNanoseconds() / 1e9
-        return reason, delay
+        return reason_and_retry(self.error)
 
     @property
     def served_by(self) -> str:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,9 +20,7 @@ from switchboard_client.client import _converse_request
 
 from server.app import Switchboard
 from server.simulator import Behavior, Simulator
-from tests.support import API_KEY, create_llm, endpoint, master_keys
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import API_KEY, create_llm, endpoint, server_env, start_server_process
 
 
 def _reflect_and_converse(port: int, llm_id: str) -> tuple[list[str], list[dict[str, object]]]:
@@ -115,31 +110,11 @@ async def test_deadline_closes_upstream_and_returns_deadline_exceeded(
         assert record.disconnected_at is not None
 
 
-def _start_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, "-m", "server.main"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("SWITCHBOARD listening on"):
-            return proc, int(line.rsplit(":", 1)[1])
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError(f"server did not start: {proc.stdout.read()}")
-
-
 async def test_sigterm_finishes_the_stream_then_restart_keeps_llms(tmp_path: Path) -> None:
-    env = {**os.environ, "SWITCHBOARD_GRPC_PORT": "0",
-           "SWITCHBOARD_DATABASE": str(tmp_path / "db.sqlite"),
-           "SWITCHBOARD_API_KEYS": API_KEY, "SWITCHBOARD_MASTER_KEYS": master_keys(),
-           "SWITCHBOARD_ALLOW_HTTP_UPSTREAMS": "true",
-           "SWITCHBOARD_UPSTREAM_ALLOW_CIDRS": "127.0.0.0/8",
-           "SWITCHBOARD_GRACE_PERIOD_S": "10", "SWITCHBOARD_LOG_FORMAT": "json"}
+    env = server_env(tmp_path)
     paced = Behavior(text=" ".join(f"w{i}" for i in range(30)), chunks=30, chunk_gap_s=0.05)
     async with Simulator("openai", paced) as sim:
-        proc, port = await asyncio.to_thread(_start_server, env)
+        proc, port = await asyncio.to_thread(start_server_process, env)
         try:
             def run() -> tuple[str, Reply, int]:
                 with Client(f"127.0.0.1:{port}", API_KEY) as sb:
@@ -158,7 +133,7 @@ async def test_sigterm_finishes_the_stream_then_restart_keeps_llms(tmp_path: Pat
                 proc.kill()
         assert reply.complete and reply.text == paced.text
         assert code == 0
-        proc, port = await asyncio.to_thread(_start_server, env)
+        proc, port = await asyncio.to_thread(start_server_process, env)
         try:
             def check() -> list[str]:
                 with Client(f"127.0.0.1:{port}", API_KEY) as sb:
