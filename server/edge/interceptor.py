@@ -101,12 +101,8 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 result = await behavior(request, context)
                 status = "OK"
                 return result
-            except SwitchboardError as exc:
-                status = exc.code
-                await self._abort(context, exc, call)
             except Exception as exc:
-                status = "INTERNAL"
-                log.exception("unhandled error", error_type=type(exc).__name__)
+                status = exc.code if isinstance(exc, SwitchboardError) else "INTERNAL"
                 await self._abort(context, exc, call)
             finally:
                 self._summary(call, status, start)
@@ -123,12 +119,8 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 async for response in behavior(request, context):
                     yield response
                 status = "OK"
-            except SwitchboardError as exc:
-                status = exc.code
-                await self._abort(context, exc, call)
             except Exception as exc:
-                status = "INTERNAL"
-                log.exception("unhandled error", error_type=type(exc).__name__)
+                status = exc.code if isinstance(exc, SwitchboardError) else "INTERNAL"
                 await self._abort(context, exc, call)
             finally:
                 self._summary(call, status, start)
@@ -136,8 +128,11 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return handle
 
     @staticmethod
-    async def _abort(context: ServicerContext, exc: BaseException, call: rpc.Call | None
+    async def _abort(context: ServicerContext, exc: Exception, call: rpc.Call | None
                      ) -> None:
+        """Ends the call with ``exc`` as a rich status (unexpected errors: INTERNAL, logged)."""
+        if not isinstance(exc, SwitchboardError):
+            log.exception("unhandled error", error_type=type(exc).__name__)
         request_id = call.request_id if call else rpc.current.get().request_id
         extra = call.error_details if call else ()
         status = to_status(exc, request_id, extra)

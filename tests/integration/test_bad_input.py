@@ -189,3 +189,16 @@ async def test_stateless_converse_sends_full_history(client: AsyncClient) -> Non
         sent = sim.requests[-1].body["messages"]
         assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
         assert sent[-1]["content"] in ("q2", [{"type": "text", "text": "q2"}])
+
+
+async def test_an_unexpected_failure_is_internal_with_a_request_id(
+        client: AsyncClient, server: Switchboard) -> None:
+    assert server.store is not None
+    await server.store.close()  # every store call now raises a plain RuntimeError
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.get_llm("llm_any")
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    message = err.value.details() or ""
+    assert "request id" in message and "store is not open" not in message
+    _, info = details(err.value)
+    assert info.reason == "INTERNAL"
