@@ -55,6 +55,7 @@ from server.store.open import open_store
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
 from server.turns import TurnRunner
+from server.validation import Validation
 from server.vault.keys import KeyringError
 from server.vault.redact import KnownSecrets
 from server.vault.sealer import VaultSealer
@@ -149,10 +150,12 @@ class Switchboard:
         self.probes = probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
         self.sessions = sessions = SessionService(store, registry, s.default_idle_ttl_s,
                                                   on_active=probes.touch)
+        # Every upstream connection (turns, probes, validation) is checked against the policy.
+        guarded = GuardedResolver(policy, self.upstream_resolver)
         pool = 2 * s.max_concurrent_streams  # a streaming turn holds a connection (a hedge: 2)
         self._client = client = UpstreamClient(
             max_event_bytes=s.max_upstream_event_bytes, limit=pool, limit_per_host=pool,
-            resolver=GuardedResolver(policy, self.upstream_resolver))  # checked per connection
+            resolver=guarded)
         timeouts = Timeouts(s.connect_timeout_s, s.first_token_timeout_s,
                             s.between_chunks_timeout_s, s.turn_timeout_s)
         engine = TurnEngine(router, client, timeouts, s.max_attempts)
@@ -177,7 +180,8 @@ class Switchboard:
                      ("grpc.so_reuseport", 0)],
         )
         registry_pb2_grpc.add_LlmRegistryServicer_to_server(
-            RegistryServicer(registry, ConformanceValidator(registry, router), fill_health(router)),
+            RegistryServicer(registry, ConformanceValidator(
+                registry, router, Validation(resolver=guarded)), fill_health(router)),
             server)
         conversations_pb2_grpc.add_ConversationsServicer_to_server(
             ConversationsServicer(registry, sessions, turns, Limits(

@@ -1,8 +1,9 @@
 """The one HTTP path to upstream LLMs, shared by every adapter.
 
 ``UpstreamClient`` owns ONE aiohttp ``ClientSession`` (pooled keep-alive connections, explicit
-limits, transparent decompression, and no aiohttp default timeout: every wait has a named
-deadline). ``UpstreamClient.stream`` sends an adapter's request and yields ``StreamEvent``s:
+limits, transparent decompression, no cookie jar, and no aiohttp default timeout: every wait
+has a named deadline). ``UpstreamClient.stream`` sends an adapter's request and yields
+``StreamEvent``s:
 
 1. POST; the status is checked first. A non-2xx answer has its body read (at most 64 KiB) and
    classified by the adapter.
@@ -132,6 +133,9 @@ class UpstreamClient:
                 timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_read=None),
                 auto_decompress=True,
                 headers={"User-Agent": self._user_agent},
+                # One session serves every account: a cookie set in one tenant's answer must
+                # never be sent with another tenant's request (and no upstream needs them).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

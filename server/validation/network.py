@@ -17,6 +17,9 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from aiohttp.abc import AbstractResolver
+
+from server.netguard import BlockedAddressError
 from server.validation.catalog import CONNECT, DNS, TLS, Verdict, failed, passed, skipped
 
 Address = tuple[str, int]
@@ -45,16 +48,33 @@ class Target:
         return True
 
 
-async def resolve(target: Target, timeout_s: float) -> tuple[Verdict, list[Address]]:
-    """``network.dns`` and the addresses to connect to (empty when it failed)."""
+async def _lookup(host: str, port: int, resolver: AbstractResolver | None) -> list[str]:
+    if resolver is not None:  # the server's guarded resolver: the network policy applies
+        return [r["host"] for r in await resolver.resolve(host, port, socket.AF_UNSPEC)]
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+async def resolve(target: Target, timeout_s: float, resolver: AbstractResolver | None = None
+                  ) -> tuple[Verdict, list[Address]]:
+    """``network.dns`` and the addresses to connect to (empty when it failed).
+
+    ``resolver``: the server passes its ``GuardedResolver``, so a name that passed the check
+    at registration and now resolves to a blocked address (DNS rebinding) is refused here,
+    before any connection, exactly as a turn's connection would be."""
     if target.is_ip:
         return passed(DNS, f"{target.host} is an IP address; nothing to resolve"), [
             (target.host, target.port)
         ]
-    loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout_s):
-            infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+            hosts = await _lookup(target.host, target.port, resolver)
+    except BlockedAddressError as exc:
+        return failed(DNS, exc.public_message(),
+                      "this server's network policy refuses that address: register a host "
+                      "that resolves to public addresses only, or ask the operator to "
+                      "allow-list it"), []
     except TimeoutError:
         return failed(
             DNS,
@@ -66,8 +86,8 @@ async def resolve(target: Target, timeout_s: float) -> tuple[Verdict, list[Addre
         return failed(DNS, f"{target.host} does not resolve ({_gai_reason(exc)})", _dns_hint(
             target.host)), []
     addresses: list[Address] = []
-    for info in infos:
-        address = (str(info[4][0]), target.port)
+    for host in hosts:
+        address = (host, target.port)
         if address not in addresses:
             addresses.append(address)
     if not addresses:

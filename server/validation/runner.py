@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
+from aiohttp.abc import AbstractResolver
 
 from server.chat import ChatRequest, Generation
 from server.providers.registry import adapter_for
@@ -59,9 +60,13 @@ class Limits:
 class Validation:
     """``log_summary``: one log line per endpoint (off for the CLI, which prints the checks)."""
 
-    def __init__(self, limits: Limits | None = None, *, log_summary: bool = True) -> None:
+    def __init__(self, limits: Limits | None = None, *, log_summary: bool = True,
+                 resolver: AbstractResolver | None = None) -> None:
+        """``resolver``: DNS for the endpoints' hosts; the server passes its
+        ``GuardedResolver`` so validation connects only where a turn could."""
         self.limits = limits or Limits()
         self.log_summary = log_summary
+        self.resolver = resolver
 
     async def run(self, endpoints: Sequence[Endpoint], generation: Generation | None = None
                   ) -> AsyncIterator[Event]:
@@ -73,14 +78,17 @@ class Validation:
         async def one(index: int, endpoint: Endpoint, session: aiohttp.ClientSession) -> None:
             async with gate:
                 run = _EndpointRun(endpoint, endpoint.id or f"#{index}", gen, session,
-                                   self.limits, queue.put_nowait, self.log_summary)
+                                   self.limits, queue.put_nowait, self.log_summary,
+                                   self.resolver)
                 reports[index] = await run.run()
 
         async def everything() -> None:
             try:
                 async with aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(resolver=self.resolver),
                     timeout=aiohttp.ClientTimeout(total=None),
                     headers={"User-Agent": "switchboard-validation/0.1"},
+                    cookie_jar=aiohttp.DummyCookieJar(),
                 ) as session, asyncio.TaskGroup() as tasks:
                     for index, endpoint in enumerate(endpoints):
                         tasks.create_task(one(index, endpoint, session))
@@ -102,7 +110,7 @@ class Validation:
 class _EndpointRun:
     def __init__(self, endpoint: Endpoint, endpoint_id: str, generation: Generation,
                  session: aiohttp.ClientSession, limits: Limits, emit: Emit,
-                 log_summary: bool = True) -> None:
+                 log_summary: bool = True, resolver: AbstractResolver | None = None) -> None:
         self.endpoint = endpoint
         self.id = endpoint_id
         self.generation = generation
@@ -110,6 +118,7 @@ class _EndpointRun:
         self.limits = limits
         self.emit = emit
         self.log_summary = log_summary
+        self.resolver = resolver
         self.results: dict[str, CheckFinished] = {}
         self.capabilities = Capabilities()
         self.ttft_s: float | None = None
@@ -142,7 +151,7 @@ class _EndpointRun:
 
         async def dns() -> Verdict:
             nonlocal addresses
-            verdict, addresses = await resolve(target, limits.dns_s)
+            verdict, addresses = await resolve(target, limits.dns_s, self.resolver)
             return verdict
 
         if not await self._step(catalog.DNS, dns()):

@@ -117,6 +117,34 @@ async def test_rebinding_host_is_refused_at_connection_time(tmp_path: Path) -> N
     assert internal.requests == []
 
 
+async def test_rebinding_host_is_refused_when_validating(tmp_path: Path) -> None:
+    """Validation connects only where a turn could. A name that was public at registration
+    and now resolves to loopback fails the DNS check, and nothing reaches the internal service
+    (whose answer the validation feedback would otherwise quote back to the caller)."""
+    async with Simulator("openai", Behavior(text="internal data")) as internal:
+        # `localhost`: without the guard, the system resolver would take it to the service.
+        dns = FakeDns({"localhost": "93.184.216.34"})
+        s = settings(tmp_path, allow_http_upstreams=True, upstream_allow_cidrs=())
+        app = Switchboard(s, upstream_resolver=dns)
+        await app.start()
+        try:
+            async with AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client:
+                llm = await create_llm(client, lpb.Endpoint(
+                    api_spec=lpb.API_SPEC_OPENAI, base_url=f"http://localhost:{internal.port}/v1",
+                    model="m", api_key="sk-x"))
+                dns.table["localhost"] = "127.0.0.1"  # DNS rebinding
+                events = [e async for e in client.validate_llm(llm.id)]
+        finally:
+            await app.stop(grace_s=1.0)
+    report = events[-1].report
+    assert not report.passed
+    checks = {c.check: c for c in report.endpoints[0].checks}
+    dns_check = checks["network.dns"]
+    assert "possible DNS rebinding" in dns_check.observed
+    assert "127.0.0.1" not in str(report)  # the internal address is not revealed
+    assert internal.requests == []
+
+
 async def test_upstream_redirects_are_not_followed(tmp_path: Path) -> None:
     hits: list[str] = []
 

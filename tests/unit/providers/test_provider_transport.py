@@ -380,3 +380,15 @@ async def test_custom_resolver_is_used_for_connections(replay_server: ReplayServ
     async with UpstreamClient(resolver=dns) as c:
         events = [ev async for ev in stream(c, f"http://llm.internal.test:{port}/v1")]
     assert events[0] == TextDelta("Hel") and dns.asked == ["llm.internal.test"]
+
+
+async def test_upstream_cookies_are_never_sent_back(replay_server: ReplayServer) -> None:
+    """One session serves every account: a cookie one tenant's answer sets (a load balancer's
+    affinity cookie, say) must not ride along on the next tenant's request to the same host."""
+    replay_server.reply = Reply(200, {**SSE, "Set-Cookie": "affinity=tenant-a; Path=/"},
+                                CHUNK + FINISH)
+    port = replay_server.url.rsplit(":", 1)[1]
+    async with UpstreamClient(resolver=_FakeDns()) as c:
+        for _ in range(2):
+            [ev async for ev in stream(c, f"http://llm.internal.test:{port}/v1")]
+    assert [r.headers.get("Cookie") for r in replay_server.requests] == [None, None]
