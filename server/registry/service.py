@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import orjson
+import structlog
 
 from server.chat import Generation
 from server.errors import Aborted, InvalidArgument, NotFound, Violations
@@ -28,6 +29,8 @@ from server.registry.model import ApiSpec, Endpoint, Llm, RoutingPolicy
 from server.secret import Secret
 from server.store.base import LlmRecord, Store
 from server.vault.redact import scrub
+
+log = structlog.get_logger("switchboard.registry")
 
 MAX_ENDPOINTS = 16
 MAX_PAGE_SIZE = 1000
@@ -164,13 +167,19 @@ class RegistryService:
         url_guard: UrlGuard | None = None,
         cache_ttl_s: float = 2.0,
         on_delete: Callable[[Llm], None] | None = None,
+        max_stale_s: float = 30.0,
     ) -> None:
+        """``cache_ttl_s``: how long a turn uses a cached LLM without asking the store;
+        ``max_stale_s``: how long past that a turn may still use it while a background read
+        refreshes it (the store being slow or down does not stall turns for that long)."""
         self._store = store
         self._sealer = sealer
         self._url_guard = url_guard
         self._cache_ttl_s = cache_ttl_s
+        self._max_stale_s = max(max_stale_s, cache_ttl_s)
         self._cache: dict[str, tuple[float, Llm]] = {}
         self._refreshing: dict[tuple[str, str], asyncio.Future[Llm]] = {}
+        self._retry_at: dict[tuple[str, str], float] = {}  # after a failed background refresh
         self._on_delete = on_delete
 
     async def _guard_urls(self, draft: LlmDraft) -> None:
@@ -232,6 +241,9 @@ class RegistryService:
     async def get(self, account_id: str, llm_id: str) -> Llm:
         record = await self._store.get_llm(account_id, llm_id) if llm_id else None
         if record is None:
+            hit = self._cache.get(llm_id)
+            if hit is not None and hit[1].account_id == account_id:
+                del self._cache[llm_id]  # deleted (by another replica): turns stop using it
             raise NotFound(f"LLM {llm_id!r} not found", resource_type="llm",
                            resource_name=llm_id, reason="LLM_NOT_FOUND")
         llm = from_record(record, self._sealer)
@@ -239,23 +251,45 @@ class RegistryService:
         return llm
 
     async def resolve(self, account_id: str, llm_id: str) -> Llm:
-        """The LLM for a turn, from the cache when fresh.
+        """The LLM for a turn, without waiting for the store on the hot path.
 
-        When the entry has expired, concurrent turns share one refresh (single flight)
-        instead of each reading the store at once.
+        Fresh (cached less than ``cache_ttl_s`` ago): returned as is. Stale, but less than
+        ``max_stale_s`` old: returned at once while one background read refreshes it, so a
+        turn never pays the store's round trip; a refresh that finds the LLM deleted drops it,
+        and the next turn gets NOT_FOUND. Older or not cached: the turn waits for the read,
+        which concurrent turns share (single flight).
         """
         hit = self._cache.get(llm_id)
-        if hit is not None and time.monotonic() - hit[0] < self._cache_ttl_s:
-            llm = hit[1]
-            if llm.account_id == account_id:
-                return llm
+        if hit is not None and hit[1].account_id == account_id:
+            age = time.monotonic() - hit[0]
+            if age < self._cache_ttl_s:
+                return hit[1]
+            if age < self._max_stale_s:
+                if self._retry_at.get((account_id, llm_id), 0.0) <= time.monotonic():
+                    self._refresh(account_id, llm_id)
+                return hit[1]
+        return await asyncio.shield(self._refresh(account_id, llm_id))
+
+    def _refresh(self, account_id: str, llm_id: str) -> asyncio.Future[Llm]:
         key = (account_id, llm_id)
         task = self._refreshing.get(key)
         if task is None:
             task = asyncio.ensure_future(self.get(account_id, llm_id))
             self._refreshing[key] = task
-            task.add_done_callback(lambda _: self._refreshing.pop(key, None))
-        return await asyncio.shield(task)
+            task.add_done_callback(lambda t: self._refreshed(key, t))
+        return task
+
+    def _refreshed(self, key: tuple[str, str], task: asyncio.Future[Llm]) -> None:
+        self._refreshing.pop(key, None)
+        if task.cancelled():
+            return
+        exc = task.exception()  # retrieved here: a background refresh may have no waiter
+        if exc is None or isinstance(exc, NotFound):
+            self._retry_at.pop(key, None)
+        else:  # the store is failing: try again in a second, not on every turn
+            self._retry_at[key] = time.monotonic() + 1.0
+            log.warning("registry refresh failed; turns use the cached LLM meanwhile",
+                        llm_id=key[1], error_type=type(exc).__name__)
 
     async def list(self, account_id: str, page_size: int, page_token: str
                    ) -> tuple[list[Llm], str]:
