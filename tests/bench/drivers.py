@@ -27,6 +27,7 @@ from switchboard.v1 import conversations_pb2 as cpb
 from switchboard.v1 import conversations_pb2_grpc as cgrpc
 
 from server.chat import ChatRequest, Finish, Message, Role, TextDelta, TextPart
+from server.providers.base import HttpRequest
 from server.providers.openai import OpenAIAdapter
 from server.providers.sse import SseParser
 from server.registry.model import ApiSpec, Endpoint
@@ -62,16 +63,22 @@ class Worker(Protocol):
 # -- HTTP (direct, LiteLLM) ---------------------------------------------------------------------
 
 
+def chat_request(base_url: str, model: str, api_key: str) -> HttpRequest:
+    """The streaming chat request for ``PROMPT`` (URL, headers, body) as Switchboard's
+    ``OpenAIAdapter`` builds it; the relay floor (``tests.bench.relay_floor``) sends it too."""
+    endpoint = Endpoint(id="bench", api_spec=ApiSpec.OPENAI, base_url=base_url, model=model,
+                        api_key=Secret(api_key))
+    request = ChatRequest(messages=(Message(Role.USER, (TextPart(PROMPT),)),))
+    return OpenAIAdapter().build_request(endpoint, request)
+
+
 class HttpSseDriver:
     """POSTs an OpenAI streaming chat request and parses the answer like Switchboard does."""
 
     def __init__(self, name: str, base_url: str, model: str, api_key: str) -> None:
         self.name = name
         self._adapter = OpenAIAdapter()
-        endpoint = Endpoint(id="bench", api_spec=ApiSpec.OPENAI, base_url=base_url, model=model,
-                            api_key=Secret(api_key))
-        request = ChatRequest(messages=(Message(Role.USER, (TextPart(PROMPT),)),))
-        self._http = self._adapter.build_request(endpoint, request)
+        self._http = chat_request(base_url, model, api_key)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:

@@ -1,14 +1,17 @@
-"""``make bench``: Switchboard against the upstream called directly, and against LiteLLM.
+"""``make bench``: Switchboard against the upstream called directly, a bare grpc.aio relay
+(the floor) and LiteLLM.
 
     python -m tests.bench.run                # the full run (a few minutes)
     python -m tests.bench.run --quick        # a smoke run (seconds)
     python -m tests.bench.run --help
 
 Processes: the upstream simulator (fast: 20 ms to first token, 20 chunks 2 ms apart; and a
-slow one for the many-streams scenario), Switchboard (``python -m server.main``) and the
-LiteLLM proxy each run in their own process, so their CPU and RSS are read from /proc; this
-process is the load generator. Every point is measured against the same simulator in the same
-run: "added" figures are Switchboard (or LiteLLM) minus the direct client at the same load.
+slow one for the many-streams scenario), Switchboard (``python -m server.main``), the relay
+floor (``tests.bench.relay_floor``: the thinnest grpc.aio relay of the same turn, the best any
+grpc.aio server can do on this host) and the LiteLLM proxy each run in their own process, so
+their CPU and RSS are read from /proc; this process is the load generator. Every point is
+measured against the same simulator in the same run: "added" figures are Switchboard (or the
+floor, or LiteLLM) minus the direct client at the same load.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from tests.bench.services import (
     MODEL,
     UPSTREAM_KEY,
     Pace,
+    start_floor,
     start_litellm,
     start_simulator,
     start_switchboard,
@@ -73,7 +77,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--litellm", choices=("on", "off"), default="on")
     p.add_argument("--litellm-concurrency", type=_ints, default=None,
                    help="default: the same as --concurrency")
-    p.add_argument("--targets", default="direct,switchboard,session,litellm",
+    p.add_argument("--targets", default="direct,switchboard,floor,session,litellm",
                    help="which targets to run (comma separated)")
     p.add_argument("--channels", type=int, default=1,
                    help="gRPC channels the load generator spreads its workers over")
@@ -134,6 +138,10 @@ class Bench:
         env = dict(item.split("=", 1) for item in a.server_env)
         self.server, self.target = start_switchboard(w, loop=a.server_loop, extra_env=env)
         self.procs.append(self.server)
+        self.floor: Proc | None = None
+        if "floor" in a.targets:
+            self.floor, self.floor_target = start_floor(self.sim_url, w)
+            self.procs.append(self.floor)
         if self.litellm is not None:
             try:
                 wait_litellm(self.litellm, self.litellm_root)
@@ -189,6 +197,8 @@ class Bench:
         sb = SwitchboardDriver("switchboard", self.target, API_KEY, llm_id, channels=a.channels)
         session = SwitchboardDriver("session", self.target, API_KEY, llm_id,
                                     channels=a.channels, sessions=True)
+        floor = SwitchboardDriver("floor", self.floor_target, API_KEY, llm_id,
+                                  channels=a.channels) if self.floor is not None else None
         litellm = HttpSseDriver("litellm", self.litellm_root + "/v1", MODEL, LITELLM_KEY) \
             if self.litellm is not None else None
         try:
@@ -201,6 +211,8 @@ class Bench:
                     await self._point(direct, "direct", None, "closed", c)
                 if "switchboard" in a.targets:
                     await self._point(sb, "switchboard", self.server, "closed", c)
+                if floor is not None:
+                    await self._point(floor, "floor", self.floor, "closed", c)
                 if c in a.session_concurrency and "session" in a.targets:
                     await self._point(session, "session", self.server, "closed", c)
                 if litellm is not None and c in a.litellm_concurrency:
@@ -212,13 +224,15 @@ class Bench:
                     await self._point(direct, "direct", None, "open", rate)
                 if "switchboard" in a.targets:
                     await self._point(sb, "switchboard", self.server, "open", rate)
+                if floor is not None:
+                    await self._point(floor, "floor", self.floor, "open", rate)
             if a.profile:
                 await self._profile(sb)
             if slow_id:
                 print(f"{a.streams} concurrent slow streams", flush=True)
                 self.streams = await self._hold_streams(slow_id)
         finally:
-            for d in (direct, sb, session, litellm):
+            for d in (direct, sb, floor, session, litellm):
                 if d is not None:
                     await d.close()
 

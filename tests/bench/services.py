@@ -1,4 +1,4 @@
-"""Starting the processes under test: simulators, Switchboard, the LiteLLM proxy."""
+"""Starting the processes under test: simulators, Switchboard, the relay floor, LiteLLM."""
 
 from __future__ import annotations
 
@@ -63,6 +63,15 @@ def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
     return proc, banner.rsplit(" ", 1)[1]
 
 
+def start_floor(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
+    """The grpc.aio relay floor (``tests.bench.relay_floor``) over ``upstream_base_url``;
+    returns it and its gRPC target."""
+    proc, banner = spawn("floor", python_argv(
+        "-m", "tests.bench.relay_floor", "--upstream", upstream_base_url), logdir,
+        banner="FLOOR listening on")
+    return proc, banner.rsplit(" ", 1)[1]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,3 +108,4 @@ def start_litellm(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
 
 def wait_litellm(proc: Proc, root: str, timeout_s: float = 120.0) -> None:
     wait_http_ok(root + "/health/liveliness", proc, timeout_s)
+
