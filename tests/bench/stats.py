@@ -73,6 +73,8 @@ def summarise(target: str, shape: str, load: float, run: Run, *, proxy: Usage | 
         proxy_rss_mb=proxy.rss_kb / 1024 if proxy else math.nan,
         upstream_cpu_s_per_1k=upstream.cpu_s * per_1k,
         loadgen_cpu_s_per_1k=loadgen.cpu_s * per_1k,
-        other_cpu_cores=other_cpu_s / seconds,
+        # host busy time minus the bench's processes, both read in clock ticks: a quiet host
+        # can come out a tick below zero, which means idle
+        other_cpu_cores=max(0.0, other_cpu_s / seconds),
         deltas_per_turn=sum(len(r.marks) for r in ok) / len(ok) if ok else math.nan,
     )
