@@ -261,11 +261,11 @@ class RegistryService:
         """
         hit = self._cache.get(llm_id)
         if hit is not None and hit[1].account_id == account_id:
-            age = time.monotonic() - hit[0]
-            if age < self._cache_ttl_s:
+            now = time.monotonic()
+            if now - hit[0] < self._cache_ttl_s:
                 return hit[1]
-            if age < self._max_stale_s:
-                if self._retry_at.get((account_id, llm_id), 0.0) <= time.monotonic():
+            if now - hit[0] < self._max_stale_s:
+                if self._retry_at.get((account_id, llm_id), 0.0) <= now:
                     self._refresh(account_id, llm_id)
                 return hit[1]
         return await asyncio.shield(self._refresh(account_id, llm_id))
@@ -288,8 +288,7 @@ class RegistryService:
             self._retry_at.pop(key, None)
         else:  # the store is failing: try again in a second, not on every turn
             self._retry_at[key] = time.monotonic() + 1.0
-            log.warning("registry refresh failed; turns use the cached LLM meanwhile",
-                        llm_id=key[1], error_type=type(exc).__name__)
+            log.warning("registry read failed", llm_id=key[1], error_type=type(exc).__name__)
 
     async def list(self, account_id: str, page_size: int, page_token: str
                    ) -> tuple[list[Llm], str]:

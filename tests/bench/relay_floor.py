@@ -39,9 +39,8 @@ from switchboard.v1 import conversations_pb2 as cpb
 from switchboard.v1 import conversations_pb2_grpc as cgrpc
 
 from tests.bench.drivers import chat_request
-from tests.bench.services import MODEL, UPSTREAM_KEY
+from tests.bench.services import FLOOR_BANNER, MODEL, UPSTREAM_KEY
 
-BANNER = "FLOOR listening on"
 _TURN_ID = "turn_floor"
 _MESSAGE_ID = f"{_TURN_ID}.m1"
 _ENDPOINT_ID = "floor"
@@ -149,7 +148,7 @@ async def serve(base_url: str) -> None:
         await server.start()
         gc.collect()
         gc.freeze()  # as server.main does: startup's objects stay out of the collector
-        print(f"{BANNER} 127.0.0.1:{port}", flush=True)
+        print(f"{FLOOR_BANNER} 127.0.0.1:{port}", flush=True)
         await stop.wait()
         await server.stop(2)
 

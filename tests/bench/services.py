@@ -63,12 +63,15 @@ def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
     return proc, banner.rsplit(" ", 1)[1]
 
 
+FLOOR_BANNER = "FLOOR listening on"  # printed by tests.bench.relay_floor once it serves
+
+
 def start_floor(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
     """The grpc.aio relay floor (``tests.bench.relay_floor``) over ``upstream_base_url``;
     returns it and its gRPC target."""
     proc, banner = spawn("floor", python_argv(
         "-m", "tests.bench.relay_floor", "--upstream", upstream_base_url), logdir,
-        banner="FLOOR listening on")
+        banner=FLOOR_BANNER)
     return proc, banner.rsplit(" ", 1)[1]
 
 
@@ -108,4 +111,3 @@ def start_litellm(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
 
 def wait_litellm(proc: Proc, root: str, timeout_s: float = 120.0) -> None:
     wait_http_ok(root + "/health/liveliness", proc, timeout_s)
-
