@@ -161,7 +161,8 @@ def test_a_lost_trial_frees_its_slot_after_the_trial_timeout() -> None:
 def test_verdicts() -> None:
     assert verdict_of(ErrorKind.SERVER_ERROR) is Verdict.FAILURE
     assert verdict_of(ErrorKind.TIMEOUT) is Verdict.FAILURE
-    assert verdict_of(ErrorKind.NOT_FOUND) is Verdict.FAILURE
+    assert verdict_of(ErrorKind.NOT_FOUND) is Verdict.NEUTRAL  # a 4xx: never the endpoint's health
+    assert verdict_of(ErrorKind.UNSUPPORTED_INPUT) is Verdict.HEALTHY
     assert verdict_of(ErrorKind.AUTHENTICATION) is Verdict.REJECTED_KEY
     assert verdict_of(ErrorKind.RATE_LIMITED) is Verdict.RATE_LIMITED
     assert verdict_of(ErrorKind.QUOTA_EXHAUSTED) is Verdict.RATE_LIMITED
