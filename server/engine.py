@@ -48,6 +48,7 @@ from server.providers.base import ErrorKind, UpstreamError
 from server.providers.registry import adapter_for
 from server.providers.transport import Timeouts, UpstreamClient
 from server.registry.model import Endpoint, Llm
+from server.routing import capabilities
 from server.routing.model import Candidate, Reason, RoutePlan, StopReason
 from server.routing.router import Router
 
@@ -328,6 +329,7 @@ class TurnEngine:
 
     async def run_turn(self, llm: Llm, request: ChatRequest, turn_id: str,
                        observer: TurnObserver = NO_TURN) -> AsyncGenerator[TurnEvent, None]:
+        llm = _capable(llm, request)
         prompt_tokens = estimate_tokens(request)
         route_plan = self._router.plan(llm, prompt_tokens)
         if not route_plan.candidates:
@@ -460,6 +462,18 @@ class TurnEngine:
         causes = "; ".join(dict.fromkeys(e.message for e in errors))
         return Unavailable(f"no endpoint could answer after {len(turn.attempted)} attempt(s): "
                            f"{causes}", reason="UPSTREAM_UNAVAILABLE", retry_after_s=retry)
+
+
+def _capable(llm: Llm, request: ChatRequest) -> Llm:
+    """``llm`` with only the endpoints whose recorded capabilities allow ``request``."""
+    capable, missing = capabilities.restrict(llm, capabilities.required_by(request))
+    if missing:
+        what = capabilities.describe(missing)
+        raise InvalidArgument(
+            f"this turn needs {what}, and no endpoint of this LLM supports it (as validation "
+            f"recorded); leave that part out, or add an endpoint that has {what}",
+            reason="CAPABILITY_UNAVAILABLE", metadata={"capability": missing})
+    return capable
 
 
 def _terminal(error: UpstreamError) -> SwitchboardError:
