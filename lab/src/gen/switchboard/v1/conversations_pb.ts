@@ -5,8 +5,8 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { GenerationConfig } from "./llm_pb.js";
 import { file_switchboard_v1_llm } from "./llm_pb.js";
 import type { JsonObject, Message as Message$1 } from "@bufbuild/protobuf";
@@ -15,7 +15,7 @@ import type { JsonObject, Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file switchboard/v1/conversations.proto.
  */
 export const file_switchboard_v1_conversations: GenFile = /*@__PURE__*/
-  fileDesc("CiJzd2l0Y2hib2FyZC92MS9jb252ZXJzYXRpb25zLnByb3RvEg5zd2l0Y2hib2FyZC52MSJJCgVJbWFnZRINCgN1cmwYASABKAlIABIOCgRkYXRhGAIgASgMSAASFwoJbWltZV90eXBlGAMgASgJQgTiQQEBQggKBnNvdXJjZSJNCgtDb250ZW50UGFydBIOCgR0ZXh0GAEgASgJSAASJgoFaW1hZ2UYAiABKAsyFS5zd2l0Y2hib2FyZC52MS5JbWFnZUgAQgYKBGtpbmQibwoIVG9vbENhbGwSEAoCaWQYASABKAlCBOJBAQISEgoEbmFtZRgCIAEoCUIE4kEBAhIcCg5hcmd1bWVudHNfanNvbhgDIAEoCUIE4kEBAhIfChF0aG91Z2h0X3NpZ25hdHVyZRgEIAEoCUIE4kEBASKDAgoHTWVzc2FnZRIoCgRyb2xlGAEgASgOMhQuc3dpdGNoYm9hcmQudjEuUm9sZUIE4kEBAhIwCgVwYXJ0cxgCIAMoCzIbLnN3aXRjaGJvYXJkLnYxLkNvbnRlbnRQYXJ0QgTiQQEBEjIKCnRvb2xfY2FsbHMYAyADKAsyGC5zd2l0Y2hib2FyZC52MS5Ub29sQ2FsbEIE4kEBARIaCgx0b29sX2NhbGxfaWQYBCABKAlCBOJBAQESEgoEbmFtZRgFIAEoCUIE4kEBARIXCglyZWFzb25pbmcYBiABKAlCBOJBAQMSHwoRdGhvdWdodF9zaWduYXR1cmUYByABKAlCBOJBAQEiaAoEVG9vbBISCgRuYW1lGAEgASgJQgTiQQECEhkKC2Rlc2NyaXB0aW9uGAIgASgJQgTiQQEBEjEKCnBhcmFtZXRlcnMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgTiQQEBIl0KClRvb2xDaG9pY2USMgoEbW9kZRgBIAEoDjIeLnN3aXRjaGJvYXJkLnYxLlRvb2xDaG9pY2VNb2RlQgTiQQEBEhsKDWZ1bmN0aW9uX25hbWUYAiABKAlCBOJBAQEi9gIKB1Nlc3Npb24SEAoCaWQYASABKAlCBOJBAQMSFAoGbGxtX2lkGAIgASgJQgTiQQECEhsKDXN5c3RlbV9wcm9tcHQYAyABKAlCBOJBAQESOgoKZ2VuZXJhdGlvbhgEIAEoCzIgLnN3aXRjaGJvYXJkLnYxLkdlbmVyYXRpb25Db25maWdCBOJBAQESMQoIaWRsZV90dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQESNQoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIYCgp0dXJuX2NvdW50GAggASgFQgTiQQEDEi8KCG1lc3NhZ2VzGAkgAygLMhcuc3dpdGNoYm9hcmQudjEuTWVzc2FnZUIE4kEBAyK4AQoUQ3JlYXRlU2Vzc2lvblJlcXVlc3QSFAoGbGxtX2lkGAEgASgJQgTiQQECEhsKDXN5c3RlbV9wcm9tcHQYAiABKAlCBOJBAQESOgoKZ2VuZXJhdGlvbhgDIAEoCzIgLnN3aXRjaGJvYXJkLnYxLkdlbmVyYXRpb25Db25maWdCBOJBAQESMQoIaWRsZV90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQEiRwoVQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEi4KB3Nlc3Npb24YASABKAsyFy5zd2l0Y2hib2FyZC52MS5TZXNzaW9uQgTiQQEDIi0KEUdldFNlc3Npb25SZXF1ZXN0EhgKCnNlc3Npb25faWQYASABKAlCBOJBAQIiRAoSR2V0U2Vzc2lvblJlc3BvbnNlEi4KB3Nlc3Npb24YASABKAsyFy5zd2l0Y2hib2FyZC52MS5TZXNzaW9uQgTiQQEDIi0KEUVuZFNlc3Npb25SZXF1ZXN0EhgKCnNlc3Npb25faWQYASABKAlCBOJBAQIiFAoSRW5kU2Vzc2lvblJlc3BvbnNlIpICCg9Db252ZXJzZVJlcXVlc3QSFAoKc2Vzc2lvbl9pZBgBIAEoCUgAEhAKBmxsbV9pZBgCIAEoCUgAEi8KCG1lc3NhZ2VzGAMgAygLMhcuc3dpdGNoYm9hcmQudjEuTWVzc2FnZUIE4kEBAhIpCgV0b29scxgEIAMoCzIULnN3aXRjaGJvYXJkLnYxLlRvb2xCBOJBAQESNQoLdG9vbF9jaG9pY2UYBSABKAsyGi5zd2l0Y2hib2FyZC52MS5Ub29sQ2hvaWNlQgTiQQEBEjoKCmdlbmVyYXRpb24YBiABKAsyIC5zd2l0Y2hib2FyZC52MS5HZW5lcmF0aW9uQ29uZmlnQgTiQQEBQggKBnRhcmdldCJUCgtUdXJuU3RhcnRlZBIVCgd0dXJuX2lkGAEgASgJQgTiQQEDEhgKCnNlc3Npb25faWQYAiABKAlCBOJBAQMSFAoGbGxtX2lkGAMgASgJQgTiQQEDIscBCg1Sb3V0ZURlY2lzaW9uEhkKC2VuZHBvaW50X2lkGAEgASgJQgTiQQEDEhwKDmVuZHBvaW50X2xhYmVsGAIgASgJQgTiQQEDEhMKBW1vZGVsGAMgASgJQgTiQQEDEjEKBnJlYXNvbhgEIAEoDjIbLnN3aXRjaGJvYXJkLnYxLlJvdXRlUmVhc29uQgTiQQEDEhUKB2F0dGVtcHQYBSABKAVCBOJBAQMSHgoQZXhwZWN0ZWRfdHRmdF9tcxgGIAEoAUIE4kEBAyI6CglUZXh0RGVsdGESGAoKbWVzc2FnZV9pZBgBIAEoCUIE4kEBAxITCgVkZWx0YRgCIAEoCUIE4kEBAyJBCg5SZWFzb25pbmdEZWx0YRIaCgxyZWFzb25pbmdfaWQYASABKAlCBOJBAQMSEwoFZGVsdGEYAiABKAlCBOJBAQMiigEKDVRvb2xDYWxsRGVsdGESEwoFaW5kZXgYASABKAVCBOJBAQMSEAoCaWQYAiABKAlCBOJBAQMSEgoEbmFtZRgDIAEoCUIE4kEBAxIdCg9hcmd1bWVudHNfZGVsdGEYBCABKAlCBOJBAQMSHwoRdGhvdWdodF9zaWduYXR1cmUYBSABKAlCBOJBAQMigAEKCEZhaWxvdmVyEh4KEGZyb21fZW5kcG9pbnRfaWQYASABKAlCBOJBAQMSHAoOdG9fZW5kcG9pbnRfaWQYAiABKAlCBOJBAQMSEwoFY2F1c2UYAyABKAlCBOJBAQMSIQoTZGlzY2FyZF9tZXNzYWdlX2lkcxgEIAMoCUIE4kEBAyJgCgVVc2FnZRIaCgxpbnB1dF90b2tlbnMYASABKANCBOJBAQMSGwoNb3V0cHV0X3Rva2VucxgCIAEoA0IE4kEBAxIeChByZWFzb25pbmdfdG9rZW5zGAMgASgDQgTiQQEDIq4CCgxUdXJuRmluaXNoZWQSOQoNZmluaXNoX3JlYXNvbhgBIAEoDjIcLnN3aXRjaGJvYXJkLnYxLkZpbmlzaFJlYXNvbkIE4kEBAxIWCghjb21wbGV0ZRgCIAEoCEIE4kEBAxIZCgtlbmRwb2ludF9pZBgDIAEoCUIE4kEBAxITCgVtb2RlbBgEIAEoCUIE4kEBAxIWCghhdHRlbXB0cxgFIAEoBUIE4kEBAxI8ChN0aW1lX3RvX2ZpcnN0X3Rva2VuGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEDEiQKFnByb3ZpZGVyX2ZpbmlzaF9yZWFzb24YByABKAlCBOJBAQMSHwoRdGhvdWdodF9zaWduYXR1cmUYCCABKAlCBOJBAQMilwMKEENvbnZlcnNlUmVzcG9uc2USLgoHc3RhcnRlZBgBIAEoCzIbLnN3aXRjaGJvYXJkLnYxLlR1cm5TdGFydGVkSAASLgoFcm91dGUYAiABKAsyHS5zd2l0Y2hib2FyZC52MS5Sb3V0ZURlY2lzaW9uSAASKQoEdGV4dBgDIAEoCzIZLnN3aXRjaGJvYXJkLnYxLlRleHREZWx0YUgAEjMKCXJlYXNvbmluZxgEIAEoCzIeLnN3aXRjaGJvYXJkLnYxLlJlYXNvbmluZ0RlbHRhSAASMgoJdG9vbF9jYWxsGAUgASgLMh0uc3dpdGNoYm9hcmQudjEuVG9vbENhbGxEZWx0YUgAEiwKCGZhaWxvdmVyGAYgASgLMhguc3dpdGNoYm9hcmQudjEuRmFpbG92ZXJIABImCgV1c2FnZRgHIAEoCzIVLnN3aXRjaGJvYXJkLnYxLlVzYWdlSAASMAoIZmluaXNoZWQYCCABKAsyHC5zd2l0Y2hib2FyZC52MS5UdXJuRmluaXNoZWRIAEIHCgVldmVudCpfCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIPCgtST0xFX1NZU1RFTRABEg0KCVJPTEVfVVNFUhACEhIKDlJPTEVfQVNTSVNUQU5UEAMSDQoJUk9MRV9UT09MEAQqpgEKDlRvb2xDaG9pY2VNb2RlEiAKHFRPT0xfQ0hPSUNFX01PREVfVU5TUEVDSUZJRUQQABIZChVUT09MX0NIT0lDRV9NT0RFX0FVVE8QARIZChVUT09MX0NIT0lDRV9NT0RFX05PTkUQAhIdChlUT09MX0NIT0lDRV9NT0RFX1JFUVVJUkVEEAMSHQoZVE9PTF9DSE9JQ0VfTU9ERV9GVU5DVElPThAEKoECCgtSb3V0ZVJlYXNvbhIcChhST1VURV9SRUFTT05fVU5TUEVDSUZJRUQQABIYChRST1VURV9SRUFTT05fRkFTVEVTVBABEhwKGFJPVVRFX1JFQVNPTl9FWFBMT1JBVElPThACEh8KG1JPVVRFX1JFQVNPTl9PTkxZX0FWQUlMQUJMRRADEhkKFVJPVVRFX1JFQVNPTl9GQUlMT1ZFUhAEEhYKElJPVVRFX1JFQVNPTl9IRURHRRAFEiAKHFJPVVRFX1JFQVNPTl9IQUxGX09QRU5fVFJJQUwQBhImCiJST1VURV9SRUFTT05fTEFSR0VSX0NPTlRFWFRfV0lORE9XEAcquAEKDEZpbmlzaFJlYXNvbhIdChlGSU5JU0hfUkVBU09OX1VOU1BFQ0lGSUVEEAASFgoSRklOSVNIX1JFQVNPTl9TVE9QEAESGAoURklOSVNIX1JFQVNPTl9MRU5HVEgQAhIcChhGSU5JU0hfUkVBU09OX1RPT0xfQ0FMTFMQAxIgChxGSU5JU0hfUkVBU09OX0NPTlRFTlRfRklMVEVSEAQSFwoTRklOSVNIX1JFQVNPTl9PVEhFUhAFMugCCg1Db252ZXJzYXRpb25zElwKDUNyZWF0ZVNlc3Npb24SJC5zd2l0Y2hib2FyZC52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBolLnN3aXRjaGJvYXJkLnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZRJTCgpHZXRTZXNzaW9uEiEuc3dpdGNoYm9hcmQudjEuR2V0U2Vzc2lvblJlcXVlc3QaIi5zd2l0Y2hib2FyZC52MS5HZXRTZXNzaW9uUmVzcG9uc2USUwoKRW5kU2Vzc2lvbhIhLnN3aXRjaGJvYXJkLnYxLkVuZFNlc3Npb25SZXF1ZXN0GiIuc3dpdGNoYm9hcmQudjEuRW5kU2Vzc2lvblJlc3BvbnNlEk8KCENvbnZlcnNlEh8uc3dpdGNoYm9hcmQudjEuQ29udmVyc2VSZXF1ZXN0GiAuc3dpdGNoYm9hcmQudjEuQ29udmVyc2VSZXNwb25zZTABQktaSWdpdGh1Yi5jb20vc3dpdGNoYm9hcmQvc3dpdGNoYm9hcmQvY2xpZW50cy9nby9zd2l0Y2hib2FyZHYxO3N3aXRjaGJvYXJkdjFiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_switchboard_v1_llm]);
+  fileDesc("CiJzd2l0Y2hib2FyZC92MS9jb252ZXJzYXRpb25zLnByb3RvEg5zd2l0Y2hib2FyZC52MSJJCgVJbWFnZRINCgN1cmwYASABKAlIABIOCgRkYXRhGAIgASgMSAASFwoJbWltZV90eXBlGAMgASgJQgTiQQEBQggKBnNvdXJjZSJNCgtDb250ZW50UGFydBIOCgR0ZXh0GAEgASgJSAASJgoFaW1hZ2UYAiABKAsyFS5zd2l0Y2hib2FyZC52MS5JbWFnZUgAQgYKBGtpbmQibwoIVG9vbENhbGwSEAoCaWQYASABKAlCBOJBAQISEgoEbmFtZRgCIAEoCUIE4kEBAhIcCg5hcmd1bWVudHNfanNvbhgDIAEoCUIE4kEBAhIfChF0aG91Z2h0X3NpZ25hdHVyZRgEIAEoCUIE4kEBASK1AgoHTWVzc2FnZRIoCgRyb2xlGAEgASgOMhQuc3dpdGNoYm9hcmQudjEuUm9sZUIE4kEBAhIwCgVwYXJ0cxgCIAMoCzIbLnN3aXRjaGJvYXJkLnYxLkNvbnRlbnRQYXJ0QgTiQQEBEjIKCnRvb2xfY2FsbHMYAyADKAsyGC5zd2l0Y2hib2FyZC52MS5Ub29sQ2FsbEIE4kEBARIaCgx0b29sX2NhbGxfaWQYBCABKAlCBOJBAQESEgoEbmFtZRgFIAEoCUIE4kEBARIXCglyZWFzb25pbmcYBiABKAlCBOJBAQMSHwoRdGhvdWdodF9zaWduYXR1cmUYByABKAlCBOJBAQESGQoLaW50ZXJydXB0ZWQYCCABKAhCBOJBAQMSFQoHdHVybl9pZBgJIAEoCUIE4kEBAyJoCgRUb29sEhIKBG5hbWUYASABKAlCBOJBAQISGQoLZGVzY3JpcHRpb24YAiABKAlCBOJBAQESMQoKcGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCBOJBAQEiXQoKVG9vbENob2ljZRIyCgRtb2RlGAEgASgOMh4uc3dpdGNoYm9hcmQudjEuVG9vbENob2ljZU1vZGVCBOJBAQESGwoNZnVuY3Rpb25fbmFtZRgCIAEoCUIE4kEBASKVAwoHU2Vzc2lvbhIQCgJpZBgBIAEoCUIE4kEBAxIUCgZsbG1faWQYAiABKAlCBOJBAQISGwoNc3lzdGVtX3Byb21wdBgDIAEoCUIE4kEBARI6CgpnZW5lcmF0aW9uGAQgASgLMiAuc3dpdGNoYm9hcmQudjEuR2VuZXJhdGlvbkNvbmZpZ0IE4kEBARIxCghpZGxlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIE4kEBARI1CgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhgKCnR1cm5fY291bnQYCCABKAVCBOJBAQMSLwoIbWVzc2FnZXMYCSADKAsyFy5zd2l0Y2hib2FyZC52MS5NZXNzYWdlQgTiQQEBEh0KD3J1bm5pbmdfdHVybl9pZBgKIAEoCUIE4kEBAyK4AQoUQ3JlYXRlU2Vzc2lvblJlcXVlc3QSFAoGbGxtX2lkGAEgASgJQgTiQQECEhsKDXN5c3RlbV9wcm9tcHQYAiABKAlCBOJBAQESOgoKZ2VuZXJhdGlvbhgDIAEoCzIgLnN3aXRjaGJvYXJkLnYxLkdlbmVyYXRpb25Db25maWdCBOJBAQESMQoIaWRsZV90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBOJBAQEiRwoVQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEi4KB3Nlc3Npb24YASABKAsyFy5zd2l0Y2hib2FyZC52MS5TZXNzaW9uQgTiQQEDIi0KEUdldFNlc3Npb25SZXF1ZXN0EhgKCnNlc3Npb25faWQYASABKAlCBOJBAQIiRAoSR2V0U2Vzc2lvblJlc3BvbnNlEi4KB3Nlc3Npb24YASABKAsyFy5zd2l0Y2hib2FyZC52MS5TZXNzaW9uQgTiQQEDIi0KEUVuZFNlc3Npb25SZXF1ZXN0EhgKCnNlc3Npb25faWQYASABKAlCBOJBAQIiFAoSRW5kU2Vzc2lvblJlc3BvbnNlIpcBChRVcGRhdGVTZXNzaW9uUmVxdWVzdBIYCgpzZXNzaW9uX2lkGAEgASgJQgTiQQECEi4KB3Nlc3Npb24YAiABKAsyFy5zd2l0Y2hib2FyZC52MS5TZXNzaW9uQgTiQQECEjUKC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IE4kEBAiJHChVVcGRhdGVTZXNzaW9uUmVzcG9uc2USLgoHc2Vzc2lvbhgBIAEoCzIXLnN3aXRjaGJvYXJkLnYxLlNlc3Npb25CBOJBAQMiZgoTVHJ1bmNhdGVUdXJuUmVxdWVzdBIYCgpzZXNzaW9uX2lkGAEgASgJQgTiQQECEhUKB3R1cm5faWQYAiABKAlCBOJBAQISHgoQaGVhcmRfdGV4dF9jaGFycxgDIAEoBUIE4kEBAiJGChRUcnVuY2F0ZVR1cm5SZXNwb25zZRIuCgdzZXNzaW9uGAEgASgLMhcuc3dpdGNoYm9hcmQudjEuU2Vzc2lvbkIE4kEBAyKqAgoPQ29udmVyc2VSZXF1ZXN0EhQKCnNlc3Npb25faWQYASABKAlIABIQCgZsbG1faWQYAiABKAlIABIvCghtZXNzYWdlcxgDIAMoCzIXLnN3aXRjaGJvYXJkLnYxLk1lc3NhZ2VCBOJBAQISKQoFdG9vbHMYBCADKAsyFC5zd2l0Y2hib2FyZC52MS5Ub29sQgTiQQEBEjUKC3Rvb2xfY2hvaWNlGAUgASgLMhouc3dpdGNoYm9hcmQudjEuVG9vbENob2ljZUIE4kEBARI6CgpnZW5lcmF0aW9uGAYgASgLMiAuc3dpdGNoYm9hcmQudjEuR2VuZXJhdGlvbkNvbmZpZ0IE4kEBARIWCghiYXJnZV9pbhgHIAEoCEIE4kEBAUIICgZ0YXJnZXQifAoLVHVyblN0YXJ0ZWQSFQoHdHVybl9pZBgBIAEoCUIE4kEBAxIYCgpzZXNzaW9uX2lkGAIgASgJQgTiQQEDEhQKBmxsbV9pZBgDIAEoCUIE4kEBAxImChhoaXN0b3J5X21lc3NhZ2VzX29taXR0ZWQYBCABKAVCBOJBAQMixwEKDVJvdXRlRGVjaXNpb24SGQoLZW5kcG9pbnRfaWQYASABKAlCBOJBAQMSHAoOZW5kcG9pbnRfbGFiZWwYAiABKAlCBOJBAQMSEwoFbW9kZWwYAyABKAlCBOJBAQMSMQoGcmVhc29uGAQgASgOMhsuc3dpdGNoYm9hcmQudjEuUm91dGVSZWFzb25CBOJBAQMSFQoHYXR0ZW1wdBgFIAEoBUIE4kEBAxIeChBleHBlY3RlZF90dGZ0X21zGAYgASgBQgTiQQEDIjoKCVRleHREZWx0YRIYCgptZXNzYWdlX2lkGAEgASgJQgTiQQEDEhMKBWRlbHRhGAIgASgJQgTiQQEDIkEKDlJlYXNvbmluZ0RlbHRhEhoKDHJlYXNvbmluZ19pZBgBIAEoCUIE4kEBAxITCgVkZWx0YRgCIAEoCUIE4kEBAyKKAQoNVG9vbENhbGxEZWx0YRITCgVpbmRleBgBIAEoBUIE4kEBAxIQCgJpZBgCIAEoCUIE4kEBAxISCgRuYW1lGAMgASgJQgTiQQEDEh0KD2FyZ3VtZW50c19kZWx0YRgEIAEoCUIE4kEBAxIfChF0aG91Z2h0X3NpZ25hdHVyZRgFIAEoCUIE4kEBAyKyAQoIRmFpbG92ZXISHgoQZnJvbV9lbmRwb2ludF9pZBgBIAEoCUIE4kEBAxIcCg50b19lbmRwb2ludF9pZBgCIAEoCUIE4kEBAxITCgVjYXVzZRgDIAEoCUIE4kEBAxIhChNkaXNjYXJkX21lc3NhZ2VfaWRzGAQgAygJQgTiQQEDEjAKBG1vZGUYBSABKA4yHC5zd2l0Y2hib2FyZC52MS5GYWlsb3Zlck1vZGVCBOJBAQMiYAoFVXNhZ2USGgoMaW5wdXRfdG9rZW5zGAEgASgDQgTiQQEDEhsKDW91dHB1dF90b2tlbnMYAiABKANCBOJBAQMSHgoQcmVhc29uaW5nX3Rva2VucxgDIAEoA0IE4kEBAyKuAgoMVHVybkZpbmlzaGVkEjkKDWZpbmlzaF9yZWFzb24YASABKA4yHC5zd2l0Y2hib2FyZC52MS5GaW5pc2hSZWFzb25CBOJBAQMSFgoIY29tcGxldGUYAiABKAhCBOJBAQMSGQoLZW5kcG9pbnRfaWQYAyABKAlCBOJBAQMSEwoFbW9kZWwYBCABKAlCBOJBAQMSFgoIYXR0ZW1wdHMYBSABKAVCBOJBAQMSPAoTdGltZV90b19maXJzdF90b2tlbhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIE4kEBAxIkChZwcm92aWRlcl9maW5pc2hfcmVhc29uGAcgASgJQgTiQQEDEh8KEXRob3VnaHRfc2lnbmF0dXJlGAggASgJQgTiQQEDIpcDChBDb252ZXJzZVJlc3BvbnNlEi4KB3N0YXJ0ZWQYASABKAsyGy5zd2l0Y2hib2FyZC52MS5UdXJuU3RhcnRlZEgAEi4KBXJvdXRlGAIgASgLMh0uc3dpdGNoYm9hcmQudjEuUm91dGVEZWNpc2lvbkgAEikKBHRleHQYAyABKAsyGS5zd2l0Y2hib2FyZC52MS5UZXh0RGVsdGFIABIzCglyZWFzb25pbmcYBCABKAsyHi5zd2l0Y2hib2FyZC52MS5SZWFzb25pbmdEZWx0YUgAEjIKCXRvb2xfY2FsbBgFIAEoCzIdLnN3aXRjaGJvYXJkLnYxLlRvb2xDYWxsRGVsdGFIABIsCghmYWlsb3ZlchgGIAEoCzIYLnN3aXRjaGJvYXJkLnYxLkZhaWxvdmVySAASJgoFdXNhZ2UYByABKAsyFS5zd2l0Y2hib2FyZC52MS5Vc2FnZUgAEjAKCGZpbmlzaGVkGAggASgLMhwuc3dpdGNoYm9hcmQudjEuVHVybkZpbmlzaGVkSABCBwoFZXZlbnQqXwoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9TWVNURU0QARINCglST0xFX1VTRVIQAhISCg5ST0xFX0FTU0lTVEFOVBADEg0KCVJPTEVfVE9PTBAEKqYBCg5Ub29sQ2hvaWNlTW9kZRIgChxUT09MX0NIT0lDRV9NT0RFX1VOU1BFQ0lGSUVEEAASGQoVVE9PTF9DSE9JQ0VfTU9ERV9BVVRPEAESGQoVVE9PTF9DSE9JQ0VfTU9ERV9OT05FEAISHQoZVE9PTF9DSE9JQ0VfTU9ERV9SRVFVSVJFRBADEh0KGVRPT0xfQ0hPSUNFX01PREVfRlVOQ1RJT04QBCqBAgoLUm91dGVSZWFzb24SHAoYUk9VVEVfUkVBU09OX1VOU1BFQ0lGSUVEEAASGAoUUk9VVEVfUkVBU09OX0ZBU1RFU1QQARIcChhST1VURV9SRUFTT05fRVhQTE9SQVRJT04QAhIfChtST1VURV9SRUFTT05fT05MWV9BVkFJTEFCTEUQAxIZChVST1VURV9SRUFTT05fRkFJTE9WRVIQBBIWChJST1VURV9SRUFTT05fSEVER0UQBRIgChxST1VURV9SRUFTT05fSEFMRl9PUEVOX1RSSUFMEAYSJgoiUk9VVEVfUkVBU09OX0xBUkdFUl9DT05URVhUX1dJTkRPVxAHKmQKDEZhaWxvdmVyTW9kZRIdChlGQUlMT1ZFUl9NT0RFX1VOU1BFQ0lGSUVEEAASGgoWRkFJTE9WRVJfTU9ERV9DT05USU5VRRABEhkKFUZBSUxPVkVSX01PREVfUkVTVEFSVBACKrgBCgxGaW5pc2hSZWFzb24SHQoZRklOSVNIX1JFQVNPTl9VTlNQRUNJRklFRBAAEhYKEkZJTklTSF9SRUFTT05fU1RPUBABEhgKFEZJTklTSF9SRUFTT05fTEVOR1RIEAISHAoYRklOSVNIX1JFQVNPTl9UT09MX0NBTExTEAMSIAocRklOSVNIX1JFQVNPTl9DT05URU5UX0ZJTFRFUhAEEhcKE0ZJTklTSF9SRUFTT05fT1RIRVIQBTKhBAoNQ29udmVyc2F0aW9ucxJcCg1DcmVhdGVTZXNzaW9uEiQuc3dpdGNoYm9hcmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaJS5zd2l0Y2hib2FyZC52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2USUwoKR2V0U2Vzc2lvbhIhLnN3aXRjaGJvYXJkLnYxLkdldFNlc3Npb25SZXF1ZXN0GiIuc3dpdGNoYm9hcmQudjEuR2V0U2Vzc2lvblJlc3BvbnNlElMKCkVuZFNlc3Npb24SIS5zd2l0Y2hib2FyZC52MS5FbmRTZXNzaW9uUmVxdWVzdBoiLnN3aXRjaGJvYXJkLnYxLkVuZFNlc3Npb25SZXNwb25zZRJcCg1VcGRhdGVTZXNzaW9uEiQuc3dpdGNoYm9hcmQudjEuVXBkYXRlU2Vzc2lvblJlcXVlc3QaJS5zd2l0Y2hib2FyZC52MS5VcGRhdGVTZXNzaW9uUmVzcG9uc2USWQoMVHJ1bmNhdGVUdXJuEiMuc3dpdGNoYm9hcmQudjEuVHJ1bmNhdGVUdXJuUmVxdWVzdBokLnN3aXRjaGJvYXJkLnYxLlRydW5jYXRlVHVyblJlc3BvbnNlEk8KCENvbnZlcnNlEh8uc3dpdGNoYm9hcmQudjEuQ29udmVyc2VSZXF1ZXN0GiAuc3dpdGNoYm9hcmQudjEuQ29udmVyc2VSZXNwb25zZTABQktaSWdpdGh1Yi5jb20vc3dpdGNoYm9hcmQvc3dpdGNoYm9hcmQvY2xpZW50cy9nby9zd2l0Y2hib2FyZHYxO3N3aXRjaGJvYXJkdjFiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_switchboard_v1_llm]);
 
 /**
  * An image given to the model.
@@ -194,6 +194,21 @@ export type Message = Message$1<"switchboard.v1.Message"> & {
    * @generated from field: string thought_signature = 7;
    */
   thoughtSignature: string;
+
+  /**
+   * For assistant messages in a session history: the answer was cut short by the caller
+   * (a cancelled turn, or TruncateTurn); the text is what was streamed or heard.
+   *
+   * @generated from field: bool interrupted = 8;
+   */
+  interrupted: boolean;
+
+  /**
+   * In a session history: the turn that added this message (the id TruncateTurn takes).
+   *
+   * @generated from field: string turn_id = 9;
+   */
+  turnId: string;
 };
 
 /**
@@ -329,11 +344,19 @@ export type Session = Message$1<"switchboard.v1.Session"> & {
   turnCount: number;
 
   /**
-   * The history without the system prompt, oldest first.
+   * The history without the system prompt, oldest first. Written by turns; UpdateSession
+   * can replace it.
    *
    * @generated from field: repeated switchboard.v1.Message messages = 9;
    */
   messages: Message[];
+
+  /**
+   * The turn in flight on this session, empty when none.
+   *
+   * @generated from field: string running_turn_id = 10;
+   */
+  runningTurnId: string;
 };
 
 /**
@@ -485,6 +508,119 @@ export const EndSessionResponseSchema: GenMessage<EndSessionResponse> = /*@__PUR
   messageDesc(file_switchboard_v1_conversations, 12);
 
 /**
+ * Request of UpdateSession.
+ *
+ * @generated from message switchboard.v1.UpdateSessionRequest
+ */
+export type UpdateSessionRequest = Message$1<"switchboard.v1.UpdateSessionRequest"> & {
+  /**
+   * The session id.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * The new values of the fields named in `update_mask`; other fields are ignored.
+   *
+   * @generated from field: switchboard.v1.Session session = 2;
+   */
+  session?: Session | undefined;
+
+  /**
+   * The fields to replace: `system_prompt`, `generation`, `idle_ttl`, `messages`.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 3;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message switchboard.v1.UpdateSessionRequest.
+ * Use `create(UpdateSessionRequestSchema)` to create a new message.
+ */
+export const UpdateSessionRequestSchema: GenMessage<UpdateSessionRequest> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_conversations, 13);
+
+/**
+ * Response of UpdateSession.
+ *
+ * @generated from message switchboard.v1.UpdateSessionResponse
+ */
+export type UpdateSessionResponse = Message$1<"switchboard.v1.UpdateSessionResponse"> & {
+  /**
+   * The session as stored now.
+   *
+   * @generated from field: switchboard.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message switchboard.v1.UpdateSessionResponse.
+ * Use `create(UpdateSessionResponseSchema)` to create a new message.
+ */
+export const UpdateSessionResponseSchema: GenMessage<UpdateSessionResponse> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_conversations, 14);
+
+/**
+ * Request of TruncateTurn.
+ *
+ * @generated from message switchboard.v1.TruncateTurnRequest
+ */
+export type TruncateTurnRequest = Message$1<"switchboard.v1.TruncateTurnRequest"> & {
+  /**
+   * The session id.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * The turn id, from `TurnStarted.turn_id` (or `Message.turn_id`).
+   *
+   * @generated from field: string turn_id = 2;
+   */
+  turnId: string;
+
+  /**
+   * How many characters (Unicode code points) of the answer's text the user heard, at least 0.
+   * Tool calls of the answer are dropped unless this covers the whole text.
+   *
+   * @generated from field: int32 heard_text_chars = 3;
+   */
+  heardTextChars: number;
+};
+
+/**
+ * Describes the message switchboard.v1.TruncateTurnRequest.
+ * Use `create(TruncateTurnRequestSchema)` to create a new message.
+ */
+export const TruncateTurnRequestSchema: GenMessage<TruncateTurnRequest> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_conversations, 15);
+
+/**
+ * Response of TruncateTurn.
+ *
+ * @generated from message switchboard.v1.TruncateTurnResponse
+ */
+export type TruncateTurnResponse = Message$1<"switchboard.v1.TruncateTurnResponse"> & {
+  /**
+   * The session with its history as stored now.
+   *
+   * @generated from field: switchboard.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message switchboard.v1.TruncateTurnResponse.
+ * Use `create(TruncateTurnResponseSchema)` to create a new message.
+ */
+export const TruncateTurnResponseSchema: GenMessage<TruncateTurnResponse> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_conversations, 16);
+
+/**
  * Request of Converse.
  *
  * @generated from message switchboard.v1.ConverseRequest
@@ -541,6 +677,14 @@ export type ConverseRequest = Message$1<"switchboard.v1.ConverseRequest"> & {
    * @generated from field: switchboard.v1.GenerationConfig generation = 6;
    */
   generation?: GenerationConfig | undefined;
+
+  /**
+   * For session turns: when another turn of the session is in flight (on any replica), cancel
+   * it first (it is recorded as interrupted) instead of failing with ABORTED `SESSION_BUSY`.
+   *
+   * @generated from field: bool barge_in = 7;
+   */
+  bargeIn: boolean;
 };
 
 /**
@@ -548,7 +692,7 @@ export type ConverseRequest = Message$1<"switchboard.v1.ConverseRequest"> & {
  * Use `create(ConverseRequestSchema)` to create a new message.
  */
 export const ConverseRequestSchema: GenMessage<ConverseRequest> = /*@__PURE__*/
-  messageDesc(file_switchboard_v1_conversations, 13);
+  messageDesc(file_switchboard_v1_conversations, 17);
 
 /**
  * The turn began.
@@ -576,6 +720,14 @@ export type TurnStarted = Message$1<"switchboard.v1.TurnStarted"> & {
    * @generated from field: string llm_id = 3;
    */
   llmId: string;
+
+  /**
+   * For session turns: how many of the oldest history messages were left out so that the
+   * history fits the endpoint's context window (the system prompt is always kept).
+   *
+   * @generated from field: int32 history_messages_omitted = 4;
+   */
+  historyMessagesOmitted: number;
 };
 
 /**
@@ -583,7 +735,7 @@ export type TurnStarted = Message$1<"switchboard.v1.TurnStarted"> & {
  * Use `create(TurnStartedSchema)` to create a new message.
  */
 export const TurnStartedSchema: GenMessage<TurnStarted> = /*@__PURE__*/
-  messageDesc(file_switchboard_v1_conversations, 14);
+  messageDesc(file_switchboard_v1_conversations, 18);
 
 /**
  * An attempt on an endpoint began.
@@ -639,7 +791,7 @@ export type RouteDecision = Message$1<"switchboard.v1.RouteDecision"> & {
  * Use `create(RouteDecisionSchema)` to create a new message.
  */
 export const RouteDecisionSchema: GenMessage<RouteDecision> = /*@__PURE__*/
-  messageDesc(file_switchboard_v1_conversations, 15);
+  messageDesc(file_switchboard_v1_conversations, 19);
 
 /**
  * A piece of the text to speak.
@@ -667,7 +819,7 @@ export type TextDelta = Message$1<"switchboard.v1.TextDelta"> & {
  * Use `create(TextDeltaSchema)` to create a new message.
  */
 export const TextDeltaSchema: GenMessage<TextDelta> = /*@__PURE__*/
-  messageDesc(file_switchboard_v1_conversations, 16);
+  messageDesc(file_switchboard_v1_conversations, 20);
 
 /**
  * A piece of the model's reasoning. Never mixed into text.
@@ -695,7 +847,7 @@ export type ReasoningDelta = Message$1<"switchboard.v1.ReasoningDelta"> & {
  * Use `create(ReasoningDeltaSchema)` to create a new message.
  */
 export const ReasoningDeltaSchema: GenMessage<ReasoningDelta> = /*@__PURE__*/
-  messageDesc(file_switchboard_v1_conversations, 17);
+  messageDesc(file_switchboard_v1_conversations, 21);
 
 /**
  * A piece of a tool call. The first piece of a call carries `id` and `name`; later pieces
@@ -745,10 +897,10 @@ export type ToolCallDelta = Message$1<"switchboard.v1.ToolCallDelta"> & {
  * Use `create(ToolCallDeltaSchema)` to create a new message.
  */
 export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
-  messageDesc(file_switchboard_v1_conversations, 18);
+  messageDesc(file_switchboard_v1_conversations, 22);
 
 /**
- * The answer restarts on another endpoint after output was streamed.
+ * The answer moves to another endpoint after output was streamed.
  *
  * @generated from message switchboard.v1.Failover
  */
@@ -776,10 +928,18 @@ export type Failover = Message$1<"switchboard.v1.Failover"> & {
 
   /**
    * Text and reasoning message ids the client must discard: the new answer replaces them.
+   * Empty with FAILOVER_MODE_CONTINUE.
    *
    * @generated from field: repeated string discard_message_ids = 4;
    */
   discardMessageIds: string[];
+
+  /**
+   * Whether the answer continues or restarts.
+   *
+   * @generated from field: switchboard.v1.FailoverMode mode = 5;
+   */
+  mode: FailoverMode;
 };
 
 /**
@@ -787,7 +947,7 @@ export type Failover = Message$1<"switchboard.v1.Failover"> & {
  * Use `create(FailoverSchema)` to create a new message.
  */
 export const FailoverSchema: GenMessage<Failover> = /*@__PURE__*/
-  messageDesc(file_switchboard_v1_conversations, 19);
+  messageDesc(file_switchboard_v1_conversations, 23);
 
 /**
  * Token usage of the serving attempt.
@@ -822,7 +982,7 @@ export type Usage = Message$1<"switchboard.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_switchboard_v1_conversations, 20);
+  messageDesc(file_switchboard_v1_conversations, 24);
 
 /**
  * The turn ended.
@@ -892,7 +1052,7 @@ export type TurnFinished = Message$1<"switchboard.v1.TurnFinished"> & {
  * Use `create(TurnFinishedSchema)` to create a new message.
  */
 export const TurnFinishedSchema: GenMessage<TurnFinished> = /*@__PURE__*/
-  messageDesc(file_switchboard_v1_conversations, 21);
+  messageDesc(file_switchboard_v1_conversations, 25);
 
 /**
  * One event of a Converse stream.
@@ -953,7 +1113,7 @@ export type ConverseResponse = Message$1<"switchboard.v1.ConverseResponse"> & {
     case: "toolCall";
   } | {
     /**
-     * The answer restarts elsewhere; discard the named messages.
+     * The answer moves elsewhere: it continues, or restarts and names the messages to discard.
      *
      * @generated from field: switchboard.v1.Failover failover = 6;
      */
@@ -983,7 +1143,7 @@ export type ConverseResponse = Message$1<"switchboard.v1.ConverseResponse"> & {
  * Use `create(ConverseResponseSchema)` to create a new message.
  */
 export const ConverseResponseSchema: GenMessage<ConverseResponse> = /*@__PURE__*/
-  messageDesc(file_switchboard_v1_conversations, 22);
+  messageDesc(file_switchboard_v1_conversations, 26);
 
 /**
  * Who wrote a message.
@@ -1151,6 +1311,42 @@ export const RouteReasonSchema: GenEnum<RouteReason> = /*@__PURE__*/
   enumDesc(file_switchboard_v1_conversations, 2);
 
 /**
+ * How an answer goes on after a failover.
+ *
+ * @generated from enum switchboard.v1.FailoverMode
+ */
+export enum FailoverMode {
+  /**
+   * Not reported; treat as RESTART.
+   *
+   * @generated from enum value: FAILOVER_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The next endpoint continues the partial answer: nothing is discarded and the following
+   * text deltas extend the same text message.
+   *
+   * @generated from enum value: FAILOVER_MODE_CONTINUE = 1;
+   */
+  CONTINUE = 1,
+
+  /**
+   * The answer restarts from the beginning: discard the messages named in
+   * `discard_message_ids`.
+   *
+   * @generated from enum value: FAILOVER_MODE_RESTART = 2;
+   */
+  RESTART = 2,
+}
+
+/**
+ * Describes the enum switchboard.v1.FailoverMode.
+ */
+export const FailoverModeSchema: GenEnum<FailoverMode> = /*@__PURE__*/
+  enumDesc(file_switchboard_v1_conversations, 3);
+
+/**
  * Why the model stopped.
  *
  * @generated from enum switchboard.v1.FinishReason
@@ -1203,7 +1399,7 @@ export enum FinishReason {
  * Describes the enum switchboard.v1.FinishReason.
  */
 export const FinishReasonSchema: GenEnum<FinishReason> = /*@__PURE__*/
-  enumDesc(file_switchboard_v1_conversations, 3);
+  enumDesc(file_switchboard_v1_conversations, 4);
 
 /**
  * Conversations with a registered LLM.
@@ -1247,12 +1443,41 @@ export const Conversations: GenService<{
     output: typeof EndSessionResponseSchema;
   },
   /**
+   * Replaces the fields of a session named by the field mask (`system_prompt`, `generation`,
+   * `idle_ttl`, `messages`), for example to trim a history. Errors: INVALID_ARGUMENT,
+   * NOT_FOUND, ABORTED (reason `SESSION_BUSY`: a turn is running; ErrorInfo metadata
+   * `running_turn_id` names it).
+   *
+   * @generated from rpc switchboard.v1.Conversations.UpdateSession
+   */
+  updateSession: {
+    methodKind: "unary";
+    input: typeof UpdateSessionRequestSchema;
+    output: typeof UpdateSessionResponseSchema;
+  },
+  /**
+   * Keeps only what the user heard of a turn's answer: the stored assistant message of the
+   * turn keeps the first `heard_text_chars` characters of its text and is marked
+   * `interrupted`. Works on a finished turn and on a cancelled one; idempotent.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND (unknown session or turn), FAILED_PRECONDITION (the
+   * turn is not the session's last), ABORTED (reason `SESSION_BUSY`: another turn is running).
+   *
+   * @generated from rpc switchboard.v1.Conversations.TruncateTurn
+   */
+  truncateTurn: {
+    methodKind: "unary";
+    input: typeof TruncateTurnRequestSchema;
+    output: typeof TruncateTurnResponseSchema;
+  },
+  /**
    * Runs one turn and streams the answer as typed events (see ConverseResponse for the order).
    * Errors: INVALID_ARGUMENT (bad request, prompt too long for every endpoint, content filtered),
    * NOT_FOUND (unknown LLM or session), FAILED_PRECONDITION (the stored provider key was
    * rejected and no endpoint is left), RESOURCE_EXHAUSTED (too many concurrent streams; with
    * RetryInfo), UNAVAILABLE (every endpoint failed; with RetryInfo when known),
-   * DEADLINE_EXCEEDED (the caller's deadline passed).
+   * DEADLINE_EXCEEDED (the caller's deadline passed), ABORTED (reason `SESSION_BUSY`: the
+   * session has a turn in flight and `barge_in` is false; ErrorInfo metadata
+   * `running_turn_id` names it).
    *
    * @generated from rpc switchboard.v1.Conversations.Converse
    */
