@@ -4,7 +4,6 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
-BENCH_STAMP := $(VENV)/.installed-bench
 RUNTIME := $(VENV)/.installed-runtime
 NODE_TOOLS := .tools/node_modules
 BUF := $(NODE_TOOLS)/.bin/buf
@@ -36,11 +35,6 @@ $(RUNTIME): pyproject.toml
 $(STAMP): $(RUNTIME)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
-
-# The bench's peers (TensorZero) on top of the dev extras; only `make bench` needs them.
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,bench]'
-	touch $(BENCH_STAMP)
 
 venv: $(STAMP)
 
@@ -120,7 +114,7 @@ test-integration: $(STAMP)
 test: $(STAMP) check-generated lint typecheck buf-breaking go-deps
 	$(BIN)/pytest -q
 
-bench: $(BENCH_STAMP)  # BENCH_ARGS="--quick" for a smoke run; --help lists the knobs
+bench: $(STAMP)  # BENCH_ARGS="--quick" for a smoke run; --help lists the knobs
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 bench-router: $(STAMP)

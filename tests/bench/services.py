@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +40,11 @@ def start_simulator(name: str, pace: Pace, logdir: Path, *, trace: str = ""
 
 
 def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
-                      extra_env: dict[str, str] | None = None, http_port: int = 0
-                      ) -> tuple[Proc, str]:
+                      extra_env: dict[str, str] | None = None, http_port: int = 0,
+                      wrap: Sequence[str] = ()) -> tuple[Proc, str]:
     """``python -m server.main`` configured from SWITCHBOARD_* variables; returns its target.
-    ``http_port``: also serve the OpenAI-compatible front door there (0: no HTTP port).
+    ``http_port``: also serve the OpenAI-compatible front door there (0: no HTTP port);
+    ``wrap``: a command the server runs under (``valgrind --tool=callgrind``, see edge_cost).
 
     ``loop="asyncio"`` runs the same main on the standard event loop (an A/B knob);
     ``module`` runs another entry point with the same settings (``tests.bench.trace``)."""
@@ -61,8 +63,8 @@ def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
         **(extra_env or {}),
     })
     module = module or ("server.main" if loop == "uvloop" else "tests.bench.serve_asyncio")
-    proc, banner = spawn("switchboard", python_argv("-m", module), logdir, env=env,
-                         banner="SWITCHBOARD listening on", timeout_s=60)
+    proc, banner = spawn("switchboard", [*wrap, *python_argv("-m", module)], logdir, env=env,
+                         banner="SWITCHBOARD listening on", timeout_s=300 if wrap else 60)
     return proc, banner.rsplit(" ", 1)[1]
 
 
