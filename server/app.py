@@ -32,6 +32,7 @@ from switchboard.v1 import (
 
 from server.accounts import StoreAuthenticator
 from server.config import ConfigError, Settings
+from server.connect import ConnectRoutes
 from server.edge.conversations_servicer import ConversationsServicer, Limits
 from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
@@ -164,13 +165,13 @@ class Switchboard:
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
                      ("grpc.so_reuseport", 0)],
         )
-        registry_pb2_grpc.add_LlmRegistryServicer_to_server(
-            RegistryServicer(registry, ConformanceValidator(
-                registry, router, Validation(resolver=guarded)), fill_health(router)),
-            server)
-        conversations_pb2_grpc.add_ConversationsServicer_to_server(
-            ConversationsServicer(registry, sessions, turns, Limits(
-                s.max_message_bytes, s.max_messages)), server)
+        registry_servicer = RegistryServicer(registry, ConformanceValidator(
+            registry, router, Validation(resolver=guarded)), fill_health(router))
+        conversations_servicer = ConversationsServicer(registry, sessions, turns, Limits(
+            s.max_message_bytes, s.max_messages))
+        registry_pb2_grpc.add_LlmRegistryServicer_to_server(registry_servicer, server)
+        conversations_pb2_grpc.add_ConversationsServicer_to_server(conversations_servicer,
+                                                                   server)
         self._health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         add_reflection(server, (*SERVICES,
@@ -188,9 +189,15 @@ class Switchboard:
         for name in ("", *SERVICES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if s.http_port or self.http_sock is not None:
+            # The same servicers and interceptor over Connect, for browsers (the Lab).
+            connect = ConnectRoutes(self.interceptor, {
+                registry_pb2.DESCRIPTOR.services_by_name["LlmRegistry"]: registry_servicer,
+                conversations_pb2.DESCRIPTOR.services_by_name["Conversations"]:
+                    conversations_servicer,
+            })
             self._front_door = FrontDoor(auth, registry, turns, FrontDoorConfig(
                 s.max_request_bytes, s.max_messages, s.max_message_bytes, s.tls_cert_file,
-                s.tls_key_file), self.metrics)
+                s.tls_key_file), self.metrics, surfaces=(connect,))
             self.http_port = await self._front_door.start(s.host, s.http_port, self.http_sock)
         self._tasks.append(asyncio.create_task(self._sweep_sessions(), name="session-sweeper"))
         self._tasks.append(asyncio.create_task(probes.run(), name="probes"))

@@ -21,7 +21,7 @@ from server.edge.convert import (
     tools_from_pb,
 )
 from server.engine import Failover, Finished, Reasoning, Route, Text, TurnEvent
-from server.errors import SwitchboardError, Violations
+from server.errors import SwitchboardError, Unimplemented, Violations
 from server.registry.service import RegistryService
 from server.routing.model import Reason
 from server.sessions import Session, SessionService
@@ -72,6 +72,14 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
                          ) -> cpb.EndSessionResponse:
         await self._sessions.end(rpc.call().account_id, request.session_id)
         return cpb.EndSessionResponse()
+
+    async def UpdateSession(self, request: cpb.UpdateSessionRequest, context: ServicerContext
+                            ) -> cpb.UpdateSessionResponse:
+        raise Unimplemented("UpdateSession is not implemented on this server yet")
+
+    async def TruncateTurn(self, request: cpb.TruncateTurnRequest, context: ServicerContext
+                           ) -> cpb.TruncateTurnResponse:
+        raise Unimplemented("TruncateTurn is not implemented on this server yet")
 
     def _check(self, request: cpb.ConverseRequest) -> tuple[list[Message], ChatRequest]:
         v = Violations()

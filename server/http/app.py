@@ -22,9 +22,9 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -51,6 +51,14 @@ class FrontDoorConfig:
     max_message_bytes: int
     tls_cert_file: str = ""
     tls_key_file: str = ""
+
+
+class Surface(Protocol):
+    """Routes that do their own authentication and errors (Connect, the Lab's pages)."""
+
+    prefixes: tuple[str, ...]  # the paths it serves, past the front door's middleware
+
+    def add_to(self, app: web.Application) -> None: ...
 
 
 @dataclass(slots=True)
@@ -83,8 +91,11 @@ def _model(llm: Llm) -> dict[str, Any]:
 
 class FrontDoor:
     def __init__(self, authenticator: Authenticator, registry: RegistryService,
-                 runner: TurnRunner, config: FrontDoorConfig, metrics: Metrics | None) -> None:
+                 runner: TurnRunner, config: FrontDoorConfig, metrics: Metrics | None,
+                 surfaces: Sequence[Surface] = ()) -> None:
         self._auth = authenticator
+        self._surfaces = tuple(surfaces)
+        self._own_paths = tuple(p for s in surfaces for p in s.prefixes)
         self._registry = registry
         self._config = config
         self._metrics = metrics
@@ -102,6 +113,8 @@ class FrontDoor:
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/v1/models/{model}", self._get_model)
         app.router.add_get("/metrics", self._scrape)
+        for surface in self._surfaces:
+            surface.add_to(app)
         return app
 
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
@@ -139,7 +152,7 @@ class FrontDoor:
     async def _edge(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "_OTHER"
-        if route == "/metrics":
+        if route == "/metrics" or (self._own_paths and request.path.startswith(self._own_paths)):
             return await handler(request)
         start = time.perf_counter()
         call = _Call(request_id=secrets.token_hex(8))
