@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from server.errors import NotFound, Unauthenticated
 from server.registry.service import new_id
-from server.routing.clock import Clock, SystemClock
+from server.clock import Clock, SystemClock
 from server.secret import Secret
 from server.store.base import ApiKeyRecord, Store
 from server.vault import apikeys

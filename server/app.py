@@ -38,15 +38,15 @@ from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
 from server.edge.registry_servicer import RegistryServicer
 from server.edge.validator import ConformanceValidator
-from server.engine import TurnEngine
+from server.turns.engine import TurnEngine
 from server.http.app import FrontDoor, FrontDoorConfig
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
-from server.observe import fan_out
-from server.probes import ProbeRunner
+from server.turns.observer import fan_out
+from server.turns.probe_runner import ProbeRunner
 from server.providers.transport import Timeouts, UpstreamClient
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.routing.clock import Clock, SystemClock
+from server.clock import Clock, SystemClock
 from server.routing.config import RouterConfig
 from server.routing.router import Router
 from server.sessions import SessionService
@@ -54,7 +54,7 @@ from server.store.base import Store
 from server.store.open import open_store
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
-from server.turns import TurnRunner
+from server.turns.runner import TurnRunner
 from server.validation import Validation
 from server.vault.keys import KeyringError
 from server.vault.redact import KnownSecrets

@@ -20,12 +20,12 @@ from server.edge.convert import (
     tool_choice_from_pb,
     tools_from_pb,
 )
-from server.engine import Failover, Finished, Reasoning, Route, Text, TurnEvent
+from server.turns.engine import Failover, Finished, Reasoning, Route, Text, TurnEvent
 from server.errors import SwitchboardError, Violations
 from server.registry.service import RegistryService
-from server.routing.model import Reason
+from server.routing.plan import Reason
 from server.sessions import Session, SessionService
-from server.turns import TurnRunner
+from server.turns.runner import TurnRunner
 
 _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
     Reason.FASTEST: cpb.ROUTE_REASON_FASTEST,

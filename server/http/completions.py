@@ -32,14 +32,14 @@ import structlog
 from aiohttp import web
 
 from server.chat import ChatRequest, ToolCallDelta, Usage
-from server.engine import Finished, Reasoning, Text
+from server.turns.engine import Finished, Reasoning, Text
 from server.errors import DeadlineExceeded, SwitchboardError
 from server.http.errors import error_body
 from server.http.request import CompletionRequest, parse
 from server.http.response import DONE, Chunks, completion_json, sse_error
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.turns import Turn, TurnRunner
+from server.turns.runner import Turn, TurnRunner
 
 log = structlog.get_logger("switchboard.http")
 

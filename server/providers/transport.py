@@ -47,7 +47,7 @@ from server.providers.base import (
 )
 from server.providers.errors import classify_error_object
 from server.providers.sse import DEFAULT_MAX_EVENT_BYTES, SseParser
-from server.registry.model import Endpoint
+from server.registry.llm import Endpoint
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 _AFTER_FINISH_S = 1.0  # after [DONE], how long to wait for the body's end (connection reuse)

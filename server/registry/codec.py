@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from server.chat import Generation, ReasoningEffort
-from server.registry.model import ApiSpec, Endpoint, Llm, RoutingPolicy
+from server.registry.llm import ApiSpec, Endpoint, Llm, RoutingPolicy
 from server.secret import Secret
 from server.store.base import LlmRecord
 

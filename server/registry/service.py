@@ -25,7 +25,7 @@ import structlog
 from server.chat import Generation
 from server.errors import Aborted, InvalidArgument, NotFound, Violations
 from server.registry.codec import Sealer, from_record, to_record_body
-from server.registry.model import ApiSpec, Endpoint, Llm, RoutingPolicy
+from server.registry.llm import ApiSpec, Endpoint, Llm, RoutingPolicy
 from server.secret import Secret
 from server.store.base import LlmRecord, Store
 from server.vault.redact import scrub

@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from server.providers.base import ErrorKind, UpstreamError
-from server.registry.model import ApiSpec, Endpoint, Llm
-from server.routing.clock import FakeClock
+from server.registry.llm import ApiSpec, Endpoint, Llm
+from server.clock import FakeClock
 from server.routing.probe_prompt import PROBE_PROMPT_TOKENS
-from server.routing.probes import ProbeScheduler
+from server.routing.probe_schedule import ProbeScheduler
 from server.routing.router import Router
 from server.secret import Secret
 

@@ -19,12 +19,12 @@ import random
 from collections.abc import Collection, Iterable
 
 from server.providers.base import ErrorKind, UpstreamError
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.routing import timing
 from server.routing.breaker import CircuitState, Verdict, verdict_of
-from server.routing.clock import Clock
+from server.clock import Clock
 from server.routing.config import RouterConfig
-from server.routing.model import EndpointHealth, ProbeStatus, Reason, RoutePlan, StopReason
+from server.routing.plan import EndpointHealth, ProbeStatus, Reason, RoutePlan, StopReason
 from server.routing.ranking import EndpointState, Ranker
 
 # After these, the same endpoint may be retried (after a backoff) when nothing else is left.

@@ -5,7 +5,7 @@ exchange and streams ``CheckStarted``/``CheckFinished`` events, then one ``Valid
 Domain code only: ``server.edge.validator`` turns the events into protos.
 """
 
-from server.validation.model import (
+from server.validation.report import (
     Capabilities,
     CheckFinished,
     CheckStarted,

@@ -16,8 +16,8 @@ import orjson
 
 from server.providers.base import ErrorKind, UpstreamError
 from server.providers.errors import ErrorFields, error_fields, scrub
-from server.providers.registry import adapter_for
-from server.registry.model import ApiSpec, Endpoint
+from server.providers.adapters import adapter_for
+from server.registry.llm import ApiSpec, Endpoint
 from server.validation.catalog import (
     ADMISSION,
     AUTH,

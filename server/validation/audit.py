@@ -20,9 +20,9 @@ import orjson
 from server.chat import Usage
 from server.providers.base import SseEvent, StreamDecoder, UpstreamError
 from server.providers.errors import classify_error_object, scrub
-from server.providers.registry import adapter_for
+from server.providers.adapters import adapter_for
 from server.providers.sse import SseParser
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 
 _KNOWN_FIELDS = frozenset({b"data", b"event", b"id", b"retry"})
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")

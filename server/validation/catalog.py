@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.registry.model import ApiSpec
-from server.validation.model import CheckStatus
+from server.registry.llm import ApiSpec
+from server.validation.report import CheckStatus
 
 DNS = "network.dns"
 CONNECT = "network.connect"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import orjson
 
 from server.providers.base import ErrorKind
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.validation.audit import StreamAudit, snippet
 from server.validation.catalog import (
     CHUNK_SCHEMA,
@@ -35,7 +35,7 @@ from server.validation.catalog import (
     warned,
 )
 from server.validation.exchange import Exchange
-from server.validation.model import CheckStatus
+from server.validation.report import CheckStatus
 
 _CHAT_FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 _GEMINI_FAILED = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"})

@@ -31,7 +31,7 @@ def _patch_server(out: TextIO) -> None:
     """Wraps the three points of the server's first-token path that the trace reports."""
     from server.edge.conversations_servicer import ConversationsServicer
     from server.edge.interceptor import EdgeInterceptor
-    from server.engine import Text
+    from server.turns.engine import Text
     from server.providers.openai import OpenAIAdapter
     from server.providers.transport import UpstreamClient
     from server.routing.router import Router

@@ -21,7 +21,7 @@ from switchboard.v1 import registry_pb2 as rpb
 from switchboard_client import AsyncClient
 
 from server.app import Switchboard
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 from server.simulator import Behavior, Fault, FaultKind, ReasoningDialect, Simulator
 from server.validation import (

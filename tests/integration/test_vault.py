@@ -38,10 +38,10 @@ from server.app import Switchboard
 from server.chat import ChatRequest, Message, Role, TextPart
 from server.config import ConfigError, Settings
 from server.providers.base import UpstreamError
-from server.providers.registry import adapter_for
+from server.providers.adapters import adapter_for
 from server.providers.transport import Timeouts, UpstreamClient
-from server.registry.model import ApiSpec, Endpoint
-from server.routing.clock import FakeClock
+from server.registry.llm import ApiSpec, Endpoint
+from server.clock import FakeClock
 from server.secret import Secret
 from server.simulator import Behavior, Simulator
 from server.store.open import open_store

@@ -28,8 +28,8 @@ from server.providers.base import HttpRequest
 from server.providers.gemini import GeminiAdapter
 from server.providers.groq import GroqAdapter
 from server.providers.openai import OpenAIAdapter
-from server.providers.registry import adapter_for
-from server.registry.model import ApiSpec
+from server.providers.adapters import adapter_for
+from server.registry.llm import ApiSpec
 from server.secret import Secret
 
 KEY = "sk-test-key-0123456789"

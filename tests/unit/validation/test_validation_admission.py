@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from _validation_testkit import answered, endpoint, envelope, streamed
 
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 from server.validation import catalog
 from server.validation.admission import judge
 from server.validation.catalog import Verdict
-from server.validation.model import CheckStatus
+from server.validation.report import CheckStatus
 
 OPENAI, GEMINI, GROQ, AZURE = ApiSpec.OPENAI, ApiSpec.GEMINI, ApiSpec.GROQ, ApiSpec.AZURE_OPENAI
 PATH = "/v1/chat/completions"

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from server.validation import catalog
-from server.validation.model import CheckStatus
+from server.validation.report import CheckStatus
 from server.validation.network import Target, connect, handshake, resolve
 
 

@@ -23,8 +23,8 @@ from server.chat import (
     TextPart,
     Tool,
 )
-from server.providers.registry import adapter_for
-from server.registry.model import Endpoint
+from server.providers.adapters import adapter_for
+from server.registry.llm import Endpoint
 from server.validation.audit import StreamAudit
 from server.validation.catalog import (
     IMAGE_INPUT,

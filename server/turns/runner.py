@@ -22,11 +22,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from server.chat import ChatRequest, FinishReason, Generation, Usage
-from server.engine import TurnEngine, TurnEvent
+from server.turns.engine import TurnEngine, TurnEvent
 from server.errors import DeadlineExceeded, ResourceExhausted, SwitchboardError
-from server.observe import NO_OBSERVER, AttemptObserver, TurnObserver, TurnsObserver
+from server.turns.observer import NO_OBSERVER, AttemptObserver, TurnObserver, TurnsObserver
 from server.providers.base import UpstreamError
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
 
 
 class _Winner:

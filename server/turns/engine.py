@@ -43,12 +43,12 @@ from server.chat import (
     Usage,
 )
 from server.errors import FailedPrecondition, InvalidArgument, SwitchboardError, Unavailable
-from server.observe import NO_ATTEMPT, NO_TURN, AttemptObserver, TurnObserver
+from server.turns.observer import NO_ATTEMPT, NO_TURN, AttemptObserver, TurnObserver
 from server.providers.base import ErrorKind, UpstreamError
-from server.providers.registry import adapter_for
+from server.providers.adapters import adapter_for
 from server.providers.transport import Timeouts, UpstreamClient
-from server.registry.model import Endpoint, Llm
-from server.routing.model import Candidate, Reason, RoutePlan, StopReason
+from server.registry.llm import Endpoint, Llm
+from server.routing.plan import Candidate, Reason, RoutePlan, StopReason
 from server.routing.router import Router
 
 log = structlog.get_logger("switchboard.engine")
