@@ -32,21 +32,18 @@ from switchboard.v1 import (
 )
 
 from server.accounts import StoreAuthenticator
+from server.clock import Clock, SystemClock
 from server.config import ConfigError, Settings
-from server.edge.conversations_servicer import ConversationsServicer, Limits
+from server.edge.conversations_servicer import ConversationsServicer, MessageLimits
 from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
 from server.edge.registry_servicer import RegistryServicer
 from server.edge.validator import ConformanceValidator
-from server.turns.engine import TurnEngine
 from server.http.app import FrontDoor, FrontDoorConfig
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
-from server.turns.observer import fan_out
-from server.turns.probe_runner import ProbeRunner
 from server.providers.transport import Timeouts, UpstreamClient
 from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.clock import Clock, SystemClock
 from server.routing.config import RouterConfig
 from server.routing.router import Router
 from server.sessions import SessionService
@@ -54,6 +51,9 @@ from server.store.base import Store
 from server.store.open import open_store
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
+from server.turns.engine import TurnEngine
+from server.turns.observer import fan_out
+from server.turns.probe_runner import ProbeRunner
 from server.turns.runner import TurnRunner
 from server.validation import Validation
 from server.vault.keys import KeyringError
@@ -184,7 +184,7 @@ class Switchboard:
                 registry, router, Validation(resolver=guarded)), fill_health(router)),
             server)
         conversations_pb2_grpc.add_ConversationsServicer_to_server(
-            ConversationsServicer(registry, sessions, turns, Limits(
+            ConversationsServicer(registry, sessions, turns, MessageLimits(
                 s.max_message_bytes, s.max_messages)), server)
         self._health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ import structlog
 
 from server.chat import Generation
 from server.errors import Aborted, InvalidArgument, NotFound, Violations
+from server.ids import new_id
 from server.registry.codec import Sealer, from_record, to_record_body
 from server.registry.llm import ApiSpec, Endpoint, Llm, RoutingPolicy
 from server.secret import Secret
@@ -63,10 +63,6 @@ class LlmDraft:
 
 
 UrlGuard = Callable[[str, str], Awaitable[None]]  # (url, field path) -> raises InvalidArgument
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
 
 
 def check_generation(g: Generation, path: str, v: Violations) -> None:

@@ -6,8 +6,8 @@ I/O, no awaits, no grpc. The turn engine calls ``Router`` at each step of an att
 regret on a simulated fleet.
 """
 
-from server.routing.breaker import BreakerConfig, CircuitState
 from server.clock import Clock, FakeClock, SystemClock
+from server.routing.breaker import BreakerConfig, CircuitState
 from server.routing.config import RouterConfig
 from server.routing.latency import LatencyConfig
 from server.routing.plan import (

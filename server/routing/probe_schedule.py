@@ -28,8 +28,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Protocol
 
-from server.registry.llm import Llm
 from server.clock import Clock
+from server.registry.llm import Llm
 from server.routing.plan import ProbeStatus
 
 _HOUR_S = 3600.0

@@ -14,7 +14,7 @@ from server.validation.report import (
     Event,
     ValidationReport,
 )
-from server.validation.runner import Limits, Validation
+from server.validation.runner import Validation, ValidationLimits
 
 __all__ = [
     "Capabilities",
@@ -23,7 +23,7 @@ __all__ = [
     "CheckStatus",
     "EndpointReport",
     "Event",
-    "Limits",
     "Validation",
+    "ValidationLimits",
     "ValidationReport",
 ]

@@ -1,11 +1,11 @@
 """Runs the checks of every endpoint of an LLM and streams the events.
 
 ``Validation.run(endpoints)`` yields ``CheckStarted``/``CheckFinished`` events as they happen
-(endpoints run concurrently, at most ``Limits.concurrency`` at a time, and interleave), then
-exactly one ``ValidationReport``. Per endpoint the checks run in catalogue order: DNS,
-connect, TLS, then one streaming turn judged by the admission, stream and response checks,
-then the optional capability probes concurrently. A failed prerequisite SKIPS what depends on
-it, with the reason. Every step has its own deadline (``Limits``).
+(endpoints run concurrently, at most ``ValidationLimits.concurrency`` at a time, and
+interleave), then exactly one ``ValidationReport``. Per endpoint the checks run in catalogue
+order: DNS, connect, TLS, then one streaming turn judged by the admission, stream and
+response checks, then the optional capability probes concurrently. A failed prerequisite
+SKIPS what depends on it, with the reason. Every step has its own deadline (``ValidationLimits``).
 
 One aiohttp session per run: validation is rare, it must not share pooled connections (whose
 DNS and TLS were settled earlier) with live traffic, and the session closes with the run.
@@ -27,7 +27,8 @@ from server.providers.adapters import adapter_for
 from server.registry.llm import Endpoint
 from server.validation import admission, capabilities, catalog, exchange, stream_checks
 from server.validation.audit import StreamAudit, new_audit
-from server.validation.catalog import Verdict
+from server.validation.catalog import CheckVerdict
+from server.validation.network import Target, connect, handshake, resolve
 from server.validation.report import (
     Capabilities,
     CheckFinished,
@@ -37,7 +38,6 @@ from server.validation.report import (
     Event,
     ValidationReport,
 )
-from server.validation.network import Target, connect, handshake, resolve
 
 log = structlog.get_logger("switchboard.validation")
 
@@ -45,7 +45,7 @@ Emit = Callable[[Event], None]
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class ValidationLimits:
     """Deadlines (seconds) of each step, and how many endpoints are checked at once."""
 
     dns_s: float = 5.0
@@ -60,11 +60,11 @@ class Limits:
 class Validation:
     """``log_summary``: one log line per endpoint (off for the CLI, which prints the checks)."""
 
-    def __init__(self, limits: Limits | None = None, *, log_summary: bool = True,
+    def __init__(self, limits: ValidationLimits | None = None, *, log_summary: bool = True,
                  resolver: AbstractResolver | None = None) -> None:
         """``resolver``: DNS for the endpoints' hosts; the server passes its
         ``GuardedResolver`` so validation connects only where a turn could."""
-        self.limits = limits or Limits()
+        self.limits = limits or ValidationLimits()
         self.log_summary = log_summary
         self.resolver = resolver
 
@@ -109,7 +109,7 @@ class Validation:
 
 class _EndpointRun:
     def __init__(self, endpoint: Endpoint, endpoint_id: str, generation: Generation,
-                 session: aiohttp.ClientSession, limits: Limits, emit: Emit,
+                 session: aiohttp.ClientSession, limits: ValidationLimits, emit: Emit,
                  log_summary: bool = True, resolver: AbstractResolver | None = None) -> None:
         self.endpoint = endpoint
         self.id = endpoint_id
@@ -149,7 +149,7 @@ class _EndpointRun:
         limits, target = self.limits, Target.of(self.endpoint.base_url)
         addresses: list[tuple[str, int]] = []
 
-        async def dns() -> Verdict:
+        async def dns() -> CheckVerdict:
             nonlocal addresses
             verdict, addresses = await resolve(target, limits.dns_s, self.resolver)
             return verdict
@@ -237,7 +237,7 @@ class _EndpointRun:
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
-    async def _step(self, name: str, work: Awaitable[Verdict]) -> bool:
+    async def _step(self, name: str, work: Awaitable[CheckVerdict]) -> bool:
         """Runs one check; True unless it FAILED."""
         self.emit(CheckStarted(self.id, name))
         loop = asyncio.get_running_loop()
@@ -246,7 +246,7 @@ class _EndpointRun:
         self._finish(verdict, loop.time() - started)
         return verdict.status is not CheckStatus.FAIL
 
-    def _finish(self, verdict: Verdict, duration_s: float) -> None:
+    def _finish(self, verdict: CheckVerdict, duration_s: float) -> None:
         spec = catalog.check(verdict.check, self.endpoint.api_spec)
         expected = (verdict.expected or spec.expected).replace(
             "{base_url}", self.endpoint.base_url.rstrip("/")).replace(

@@ -16,8 +16,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from server.chat import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
-from server.providers.base import SseEvent, StreamDecoder, UpstreamError
 from server.providers.adapters import adapter_for
+from server.providers.base import SseEvent, StreamDecoder, UpstreamError
 from server.providers.sse import SseParser
 from server.registry.llm import ApiSpec
 

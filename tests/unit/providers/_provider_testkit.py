@@ -32,8 +32,8 @@ from server.chat import (
     ToolCallDelta,
     Usage,
 )
-from server.providers.base import ProviderAdapter, UpstreamError
 from server.providers.adapters import adapter_for
+from server.providers.base import ProviderAdapter, UpstreamError
 from server.providers.sse import SseParser
 from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret

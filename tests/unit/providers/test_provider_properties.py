@@ -20,8 +20,8 @@ from _provider_testkit import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.providers.base import SseEvent, UpstreamError
 from server.providers.adapters import adapter_for
+from server.providers.base import SseEvent, UpstreamError
 from server.providers.sse import SseParser
 from server.registry.llm import ApiSpec
 

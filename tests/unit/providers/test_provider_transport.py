@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from server.chat import ChatRequest, Message, Role, StreamEvent, TextDelta, TextPart
-from server.providers.base import ErrorKind, UpstreamError
 from server.providers.adapters import adapter_for
+from server.providers.base import ErrorKind, UpstreamError
 from server.providers.transport import Timeouts, UpstreamClient, UpstreamTimeout
 from server.registry.llm import ApiSpec
 from server.secret import Secret

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from server.clock import FakeClock
 from server.providers.base import ErrorKind, UpstreamError
 from server.routing.breaker import CircuitState
-from server.clock import FakeClock
 from server.routing.plan import Reason, SkipReason, StopReason
 from server.routing.router import Router
 

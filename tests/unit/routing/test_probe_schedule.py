@@ -6,9 +6,9 @@ import random
 from collections import defaultdict
 from itertools import pairwise
 
+from server.clock import FakeClock
 from server.providers.base import ErrorKind, UpstreamError
 from server.registry.llm import Llm
-from server.clock import FakeClock
 from server.routing.probe_prompt import (
     PROBE_MAX_OUTPUT_TOKENS,
     PROBE_PROMPT,
