@@ -11,6 +11,11 @@ BUF := $(NODE_TOOLS)/.bin/buf
 BUF_VERSION := 1.74.0
 TS_CLIENT := clients/typescript
 TS_MODULES := $(TS_CLIENT)/node_modules/.switchboard-lock-sha256
+# The Lab (/lab on the HTTP port): TypeScript + connect-es, bundled by esbuild into lab/dist.
+LAB := lab
+LAB_MODULES := $(LAB)/node_modules/.switchboard-lock-sha256
+LAB_DIST := $(LAB)/dist/.built
+LAB_SOURCES := $(shell find $(LAB)/src $(LAB)/static -type f 2>/dev/null) $(LAB)/scripts/build.mjs
 # The Go client builds offline against Debian's packaged Go modules (clients/go/README.md).
 GO_DEBS := golang-go protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
            golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
@@ -20,7 +25,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/generated:$(CURDIR)/clients/python
 
 .PHONY: help venv demo test test-unit test-integration generate check-generated lint typecheck \
         bench bench-router soak run clean buf-lint buf-breaking go-deps generate-clients \
-        check-generated-clients
+        check-generated-clients lab lab-deps
 
 help:
 	@echo "make demo | test | generate | check-generated | lint | typecheck | bench | bench-router | soak | run"
@@ -42,10 +47,23 @@ $(BUF):
 	mkdir -p .tools
 	cd .tools && npm install --silent --no-audit --no-fund @bufbuild/buf@$(BUF_VERSION) >/dev/null
 
-demo: $(RUNTIME)
+$(LAB_MODULES): $(LAB)/package-lock.json
+	cd $(LAB) && npm ci --no-audit --no-fund --loglevel=error
+	sha256sum $(LAB)/package-lock.json | cut -d' ' -f1 > $@
+
+lab-deps: $(LAB_MODULES)
+
+# Type-checks (tsc) and bundles (esbuild) the Lab; the server serves lab/dist on /lab.
+$(LAB_DIST): $(LAB_MODULES) $(LAB_SOURCES)
+	cd $(LAB) && node_modules/.bin/tsc -p tsconfig.json --noEmit && node scripts/build.mjs
+	touch $@
+
+lab: $(LAB_DIST)
+
+demo: $(RUNTIME) $(LAB_DIST)
 	$(BIN)/python -m server.demo
 
-run: $(RUNTIME)
+run: $(RUNTIME) $(LAB_DIST)
 	$(BIN)/switchboard serve
 
 generate: $(STAMP)
@@ -91,12 +109,14 @@ $(TS_MODULES): $(TS_CLIENT)/package-lock.json
 	sha256sum $(TS_CLIENT)/package-lock.json | cut -d' ' -f1 > $@
 
 # TypeScript (buf + ts-proto) and Go (protoc + protoc-gen-go{,-grpc}) stubs; both committed.
-generate-clients: $(TS_MODULES) go-deps
+generate-clients: $(TS_MODULES) $(LAB_MODULES) go-deps
 	cd $(TS_CLIENT) && node scripts/generate.js src/gen
+	cd $(LAB) && node scripts/generate.mjs src/gen
 	clients/go/offline.sh generate
 
-check-generated-clients: $(TS_MODULES) go-deps
+check-generated-clients: $(TS_MODULES) $(LAB_MODULES) go-deps
 	cd $(TS_CLIENT) && node scripts/generate.js --check src/gen
+	cd $(LAB) && node scripts/generate.mjs --check src/gen
 	clients/go/offline.sh check-generated
 
 lint: $(STAMP) buf-lint
@@ -111,7 +131,7 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
-test: $(STAMP) check-generated lint typecheck buf-breaking go-deps
+test: $(STAMP) check-generated lint typecheck buf-breaking go-deps $(LAB_MODULES)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  # BENCH_ARGS="--quick" for a smoke run; --help lists the knobs
@@ -124,4 +144,4 @@ soak: $(STAMP)
 	$(BIN)/python -m tests.bench.soak
 
 clean:
-	rm -rf $(VENV) .tools .gen-check .pytest_cache .mypy_cache
+	rm -rf $(VENV) .tools .gen-check .pytest_cache .mypy_cache $(LAB)/dist

@@ -28,6 +28,7 @@ from typing import Any
 from server.accounts import AccountAdmin
 from server.config import ConfigError, Settings, load
 from server.errors import SwitchboardError
+from server.registry.codec import resealed, sealed_secrets
 from server.store.base import LlmRecord, Store
 from server.store.open import open_store
 from server.vault.envelope import Keyring
@@ -61,20 +62,24 @@ async def key_usage(store: Store) -> Counter[str]:
     usage: Counter[str] = Counter()
     for record in await store.all_llms():
         for e in record.body.get("endpoints", ()):
-            try:
-                usage[VaultSealer.key_id_of(e["api_key"])] += 1
-            except VaultError:
-                usage[MALFORMED] += 1
+            for _, sealed in sealed_secrets(e):
+                try:
+                    usage[VaultSealer.key_id_of(sealed)] += 1
+                except VaultError:
+                    usage[MALFORMED] += 1
     return usage
 
 
 def _rewrapped(record: LlmRecord, sealer: VaultSealer) -> dict[str, Any] | None:
     """The record's body with every secret under the primary key; None if nothing changed."""
-    endpoints = [
-        {**e, "api_key": sealer.rewrap(e["api_key"], record.account_id, record.id, e["id"],
-                                       "api_key")}
-        for e in record.body.get("endpoints", ())
-    ]
+    endpoints = []
+    for e in record.body.get("endpoints", ()):
+        endpoint_id = e["id"]
+
+        def rewrap(field: str, sealed: str, endpoint_id: str = endpoint_id) -> str:
+            return sealer.rewrap(sealed, record.account_id, record.id, endpoint_id, field)
+
+        endpoints.append(resealed(e, rewrap))
     body = {**record.body, "endpoints": endpoints}
     return None if body == record.body else body
 

@@ -28,7 +28,13 @@ class Settings:
     # Network
     host: str = "127.0.0.1"
     grpc_port: int = 50051
-    http_port: int = 0  # OpenAI-compatible front door and /metrics; 0 = off
+    http_port: int = 0  # OpenAI-compatible front door; 0 = off
+    # A request head (request line and headers) must arrive within this time of the
+    # connection opening or of the previous response, or the connection is closed.
+    http_header_timeout_s: float = 10.0
+    # Prometheus /metrics, on its own listener (never the tenant ports); 0 = off.
+    metrics_port: int = 0
+    metrics_host: str = ""  # "" = the same as host
     tls_cert_file: str = ""
     tls_key_file: str = ""
     grace_period_s: float = 10.0
@@ -74,6 +80,8 @@ class Settings:
 _BOUNDS: dict[str, tuple[float, float]] = {
     "grpc_port": (0, 65535),
     "http_port": (0, 65535),
+    "metrics_port": (0, 65535),
+    "http_header_timeout_s": (0.1, 3600),
     "grace_period_s": (0, 3600),
     "connect_timeout_s": (0.01, 600),
     "first_token_timeout_s": (0.01, 3600),

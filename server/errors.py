@@ -110,6 +110,11 @@ class DeadlineExceeded(SwitchboardError):
     reason = "DEADLINE_EXCEEDED"
 
 
+class Unimplemented(SwitchboardError):
+    code = "UNIMPLEMENTED"
+    reason = "NOT_IMPLEMENTED"
+
+
 class Internal(SwitchboardError):
     code = "INTERNAL"
     reason = "INTERNAL"

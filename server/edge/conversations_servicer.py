@@ -20,18 +20,11 @@ from server.edge.convert import (
     tool_choice_from_pb,
     tools_from_pb,
 )
-from server.errors import SwitchboardError, Violations
+from server.turns.engine import Failover, TurnFinished, AnswerReasoning, Route, AnswerText, TurnEvent
+from server.errors import SwitchboardError, Unimplemented, Violations
 from server.registry.service import RegistryService
 from server.routing.plan import Reason
 from server.sessions import Session, SessionService
-from server.turns.engine import (
-    AnswerReasoning,
-    AnswerText,
-    Failover,
-    Route,
-    TurnEvent,
-    TurnFinished,
-)
 from server.turns.runner import TurnRunner
 
 _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
@@ -79,6 +72,14 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
                          ) -> cpb.EndSessionResponse:
         await self._sessions.end(rpc.call().account_id, request.session_id)
         return cpb.EndSessionResponse()
+
+    async def UpdateSession(self, request: cpb.UpdateSessionRequest, context: ServicerContext
+                            ) -> cpb.UpdateSessionResponse:
+        raise Unimplemented("UpdateSession is not implemented on this server yet")
+
+    async def TruncateTurn(self, request: cpb.TruncateTurnRequest, context: ServicerContext
+                           ) -> cpb.TruncateTurnResponse:
+        raise Unimplemented("TruncateTurn is not implemented on this server yet")
 
     def _check(self, request: cpb.ConverseRequest) -> tuple[list[Message], ChatRequest]:
         v = Violations()

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
-from server.providers.errors import ErrorFields, error_fields, scrub
+from server.providers.errors import ErrorFields, error_fields
+from server.providers.adapters import adapter_for
 from server.registry.llm import ApiSpec, Endpoint
 from server.validation.catalog import (
     ADMISSION,
@@ -31,6 +31,7 @@ from server.validation.catalog import (
     skipped,
 )
 from server.validation.exchange import Exchange
+from server.vault.redact import quote
 
 _MODEL_CODES = frozenset({"model_not_found", "deploymentnotfound", "invalid_model"})
 _ROUTE_WORDS = ("invalid url", "unknown url", "unrecognized request url", "no route",
@@ -44,7 +45,7 @@ def judge(ex: Exchange, endpoint: Endpoint, path: str) -> list[CheckVerdict]:
     if ex.status == 0:
         return _no_response(ex)
     if 300 <= ex.status < 400:
-        where = scrub(ex.headers.get("location", "an unnamed location"), 120)
+        where = quote(ex.headers.get("location", "an unnamed location"), 120)
         return _stage(ROUTE, f"HTTP {ex.status}: a redirect to {where}", (
             "register the URL the server redirects to (often https:// instead of http://, or a "
             "missing or extra path segment): Switchboard does not follow redirects, which can "
@@ -228,7 +229,7 @@ def _model_hint(endpoint: Endpoint) -> str:
 
 def _status_hint(err: UpstreamError, ex: Exchange) -> str:
     if "html" in ex.mime or ex.body.lstrip()[:1] == b"<":
-        server = scrub(ex.headers.get("server", "a proxy"), 40)
+        server = quote(ex.headers.get("server", "a proxy"), 40)
         return (f"{server} answered HTTP {ex.status} with an HTML error page: the API behind it "
                 "is down or unreachable, or base_url points at the wrong service")
     hints = {

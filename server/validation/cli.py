@@ -47,7 +47,8 @@ async def check_endpoint(endpoint_pb: lpb.Endpoint,
     endpoint = Endpoint(
         id=endpoint_id, api_spec=e.api_spec, base_url=e.base_url.strip().rstrip("/"),
         model=e.model.strip(), api_key=e.api_key or Secret(""), api_version=e.api_version,
-        label=e.label, priority=e.priority, extra_headers=e.extra_headers)
+        label=e.label, priority=e.priority,
+        extra_headers=tuple((n, v) for n, v in e.extra_headers if v is not None))
     llm = Llm(id="", account_id="", display_name="check-endpoint", endpoints=(endpoint,))
     passed = False
     validator = ConformanceValidator(validation=validation or Validation(log_summary=False))

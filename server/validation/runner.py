@@ -25,10 +25,10 @@ from aiohttp.abc import AbstractResolver
 from server.chat import ChatRequest, Generation
 from server.providers.adapters import adapter_for
 from server.registry.llm import Endpoint
+from server.secret import Secret
 from server.validation import admission, capabilities, catalog, exchange, stream_checks
 from server.validation.audit import StreamAudit, new_audit
 from server.validation.catalog import CheckVerdict
-from server.validation.network import Target, connect, handshake, resolve
 from server.validation.report import (
     Capabilities,
     CheckFinished,
@@ -38,6 +38,8 @@ from server.validation.report import (
     Event,
     ValidationReport,
 )
+from server.validation.network import Target, connect, handshake, resolve
+from server.vault.redact import mask_values, scrub
 
 log = structlog.get_logger("switchboard.validation")
 
@@ -259,8 +261,11 @@ class _EndpointRun:
         self.emit(result)
 
     def _redact(self, text: str) -> str:
-        key = self.endpoint.api_key.reveal()
-        return text.replace(key, "<redacted>") if len(key) >= 6 and key in text else text
+        """No piece of the endpoint's key or secret headers in what the report shows."""
+        text = scrub(text)
+        secrets = [self.endpoint.api_key, *(v for _, v in self.endpoint.extra_headers
+                                            if isinstance(v, Secret))]
+        return mask_values(text, (s.reveal() for s in secrets if s))
 
     def _skip_rest(self, reason: str) -> None:
         for name in catalog.ALL:

@@ -24,12 +24,25 @@ type ConversationsClient interface {
 	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error)
 	// Ends a session and forgets its history. Errors: INVALID_ARGUMENT, NOT_FOUND.
 	EndSession(ctx context.Context, in *EndSessionRequest, opts ...grpc.CallOption) (*EndSessionResponse, error)
+	// Replaces the fields of a session named by the field mask (`system_prompt`, `generation`,
+	// `idle_ttl`, `messages`), for example to trim a history. Errors: INVALID_ARGUMENT,
+	// NOT_FOUND, ABORTED (reason `SESSION_BUSY`: a turn is running; ErrorInfo metadata
+	// `running_turn_id` names it).
+	UpdateSession(ctx context.Context, in *UpdateSessionRequest, opts ...grpc.CallOption) (*UpdateSessionResponse, error)
+	// Keeps only what the user heard of a turn's answer: the stored assistant message of the
+	// turn keeps the first `heard_text_chars` characters of its text and is marked
+	// `interrupted`. Works on a finished turn and on a cancelled one; idempotent.
+	// Errors: INVALID_ARGUMENT, NOT_FOUND (unknown session or turn), FAILED_PRECONDITION (the
+	// turn is not the session's last), ABORTED (reason `SESSION_BUSY`: another turn is running).
+	TruncateTurn(ctx context.Context, in *TruncateTurnRequest, opts ...grpc.CallOption) (*TruncateTurnResponse, error)
 	// Runs one turn and streams the answer as typed events (see ConverseResponse for the order).
 	// Errors: INVALID_ARGUMENT (bad request, prompt too long for every endpoint, content filtered),
 	// NOT_FOUND (unknown LLM or session), FAILED_PRECONDITION (the stored provider key was
 	// rejected and no endpoint is left), RESOURCE_EXHAUSTED (too many concurrent streams; with
 	// RetryInfo), UNAVAILABLE (every endpoint failed; with RetryInfo when known),
-	// DEADLINE_EXCEEDED (the caller's deadline passed).
+	// DEADLINE_EXCEEDED (the caller's deadline passed), ABORTED (reason `SESSION_BUSY`: the
+	// session has a turn in flight and `barge_in` is false; ErrorInfo metadata
+	// `running_turn_id` names it).
 	Converse(ctx context.Context, in *ConverseRequest, opts ...grpc.CallOption) (Conversations_ConverseClient, error)
 }
 
@@ -62,6 +75,24 @@ func (c *conversationsClient) GetSession(ctx context.Context, in *GetSessionRequ
 func (c *conversationsClient) EndSession(ctx context.Context, in *EndSessionRequest, opts ...grpc.CallOption) (*EndSessionResponse, error) {
 	out := new(EndSessionResponse)
 	err := c.cc.Invoke(ctx, "/switchboard.v1.Conversations/EndSession", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *conversationsClient) UpdateSession(ctx context.Context, in *UpdateSessionRequest, opts ...grpc.CallOption) (*UpdateSessionResponse, error) {
+	out := new(UpdateSessionResponse)
+	err := c.cc.Invoke(ctx, "/switchboard.v1.Conversations/UpdateSession", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *conversationsClient) TruncateTurn(ctx context.Context, in *TruncateTurnRequest, opts ...grpc.CallOption) (*TruncateTurnResponse, error) {
+	out := new(TruncateTurnResponse)
+	err := c.cc.Invoke(ctx, "/switchboard.v1.Conversations/TruncateTurn", in, out, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -111,12 +142,25 @@ type ConversationsServer interface {
 	GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error)
 	// Ends a session and forgets its history. Errors: INVALID_ARGUMENT, NOT_FOUND.
 	EndSession(context.Context, *EndSessionRequest) (*EndSessionResponse, error)
+	// Replaces the fields of a session named by the field mask (`system_prompt`, `generation`,
+	// `idle_ttl`, `messages`), for example to trim a history. Errors: INVALID_ARGUMENT,
+	// NOT_FOUND, ABORTED (reason `SESSION_BUSY`: a turn is running; ErrorInfo metadata
+	// `running_turn_id` names it).
+	UpdateSession(context.Context, *UpdateSessionRequest) (*UpdateSessionResponse, error)
+	// Keeps only what the user heard of a turn's answer: the stored assistant message of the
+	// turn keeps the first `heard_text_chars` characters of its text and is marked
+	// `interrupted`. Works on a finished turn and on a cancelled one; idempotent.
+	// Errors: INVALID_ARGUMENT, NOT_FOUND (unknown session or turn), FAILED_PRECONDITION (the
+	// turn is not the session's last), ABORTED (reason `SESSION_BUSY`: another turn is running).
+	TruncateTurn(context.Context, *TruncateTurnRequest) (*TruncateTurnResponse, error)
 	// Runs one turn and streams the answer as typed events (see ConverseResponse for the order).
 	// Errors: INVALID_ARGUMENT (bad request, prompt too long for every endpoint, content filtered),
 	// NOT_FOUND (unknown LLM or session), FAILED_PRECONDITION (the stored provider key was
 	// rejected and no endpoint is left), RESOURCE_EXHAUSTED (too many concurrent streams; with
 	// RetryInfo), UNAVAILABLE (every endpoint failed; with RetryInfo when known),
-	// DEADLINE_EXCEEDED (the caller's deadline passed).
+	// DEADLINE_EXCEEDED (the caller's deadline passed), ABORTED (reason `SESSION_BUSY`: the
+	// session has a turn in flight and `barge_in` is false; ErrorInfo metadata
+	// `running_turn_id` names it).
 	Converse(*ConverseRequest, Conversations_ConverseServer) error
 	mustEmbedUnimplementedConversationsServer()
 }
@@ -133,6 +177,12 @@ func (UnimplementedConversationsServer) GetSession(context.Context, *GetSessionR
 }
 func (UnimplementedConversationsServer) EndSession(context.Context, *EndSessionRequest) (*EndSessionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method EndSession not implemented")
+}
+func (UnimplementedConversationsServer) UpdateSession(context.Context, *UpdateSessionRequest) (*UpdateSessionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateSession not implemented")
+}
+func (UnimplementedConversationsServer) TruncateTurn(context.Context, *TruncateTurnRequest) (*TruncateTurnResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method TruncateTurn not implemented")
 }
 func (UnimplementedConversationsServer) Converse(*ConverseRequest, Conversations_ConverseServer) error {
 	return status.Errorf(codes.Unimplemented, "method Converse not implemented")
@@ -204,6 +254,42 @@ func _Conversations_EndSession_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Conversations_UpdateSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConversationsServer).UpdateSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/switchboard.v1.Conversations/UpdateSession",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConversationsServer).UpdateSession(ctx, req.(*UpdateSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Conversations_TruncateTurn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TruncateTurnRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConversationsServer).TruncateTurn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/switchboard.v1.Conversations/TruncateTurn",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConversationsServer).TruncateTurn(ctx, req.(*TruncateTurnRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Conversations_Converse_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ConverseRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -240,6 +326,14 @@ var _Conversations_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EndSession",
 			Handler:    _Conversations_EndSession_Handler,
+		},
+		{
+			MethodName: "UpdateSession",
+			Handler:    _Conversations_UpdateSession_Handler,
+		},
+		{
+			MethodName: "TruncateTurn",
+			Handler:    _Conversations_TruncateTurn_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

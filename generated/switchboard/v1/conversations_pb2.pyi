@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -130,6 +131,38 @@ ROUTE_REASON_HALF_OPEN_TRIAL: RouteReason.ValueType  # 6
 ROUTE_REASON_LARGER_CONTEXT_WINDOW: RouteReason.ValueType  # 7
 """The prompt was too long for the previous endpoint; this one has a larger context window."""
 Global___RouteReason: _TypeAlias = RouteReason  # noqa: Y015
+
+class _FailoverMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FailoverModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailoverMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAILOVER_MODE_UNSPECIFIED: _FailoverMode.ValueType  # 0
+    """Not reported; treat as RESTART."""
+    FAILOVER_MODE_CONTINUE: _FailoverMode.ValueType  # 1
+    """The next endpoint continues the partial answer: nothing is discarded and the following
+    text deltas extend the same text message.
+    """
+    FAILOVER_MODE_RESTART: _FailoverMode.ValueType  # 2
+    """The answer restarts from the beginning: discard the messages named in
+    `discard_message_ids`.
+    """
+
+class FailoverMode(_FailoverMode, metaclass=_FailoverModeEnumTypeWrapper):
+    """How an answer goes on after a failover."""
+
+FAILOVER_MODE_UNSPECIFIED: FailoverMode.ValueType  # 0
+"""Not reported; treat as RESTART."""
+FAILOVER_MODE_CONTINUE: FailoverMode.ValueType  # 1
+"""The next endpoint continues the partial answer: nothing is discarded and the following
+text deltas extend the same text message.
+"""
+FAILOVER_MODE_RESTART: FailoverMode.ValueType  # 2
+"""The answer restarts from the beginning: discard the messages named in
+`discard_message_ids`.
+"""
+Global___FailoverMode: _TypeAlias = FailoverMode  # noqa: Y015
 
 class _FinishReason:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -276,6 +309,8 @@ class Message(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     REASONING_FIELD_NUMBER: _builtins.int
     THOUGHT_SIGNATURE_FIELD_NUMBER: _builtins.int
+    INTERRUPTED_FIELD_NUMBER: _builtins.int
+    TURN_ID_FIELD_NUMBER: _builtins.int
     role: Global___Role.ValueType
     """Who wrote it."""
     tool_call_id: _builtins.str
@@ -286,6 +321,12 @@ class Message(_message.Message):
     """For assistant messages in a session history: the model's reasoning. Never sent upstream."""
     thought_signature: _builtins.str
     """For assistant messages: an opaque provider token for the text, sent back unchanged."""
+    interrupted: _builtins.bool
+    """For assistant messages in a session history: the answer was cut short by the caller
+    (a cancelled turn, or TruncateTurn); the text is what was streamed or heard.
+    """
+    turn_id: _builtins.str
+    """In a session history: the turn that added this message (the id TruncateTurn takes)."""
     @_builtins.property
     def parts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContentPart]:
         """The content; tool results carry their result as text."""
@@ -304,10 +345,12 @@ class Message(_message.Message):
         name: _builtins.str = ...,
         reasoning: _builtins.str = ...,
         thought_signature: _builtins.str = ...,
+        interrupted: _builtins.bool = ...,
+        turn_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "parts", b"parts", "reasoning", b"reasoning", "role", b"role", "thought_signature", b"thought_signature", "tool_call_id", b"tool_call_id", "tool_calls", b"tool_calls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interrupted", b"interrupted", "name", b"name", "parts", b"parts", "reasoning", b"reasoning", "role", b"role", "thought_signature", b"thought_signature", "tool_call_id", b"tool_call_id", "tool_calls", b"tool_calls", "turn_id", b"turn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -386,6 +429,7 @@ class Session(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     TURN_COUNT_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
+    RUNNING_TURN_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The opaque session id."""
     llm_id: _builtins.str
@@ -394,6 +438,8 @@ class Session(_message.Message):
     """The system prompt, sent first on every turn."""
     turn_count: _builtins.int
     """Completed turns."""
+    running_turn_id: _builtins.str
+    """The turn in flight on this session, empty when none."""
     @_builtins.property
     def generation(self) -> _llm_pb2.GenerationConfig:
         """Generation defaults for this session, over the LLM's."""
@@ -412,7 +458,9 @@ class Session(_message.Message):
 
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
-        """The history without the system prompt, oldest first."""
+        """The history without the system prompt, oldest first. Written by turns; UpdateSession
+        can replace it.
+        """
 
     def __init__(
         self,
@@ -426,10 +474,11 @@ class Session(_message.Message):
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         turn_count: _builtins.int = ...,
         messages: _abc.Iterable[Global___Message] | None = ...,
+        running_turn_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "generation", b"generation", "idle_ttl", b"idle_ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "generation", b"generation", "id", b"id", "idle_ttl", b"idle_ttl", "llm_id", b"llm_id", "messages", b"messages", "system_prompt", b"system_prompt", "turn_count", b"turn_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "generation", b"generation", "id", b"id", "idle_ttl", b"idle_ttl", "llm_id", b"llm_id", "messages", b"messages", "running_turn_id", b"running_turn_id", "system_prompt", b"system_prompt", "turn_count", b"turn_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -583,6 +632,120 @@ class EndSessionResponse(_message.Message):
 Global___EndSessionResponse: _TypeAlias = EndSessionResponse  # noqa: Y015
 
 @_typing.final
+class UpdateSessionRequest(_message.Message):
+    """Request of UpdateSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    @_builtins.property
+    def session(self) -> Global___Session:
+        """The new values of the fields named in `update_mask`; other fields are ignored."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to replace: `system_prompt`, `generation`, `idle_ttl`, `messages`."""
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        session: Global___Session | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "session_id", b"session_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSessionRequest: _TypeAlias = UpdateSessionRequest  # noqa: Y015
+
+@_typing.final
+class UpdateSessionResponse(_message.Message):
+    """Response of UpdateSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def session(self) -> Global___Session:
+        """The session as stored now."""
+
+    def __init__(
+        self,
+        *,
+        session: Global___Session | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSessionResponse: _TypeAlias = UpdateSessionResponse  # noqa: Y015
+
+@_typing.final
+class TruncateTurnRequest(_message.Message):
+    """Request of TruncateTurn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    TURN_ID_FIELD_NUMBER: _builtins.int
+    HEARD_TEXT_CHARS_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session id."""
+    turn_id: _builtins.str
+    """The turn id, from `TurnStarted.turn_id` (or `Message.turn_id`)."""
+    heard_text_chars: _builtins.int
+    """How many characters (Unicode code points) of the answer's text the user heard, at least 0.
+    Tool calls of the answer are dropped unless this covers the whole text.
+    """
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        turn_id: _builtins.str = ...,
+        heard_text_chars: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heard_text_chars", b"heard_text_chars", "session_id", b"session_id", "turn_id", b"turn_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TruncateTurnRequest: _TypeAlias = TruncateTurnRequest  # noqa: Y015
+
+@_typing.final
+class TruncateTurnResponse(_message.Message):
+    """Response of TruncateTurn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def session(self) -> Global___Session:
+        """The session with its history as stored now."""
+
+    def __init__(
+        self,
+        *,
+        session: Global___Session | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TruncateTurnResponse: _TypeAlias = TruncateTurnResponse  # noqa: Y015
+
+@_typing.final
 class ConverseRequest(_message.Message):
     """Request of Converse."""
 
@@ -594,12 +757,17 @@ class ConverseRequest(_message.Message):
     TOOLS_FIELD_NUMBER: _builtins.int
     TOOL_CHOICE_FIELD_NUMBER: _builtins.int
     GENERATION_FIELD_NUMBER: _builtins.int
+    BARGE_IN_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """A session: `messages` holds only the new turn (a user message, or tool results); the
     server adds them and the answer to the history when the turn completes.
     """
     llm_id: _builtins.str
     """An LLM, statelessly: `messages` holds the whole conversation, system prompt included."""
+    barge_in: _builtins.bool
+    """For session turns: when another turn of the session is in flight (on any replica), cancel
+    it first (it is recorded as interrupted) instead of failing with ABORTED `SESSION_BUSY`.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
         """The messages; at least one."""
@@ -625,10 +793,11 @@ class ConverseRequest(_message.Message):
         tools: _abc.Iterable[Global___Tool] | None = ...,
         tool_choice: Global___ToolChoice | None = ...,
         generation: _llm_pb2.GenerationConfig | None = ...,
+        barge_in: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "llm_id", b"llm_id", "session_id", b"session_id", "target", b"target", "tool_choice", b"tool_choice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "llm_id", b"llm_id", "messages", b"messages", "session_id", b"session_id", "target", b"target", "tool_choice", b"tool_choice", "tools", b"tools"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["barge_in", b"barge_in", "generation", b"generation", "llm_id", b"llm_id", "messages", b"messages", "session_id", b"session_id", "target", b"target", "tool_choice", b"tool_choice", "tools", b"tools"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["session_id", "llm_id"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
@@ -645,22 +814,28 @@ class TurnStarted(_message.Message):
     TURN_ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     LLM_ID_FIELD_NUMBER: _builtins.int
+    HISTORY_MESSAGES_OMITTED_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     """The turn id, for logs and support."""
     session_id: _builtins.str
     """The session, for session turns."""
     llm_id: _builtins.str
     """The LLM."""
+    history_messages_omitted: _builtins.int
+    """For session turns: how many of the oldest history messages were left out so that the
+    history fits the endpoint's context window (the system prompt is always kept).
+    """
     def __init__(
         self,
         *,
         turn_id: _builtins.str = ...,
         session_id: _builtins.str = ...,
         llm_id: _builtins.str = ...,
+        history_messages_omitted: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["llm_id", b"llm_id", "session_id", b"session_id", "turn_id", b"turn_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history_messages_omitted", b"history_messages_omitted", "llm_id", b"llm_id", "session_id", b"session_id", "turn_id", b"turn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -802,7 +977,7 @@ Global___ToolCallDelta: _TypeAlias = ToolCallDelta  # noqa: Y015
 
 @_typing.final
 class Failover(_message.Message):
-    """The answer restarts on another endpoint after output was streamed."""
+    """The answer moves to another endpoint after output was streamed."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -810,15 +985,20 @@ class Failover(_message.Message):
     TO_ENDPOINT_ID_FIELD_NUMBER: _builtins.int
     CAUSE_FIELD_NUMBER: _builtins.int
     DISCARD_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
     from_endpoint_id: _builtins.str
     """The endpoint that failed."""
     to_endpoint_id: _builtins.str
     """The endpoint that takes over."""
     cause: _builtins.str
     """What went wrong, for developers, for example `stream cut before a finish reason`."""
+    mode: Global___FailoverMode.ValueType
+    """Whether the answer continues or restarts."""
     @_builtins.property
     def discard_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Text and reasoning message ids the client must discard: the new answer replaces them."""
+        """Text and reasoning message ids the client must discard: the new answer replaces them.
+        Empty with FAILOVER_MODE_CONTINUE.
+        """
 
     def __init__(
         self,
@@ -827,10 +1007,11 @@ class Failover(_message.Message):
         to_endpoint_id: _builtins.str = ...,
         cause: _builtins.str = ...,
         discard_message_ids: _abc.Iterable[_builtins.str] | None = ...,
+        mode: Global___FailoverMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "discard_message_ids", b"discard_message_ids", "from_endpoint_id", b"from_endpoint_id", "to_endpoint_id", b"to_endpoint_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "discard_message_ids", b"discard_message_ids", "from_endpoint_id", b"from_endpoint_id", "mode", b"mode", "to_endpoint_id", b"to_endpoint_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -961,7 +1142,7 @@ class ConverseResponse(_message.Message):
 
     @_builtins.property
     def failover(self) -> Global___Failover:
-        """The answer restarts elsewhere; discard the named messages."""
+        """The answer moves elsewhere: it continues, or restarts and names the messages to discard."""
 
     @_builtins.property
     def usage(self) -> Global___Usage:

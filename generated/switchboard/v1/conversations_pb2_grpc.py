@@ -54,6 +54,16 @@ class ConversationsStub:
                 request_serializer=switchboard_dot_v1_dot_conversations__pb2.EndSessionRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_conversations__pb2.EndSessionResponse.FromString,
                 _registered_method=True)
+        self.UpdateSession = channel.unary_unary(
+                '/switchboard.v1.Conversations/UpdateSession',
+                request_serializer=switchboard_dot_v1_dot_conversations__pb2.UpdateSessionRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_conversations__pb2.UpdateSessionResponse.FromString,
+                _registered_method=True)
+        self.TruncateTurn = channel.unary_unary(
+                '/switchboard.v1.Conversations/TruncateTurn',
+                request_serializer=switchboard_dot_v1_dot_conversations__pb2.TruncateTurnRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_conversations__pb2.TruncateTurnResponse.FromString,
+                _registered_method=True)
         self.Converse = channel.unary_stream(
                 '/switchboard.v1.Conversations/Converse',
                 request_serializer=switchboard_dot_v1_dot_conversations__pb2.ConverseRequest.SerializeToString,
@@ -91,13 +101,36 @@ class ConversationsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateSession(self, request, context):
+        """Replaces the fields of a session named by the field mask (`system_prompt`, `generation`,
+        `idle_ttl`, `messages`), for example to trim a history. Errors: INVALID_ARGUMENT,
+        NOT_FOUND, ABORTED (reason `SESSION_BUSY`: a turn is running; ErrorInfo metadata
+        `running_turn_id` names it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TruncateTurn(self, request, context):
+        """Keeps only what the user heard of a turn's answer: the stored assistant message of the
+        turn keeps the first `heard_text_chars` characters of its text and is marked
+        `interrupted`. Works on a finished turn and on a cancelled one; idempotent.
+        Errors: INVALID_ARGUMENT, NOT_FOUND (unknown session or turn), FAILED_PRECONDITION (the
+        turn is not the session's last), ABORTED (reason `SESSION_BUSY`: another turn is running).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Converse(self, request, context):
         """Runs one turn and streams the answer as typed events (see ConverseResponse for the order).
         Errors: INVALID_ARGUMENT (bad request, prompt too long for every endpoint, content filtered),
         NOT_FOUND (unknown LLM or session), FAILED_PRECONDITION (the stored provider key was
         rejected and no endpoint is left), RESOURCE_EXHAUSTED (too many concurrent streams; with
         RetryInfo), UNAVAILABLE (every endpoint failed; with RetryInfo when known),
-        DEADLINE_EXCEEDED (the caller's deadline passed).
+        DEADLINE_EXCEEDED (the caller's deadline passed), ABORTED (reason `SESSION_BUSY`: the
+        session has a turn in flight and `barge_in` is false; ErrorInfo metadata
+        `running_turn_id` names it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -120,6 +153,16 @@ def add_ConversationsServicer_to_server(servicer, server):
                     servicer.EndSession,
                     request_deserializer=switchboard_dot_v1_dot_conversations__pb2.EndSessionRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_conversations__pb2.EndSessionResponse.SerializeToString,
+            ),
+            'UpdateSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSession,
+                    request_deserializer=switchboard_dot_v1_dot_conversations__pb2.UpdateSessionRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_conversations__pb2.UpdateSessionResponse.SerializeToString,
+            ),
+            'TruncateTurn': grpc.unary_unary_rpc_method_handler(
+                    servicer.TruncateTurn,
+                    request_deserializer=switchboard_dot_v1_dot_conversations__pb2.TruncateTurnRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_conversations__pb2.TruncateTurnResponse.SerializeToString,
             ),
             'Converse': grpc.unary_stream_rpc_method_handler(
                     servicer.Converse,
@@ -213,6 +256,60 @@ class Conversations:
             '/switchboard.v1.Conversations/EndSession',
             switchboard_dot_v1_dot_conversations__pb2.EndSessionRequest.SerializeToString,
             switchboard_dot_v1_dot_conversations__pb2.EndSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.Conversations/UpdateSession',
+            switchboard_dot_v1_dot_conversations__pb2.UpdateSessionRequest.SerializeToString,
+            switchboard_dot_v1_dot_conversations__pb2.UpdateSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TruncateTurn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.Conversations/TruncateTurn',
+            switchboard_dot_v1_dot_conversations__pb2.TruncateTurnRequest.SerializeToString,
+            switchboard_dot_v1_dot_conversations__pb2.TruncateTurnResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,13 +46,28 @@ class ConversationsStub:
     """Returns a session and its history. Errors: INVALID_ARGUMENT, NOT_FOUND (unknown or expired)."""
     EndSession: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.EndSessionRequest, _conversations_pb2.EndSessionResponse]
     """Ends a session and forgets its history. Errors: INVALID_ARGUMENT, NOT_FOUND."""
+    UpdateSession: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.UpdateSessionRequest, _conversations_pb2.UpdateSessionResponse]
+    """Replaces the fields of a session named by the field mask (`system_prompt`, `generation`,
+    `idle_ttl`, `messages`), for example to trim a history. Errors: INVALID_ARGUMENT,
+    NOT_FOUND, ABORTED (reason `SESSION_BUSY`: a turn is running; ErrorInfo metadata
+    `running_turn_id` names it).
+    """
+    TruncateTurn: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.TruncateTurnRequest, _conversations_pb2.TruncateTurnResponse]
+    """Keeps only what the user heard of a turn's answer: the stored assistant message of the
+    turn keeps the first `heard_text_chars` characters of its text and is marked
+    `interrupted`. Works on a finished turn and on a cancelled one; idempotent.
+    Errors: INVALID_ARGUMENT, NOT_FOUND (unknown session or turn), FAILED_PRECONDITION (the
+    turn is not the session's last), ABORTED (reason `SESSION_BUSY`: another turn is running).
+    """
     Converse: _grpc.UnaryStreamMultiCallable[_conversations_pb2.ConverseRequest, _conversations_pb2.ConverseResponse]
     """Runs one turn and streams the answer as typed events (see ConverseResponse for the order).
     Errors: INVALID_ARGUMENT (bad request, prompt too long for every endpoint, content filtered),
     NOT_FOUND (unknown LLM or session), FAILED_PRECONDITION (the stored provider key was
     rejected and no endpoint is left), RESOURCE_EXHAUSTED (too many concurrent streams; with
     RetryInfo), UNAVAILABLE (every endpoint failed; with RetryInfo when known),
-    DEADLINE_EXCEEDED (the caller's deadline passed).
+    DEADLINE_EXCEEDED (the caller's deadline passed), ABORTED (reason `SESSION_BUSY`: the
+    session has a turn in flight and `barge_in` is false; ErrorInfo metadata
+    `running_turn_id` names it).
     """
 
 @_typing.type_check_only
@@ -73,13 +88,28 @@ class ConversationsAsyncStub(ConversationsStub):
     """Returns a session and its history. Errors: INVALID_ARGUMENT, NOT_FOUND (unknown or expired)."""
     EndSession: _aio.UnaryUnaryMultiCallable[_conversations_pb2.EndSessionRequest, _conversations_pb2.EndSessionResponse]  # type: ignore[assignment]
     """Ends a session and forgets its history. Errors: INVALID_ARGUMENT, NOT_FOUND."""
+    UpdateSession: _aio.UnaryUnaryMultiCallable[_conversations_pb2.UpdateSessionRequest, _conversations_pb2.UpdateSessionResponse]  # type: ignore[assignment]
+    """Replaces the fields of a session named by the field mask (`system_prompt`, `generation`,
+    `idle_ttl`, `messages`), for example to trim a history. Errors: INVALID_ARGUMENT,
+    NOT_FOUND, ABORTED (reason `SESSION_BUSY`: a turn is running; ErrorInfo metadata
+    `running_turn_id` names it).
+    """
+    TruncateTurn: _aio.UnaryUnaryMultiCallable[_conversations_pb2.TruncateTurnRequest, _conversations_pb2.TruncateTurnResponse]  # type: ignore[assignment]
+    """Keeps only what the user heard of a turn's answer: the stored assistant message of the
+    turn keeps the first `heard_text_chars` characters of its text and is marked
+    `interrupted`. Works on a finished turn and on a cancelled one; idempotent.
+    Errors: INVALID_ARGUMENT, NOT_FOUND (unknown session or turn), FAILED_PRECONDITION (the
+    turn is not the session's last), ABORTED (reason `SESSION_BUSY`: another turn is running).
+    """
     Converse: _aio.UnaryStreamMultiCallable[_conversations_pb2.ConverseRequest, _conversations_pb2.ConverseResponse]  # type: ignore[assignment]
     """Runs one turn and streams the answer as typed events (see ConverseResponse for the order).
     Errors: INVALID_ARGUMENT (bad request, prompt too long for every endpoint, content filtered),
     NOT_FOUND (unknown LLM or session), FAILED_PRECONDITION (the stored provider key was
     rejected and no endpoint is left), RESOURCE_EXHAUSTED (too many concurrent streams; with
     RetryInfo), UNAVAILABLE (every endpoint failed; with RetryInfo when known),
-    DEADLINE_EXCEEDED (the caller's deadline passed).
+    DEADLINE_EXCEEDED (the caller's deadline passed), ABORTED (reason `SESSION_BUSY`: the
+    session has a turn in flight and `barge_in` is false; ErrorInfo metadata
+    `running_turn_id` names it).
     """
 
 class ConversationsServicer(metaclass=_abc_1.ABCMeta):
@@ -117,6 +147,31 @@ class ConversationsServicer(metaclass=_abc_1.ABCMeta):
         """Ends a session and forgets its history. Errors: INVALID_ARGUMENT, NOT_FOUND."""
 
     @_abc_1.abstractmethod
+    def UpdateSession(
+        self,
+        request: _conversations_pb2.UpdateSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.UpdateSessionResponse, _abc.Awaitable[_conversations_pb2.UpdateSessionResponse]]:
+        """Replaces the fields of a session named by the field mask (`system_prompt`, `generation`,
+        `idle_ttl`, `messages`), for example to trim a history. Errors: INVALID_ARGUMENT,
+        NOT_FOUND, ABORTED (reason `SESSION_BUSY`: a turn is running; ErrorInfo metadata
+        `running_turn_id` names it).
+        """
+
+    @_abc_1.abstractmethod
+    def TruncateTurn(
+        self,
+        request: _conversations_pb2.TruncateTurnRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.TruncateTurnResponse, _abc.Awaitable[_conversations_pb2.TruncateTurnResponse]]:
+        """Keeps only what the user heard of a turn's answer: the stored assistant message of the
+        turn keeps the first `heard_text_chars` characters of its text and is marked
+        `interrupted`. Works on a finished turn and on a cancelled one; idempotent.
+        Errors: INVALID_ARGUMENT, NOT_FOUND (unknown session or turn), FAILED_PRECONDITION (the
+        turn is not the session's last), ABORTED (reason `SESSION_BUSY`: another turn is running).
+        """
+
+    @_abc_1.abstractmethod
     def Converse(
         self,
         request: _conversations_pb2.ConverseRequest,
@@ -127,7 +182,9 @@ class ConversationsServicer(metaclass=_abc_1.ABCMeta):
         NOT_FOUND (unknown LLM or session), FAILED_PRECONDITION (the stored provider key was
         rejected and no endpoint is left), RESOURCE_EXHAUSTED (too many concurrent streams; with
         RetryInfo), UNAVAILABLE (every endpoint failed; with RetryInfo when known),
-        DEADLINE_EXCEEDED (the caller's deadline passed).
+        DEADLINE_EXCEEDED (the caller's deadline passed), ABORTED (reason `SESSION_BUSY`: the
+        session has a turn in flight and `barge_in` is false; ErrorInfo metadata
+        `running_turn_id` names it).
         """
 
 def add_ConversationsServicer_to_server(servicer: ConversationsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

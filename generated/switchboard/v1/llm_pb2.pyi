@@ -218,6 +218,7 @@ class EndpointCapabilities(_message.Message):
     TOOL_CALLING_FIELD_NUMBER: _builtins.int
     IMAGE_INPUT_FIELD_NUMBER: _builtins.int
     VALIDATE_TIME_FIELD_NUMBER: _builtins.int
+    CONTINUES_PARTIAL_ANSWER_FIELD_NUMBER: _builtins.int
     reasoning: _builtins.bool
     """Whether the endpoint streams reasoning text."""
     reasoning_dialect: _builtins.str
@@ -226,6 +227,8 @@ class EndpointCapabilities(_message.Message):
     """Whether the endpoint answered a tool-calling request with a tool call."""
     image_input: _builtins.bool
     """Whether the endpoint accepted an image input."""
+    continues_partial_answer: _builtins.bool
+    """Whether the endpoint continued a partial assistant answer (assistant prefill) when asked."""
     @_builtins.property
     def validate_time(self) -> _timestamp_pb2.Timestamp:
         """When these capabilities were last measured."""
@@ -238,10 +241,11 @@ class EndpointCapabilities(_message.Message):
         tool_calling: _builtins.bool = ...,
         image_input: _builtins.bool = ...,
         validate_time: _timestamp_pb2.Timestamp | None = ...,
+        continues_partial_answer: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["validate_time", b"validate_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_input", b"image_input", "reasoning", b"reasoning", "reasoning_dialect", b"reasoning_dialect", "tool_calling", b"tool_calling", "validate_time", b"validate_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["continues_partial_answer", b"continues_partial_answer", "image_input", b"image_input", "reasoning", b"reasoning", "reasoning_dialect", b"reasoning_dialect", "tool_calling", b"tool_calling", "validate_time", b"validate_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -330,6 +334,7 @@ class Endpoint(_message.Message):
     EXTRA_HEADERS_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     HEALTH_FIELD_NUMBER: _builtins.int
+    CONTINUES_PARTIAL_ANSWER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Assigned by the server on create. On update, an existing id keeps that endpoint's stored key."""
     api_spec: Global___ApiSpec.ValueType
@@ -352,6 +357,11 @@ class Endpoint(_message.Message):
     """Routing tier: lower is preferred; endpoints without a priority form one tier (0)."""
     context_window_tokens: _builtins.int
     """The model's context window in tokens, 0 when unknown; used to reroute prompts that are too long."""
+    continues_partial_answer: _builtins.bool
+    """Declares whether the endpoint continues a partial assistant answer (assistant prefill),
+    so that a broken answer continues here instead of restarting. Unset: what validation
+    detected (`capabilities.continues_partial_answer`).
+    """
     @_builtins.property
     def extra_headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Header]:
         """Extra HTTP headers sent on every request to this endpoint."""
@@ -380,13 +390,19 @@ class Endpoint(_message.Message):
         extra_headers: _abc.Iterable[Global___Header] | None = ...,
         capabilities: Global___EndpointCapabilities | None = ...,
         health: Global___EndpointHealth | None = ...,
+        continues_partial_answer: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "capabilities", b"capabilities", "health", b"health", "priority", b"priority"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_continues_partial_answer", b"_continues_partial_answer", "_priority", b"_priority", "capabilities", b"capabilities", "continues_partial_answer", b"continues_partial_answer", "health", b"health", "priority", b"priority"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "api_key", b"api_key", "api_key_hint", b"api_key_hint", "api_spec", b"api_spec", "api_version", b"api_version", "base_url", b"base_url", "capabilities", b"capabilities", "context_window_tokens", b"context_window_tokens", "extra_headers", b"extra_headers", "health", b"health", "id", b"id", "label", b"label", "model", b"model", "priority", b"priority"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_continues_partial_answer", b"_continues_partial_answer", "_priority", b"_priority", "api_key", b"api_key", "api_key_hint", b"api_key_hint", "api_spec", b"api_spec", "api_version", b"api_version", "base_url", b"base_url", "capabilities", b"capabilities", "context_window_tokens", b"context_window_tokens", "continues_partial_answer", b"continues_partial_answer", "extra_headers", b"extra_headers", "health", b"health", "id", b"id", "label", b"label", "model", b"model", "priority", b"priority"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__continues_partial_answer: _TypeAlias = _typing.Literal["continues_partial_answer"]  # noqa: Y015
+    _WhichOneofArgType__continues_partial_answer: _TypeAlias = _typing.Literal["_continues_partial_answer", b"_continues_partial_answer"]  # noqa: Y015
     _WhichOneofReturnType__priority: _TypeAlias = _typing.Literal["priority"]  # noqa: Y015
     _WhichOneofArgType__priority: _TypeAlias = _typing.Literal["_priority", b"_priority"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__continues_partial_answer) -> _WhichOneofReturnType__continues_partial_answer | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__priority) -> _WhichOneofReturnType__priority | None: ...
 
 Global___Endpoint: _TypeAlias = Endpoint  # noqa: Y015

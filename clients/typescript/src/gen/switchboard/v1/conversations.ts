@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration";
+import { FieldMask } from "../../google/protobuf/field_mask";
 import { Struct } from "../../google/protobuf/struct";
 import { Timestamp } from "../../google/protobuf/timestamp";
 import { GenerationConfig } from "./llm";
@@ -217,6 +218,55 @@ export function routeReasonToJSON(object: RouteReason): string {
   }
 }
 
+/** How an answer goes on after a failover. */
+export enum FailoverMode {
+  /** FAILOVER_MODE_UNSPECIFIED - Not reported; treat as RESTART. */
+  FAILOVER_MODE_UNSPECIFIED = 0,
+  /**
+   * FAILOVER_MODE_CONTINUE - The next endpoint continues the partial answer: nothing is discarded and the following
+   * text deltas extend the same text message.
+   */
+  FAILOVER_MODE_CONTINUE = 1,
+  /**
+   * FAILOVER_MODE_RESTART - The answer restarts from the beginning: discard the messages named in
+   * `discard_message_ids`.
+   */
+  FAILOVER_MODE_RESTART = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function failoverModeFromJSON(object: any): FailoverMode {
+  switch (object) {
+    case 0:
+    case "FAILOVER_MODE_UNSPECIFIED":
+      return FailoverMode.FAILOVER_MODE_UNSPECIFIED;
+    case 1:
+    case "FAILOVER_MODE_CONTINUE":
+      return FailoverMode.FAILOVER_MODE_CONTINUE;
+    case 2:
+    case "FAILOVER_MODE_RESTART":
+      return FailoverMode.FAILOVER_MODE_RESTART;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return FailoverMode.UNRECOGNIZED;
+  }
+}
+
+export function failoverModeToJSON(object: FailoverMode): string {
+  switch (object) {
+    case FailoverMode.FAILOVER_MODE_UNSPECIFIED:
+      return "FAILOVER_MODE_UNSPECIFIED";
+    case FailoverMode.FAILOVER_MODE_CONTINUE:
+      return "FAILOVER_MODE_CONTINUE";
+    case FailoverMode.FAILOVER_MODE_RESTART:
+      return "FAILOVER_MODE_RESTART";
+    case FailoverMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Why the model stopped. */
 export enum FinishReason {
   /** FINISH_REASON_UNSPECIFIED - Not reported. */
@@ -337,6 +387,13 @@ export interface Message {
   reasoning: string;
   /** For assistant messages: an opaque provider token for the text, sent back unchanged. */
   thoughtSignature: string;
+  /**
+   * For assistant messages in a session history: the answer was cut short by the caller
+   * (a cancelled turn, or TruncateTurn); the text is what was streamed or heard.
+   */
+  interrupted: boolean;
+  /** In a session history: the turn that added this message (the id TruncateTurn takes). */
+  turnId: string;
 }
 
 /** A function the model may call. */
@@ -383,8 +440,13 @@ export interface Session {
     | undefined;
   /** Completed turns. */
   turnCount: number;
-  /** The history without the system prompt, oldest first. */
+  /**
+   * The history without the system prompt, oldest first. Written by turns; UpdateSession
+   * can replace it.
+   */
   messages: Message[];
+  /** The turn in flight on this session, empty when none. */
+  runningTurnId: string;
 }
 
 /** Request of CreateSession. */
@@ -429,6 +491,43 @@ export interface EndSessionRequest {
 export interface EndSessionResponse {
 }
 
+/** Request of UpdateSession. */
+export interface UpdateSessionRequest {
+  /** The session id. */
+  sessionId: string;
+  /** The new values of the fields named in `update_mask`; other fields are ignored. */
+  session:
+    | Session
+    | undefined;
+  /** The fields to replace: `system_prompt`, `generation`, `idle_ttl`, `messages`. */
+  updateMask: string[] | undefined;
+}
+
+/** Response of UpdateSession. */
+export interface UpdateSessionResponse {
+  /** The session as stored now. */
+  session: Session | undefined;
+}
+
+/** Request of TruncateTurn. */
+export interface TruncateTurnRequest {
+  /** The session id. */
+  sessionId: string;
+  /** The turn id, from `TurnStarted.turn_id` (or `Message.turn_id`). */
+  turnId: string;
+  /**
+   * How many characters (Unicode code points) of the answer's text the user heard, at least 0.
+   * Tool calls of the answer are dropped unless this covers the whole text.
+   */
+  heardTextChars: number;
+}
+
+/** Response of TruncateTurn. */
+export interface TruncateTurnResponse {
+  /** The session with its history as stored now. */
+  session: Session | undefined;
+}
+
 /** Request of Converse. */
 export interface ConverseRequest {
   /** What to talk to. */
@@ -452,7 +551,14 @@ export interface ConverseRequest {
     | ToolChoice
     | undefined;
   /** Overrides for this turn, over the session's and the LLM's defaults. */
-  generation: GenerationConfig | undefined;
+  generation:
+    | GenerationConfig
+    | undefined;
+  /**
+   * For session turns: when another turn of the session is in flight (on any replica), cancel
+   * it first (it is recorded as interrupted) instead of failing with ABORTED `SESSION_BUSY`.
+   */
+  bargeIn: boolean;
 }
 
 /** The turn began. */
@@ -463,6 +569,11 @@ export interface TurnStarted {
   sessionId: string;
   /** The LLM. */
   llmId: string;
+  /**
+   * For session turns: how many of the oldest history messages were left out so that the
+   * history fits the endpoint's context window (the system prompt is always kept).
+   */
+  historyMessagesOmitted: number;
 }
 
 /** An attempt on an endpoint began. */
@@ -514,7 +625,7 @@ export interface ToolCallDelta {
   thoughtSignature: string;
 }
 
-/** The answer restarts on another endpoint after output was streamed. */
+/** The answer moves to another endpoint after output was streamed. */
 export interface Failover {
   /** The endpoint that failed. */
   fromEndpointId: string;
@@ -522,8 +633,13 @@ export interface Failover {
   toEndpointId: string;
   /** What went wrong, for developers, for example `stream cut before a finish reason`. */
   cause: string;
-  /** Text and reasoning message ids the client must discard: the new answer replaces them. */
+  /**
+   * Text and reasoning message ids the client must discard: the new answer replaces them.
+   * Empty with FAILOVER_MODE_CONTINUE.
+   */
   discardMessageIds: string[];
+  /** Whether the answer continues or restarts. */
+  mode: FailoverMode;
 }
 
 /** Token usage of the serving attempt. */
@@ -586,7 +702,7 @@ export interface ConverseResponse {
     /** A tool call piece. */
     { $case: "toolCall"; value: ToolCallDelta }
     | //
-    /** The answer restarts elsewhere; discard the named messages. */
+    /** The answer moves elsewhere: it continues, or restarts and names the messages to discard. */
     { $case: "failover"; value: Failover }
     | //
     /** Token usage. */
@@ -945,7 +1061,17 @@ export const ToolCall: MessageFns<ToolCall> = {
 };
 
 function createBaseMessage(): Message {
-  return { role: 0, parts: [], toolCalls: [], toolCallId: "", name: "", reasoning: "", thoughtSignature: "" };
+  return {
+    role: 0,
+    parts: [],
+    toolCalls: [],
+    toolCallId: "",
+    name: "",
+    reasoning: "",
+    thoughtSignature: "",
+    interrupted: false,
+    turnId: "",
+  };
 }
 
 export const Message: MessageFns<Message> = {
@@ -970,6 +1096,12 @@ export const Message: MessageFns<Message> = {
     }
     if (message.thoughtSignature !== "") {
       writer.uint32(58).string(message.thoughtSignature);
+    }
+    if (message.interrupted !== false) {
+      writer.uint32(64).bool(message.interrupted);
+    }
+    if (message.turnId !== "") {
+      writer.uint32(74).string(message.turnId);
     }
     return writer;
   },
@@ -1043,6 +1175,22 @@ export const Message: MessageFns<Message> = {
             message.thoughtSignature = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.interrupted = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.turnId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1076,6 +1224,12 @@ export const Message: MessageFns<Message> = {
         : isSet(object.thought_signature)
         ? globalThis.String(object.thought_signature)
         : "",
+      interrupted: isSet(object.interrupted) ? globalThis.Boolean(object.interrupted) : false,
+      turnId: isSet(object.turnId)
+        ? globalThis.String(object.turnId)
+        : isSet(object.turn_id)
+        ? globalThis.String(object.turn_id)
+        : "",
     };
   },
 
@@ -1102,6 +1256,12 @@ export const Message: MessageFns<Message> = {
     if (message.thoughtSignature !== "") {
       obj.thoughtSignature = message.thoughtSignature;
     }
+    if (message.interrupted !== false) {
+      obj.interrupted = message.interrupted;
+    }
+    if (message.turnId !== "") {
+      obj.turnId = message.turnId;
+    }
     return obj;
   },
 
@@ -1117,6 +1277,8 @@ export const Message: MessageFns<Message> = {
     message.name = object.name ?? "";
     message.reasoning = object.reasoning ?? "";
     message.thoughtSignature = object.thoughtSignature ?? "";
+    message.interrupted = object.interrupted ?? false;
+    message.turnId = object.turnId ?? "";
     return message;
   },
 };
@@ -1322,6 +1484,7 @@ function createBaseSession(): Session {
     expireTime: undefined,
     turnCount: 0,
     messages: [],
+    runningTurnId: "",
   };
 }
 
@@ -1353,6 +1516,9 @@ export const Session: MessageFns<Session> = {
     }
     for (const v of message.messages) {
       Message.encode(v!, writer.uint32(74).fork()).join();
+    }
+    if (message.runningTurnId !== "") {
+      writer.uint32(82).string(message.runningTurnId);
     }
     return writer;
   },
@@ -1442,6 +1608,14 @@ export const Session: MessageFns<Session> = {
             message.messages.push(Message.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.runningTurnId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1491,6 +1665,11 @@ export const Session: MessageFns<Session> = {
       messages: globalThis.Array.isArray(object?.messages)
         ? object.messages.map((e: any) => Message.fromJSON(e))
         : [],
+      runningTurnId: isSet(object.runningTurnId)
+        ? globalThis.String(object.runningTurnId)
+        : isSet(object.running_turn_id)
+        ? globalThis.String(object.running_turn_id)
+        : "",
     };
   },
 
@@ -1523,6 +1702,9 @@ export const Session: MessageFns<Session> = {
     if (message.messages?.length) {
       obj.messages = message.messages.map((e) => Message.toJSON(e));
     }
+    if (message.runningTurnId !== "") {
+      obj.runningTurnId = message.runningTurnId;
+    }
     return obj;
   },
 
@@ -1548,6 +1730,7 @@ export const Session: MessageFns<Session> = {
       : undefined;
     message.turnCount = object.turnCount ?? 0;
     message.messages = object.messages?.map((e) => Message.fromPartial(e)) || [];
+    message.runningTurnId = object.runningTurnId ?? "";
     return message;
   },
 };
@@ -2021,8 +2204,370 @@ export const EndSessionResponse: MessageFns<EndSessionResponse> = {
   },
 };
 
+function createBaseUpdateSessionRequest(): UpdateSessionRequest {
+  return { sessionId: "", session: undefined, updateMask: undefined };
+}
+
+export const UpdateSessionRequest: MessageFns<UpdateSessionRequest> = {
+  encode(message: UpdateSessionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.session !== undefined) {
+      Session.encode(message.session, writer.uint32(18).fork()).join();
+    }
+    if (message.updateMask !== undefined) {
+      FieldMask.encode(FieldMask.wrap(message.updateMask), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSessionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSessionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.session = Session.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.updateMask = FieldMask.unwrap(FieldMask.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSessionRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      session: isSet(object.session) ? Session.fromJSON(object.session) : undefined,
+      updateMask: isSet(object.updateMask)
+        ? FieldMask.unwrap(FieldMask.fromJSON(object.updateMask))
+        : isSet(object.update_mask)
+        ? FieldMask.unwrap(FieldMask.fromJSON(object.update_mask))
+        : undefined,
+    };
+  },
+
+  toJSON(message: UpdateSessionRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.session !== undefined) {
+      obj.session = Session.toJSON(message.session);
+    }
+    if (message.updateMask !== undefined) {
+      obj.updateMask = FieldMask.toJSON(FieldMask.wrap(message.updateMask));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSessionRequest>, I>>(base?: I): UpdateSessionRequest {
+    return UpdateSessionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSessionRequest>, I>>(object: I): UpdateSessionRequest {
+    const message = createBaseUpdateSessionRequest();
+    message.sessionId = object.sessionId ?? "";
+    message.session = (object.session !== undefined && object.session !== null)
+      ? Session.fromPartial(object.session)
+      : undefined;
+    message.updateMask = object.updateMask ?? undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateSessionResponse(): UpdateSessionResponse {
+  return { session: undefined };
+}
+
+export const UpdateSessionResponse: MessageFns<UpdateSessionResponse> = {
+  encode(message: UpdateSessionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.session !== undefined) {
+      Session.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSessionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSessionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.session = Session.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSessionResponse {
+    return { session: isSet(object.session) ? Session.fromJSON(object.session) : undefined };
+  },
+
+  toJSON(message: UpdateSessionResponse): unknown {
+    const obj: any = {};
+    if (message.session !== undefined) {
+      obj.session = Session.toJSON(message.session);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSessionResponse>, I>>(base?: I): UpdateSessionResponse {
+    return UpdateSessionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSessionResponse>, I>>(object: I): UpdateSessionResponse {
+    const message = createBaseUpdateSessionResponse();
+    message.session = (object.session !== undefined && object.session !== null)
+      ? Session.fromPartial(object.session)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseTruncateTurnRequest(): TruncateTurnRequest {
+  return { sessionId: "", turnId: "", heardTextChars: 0 };
+}
+
+export const TruncateTurnRequest: MessageFns<TruncateTurnRequest> = {
+  encode(message: TruncateTurnRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.turnId !== "") {
+      writer.uint32(18).string(message.turnId);
+    }
+    if (message.heardTextChars !== 0) {
+      writer.uint32(24).int32(message.heardTextChars);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TruncateTurnRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTruncateTurnRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.turnId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.heardTextChars = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TruncateTurnRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      turnId: isSet(object.turnId)
+        ? globalThis.String(object.turnId)
+        : isSet(object.turn_id)
+        ? globalThis.String(object.turn_id)
+        : "",
+      heardTextChars: isSet(object.heardTextChars)
+        ? globalThis.Number(object.heardTextChars)
+        : isSet(object.heard_text_chars)
+        ? globalThis.Number(object.heard_text_chars)
+        : 0,
+    };
+  },
+
+  toJSON(message: TruncateTurnRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.turnId !== "") {
+      obj.turnId = message.turnId;
+    }
+    if (message.heardTextChars !== 0) {
+      obj.heardTextChars = Math.round(message.heardTextChars);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TruncateTurnRequest>, I>>(base?: I): TruncateTurnRequest {
+    return TruncateTurnRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TruncateTurnRequest>, I>>(object: I): TruncateTurnRequest {
+    const message = createBaseTruncateTurnRequest();
+    message.sessionId = object.sessionId ?? "";
+    message.turnId = object.turnId ?? "";
+    message.heardTextChars = object.heardTextChars ?? 0;
+    return message;
+  },
+};
+
+function createBaseTruncateTurnResponse(): TruncateTurnResponse {
+  return { session: undefined };
+}
+
+export const TruncateTurnResponse: MessageFns<TruncateTurnResponse> = {
+  encode(message: TruncateTurnResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.session !== undefined) {
+      Session.encode(message.session, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TruncateTurnResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTruncateTurnResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.session = Session.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TruncateTurnResponse {
+    return { session: isSet(object.session) ? Session.fromJSON(object.session) : undefined };
+  },
+
+  toJSON(message: TruncateTurnResponse): unknown {
+    const obj: any = {};
+    if (message.session !== undefined) {
+      obj.session = Session.toJSON(message.session);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TruncateTurnResponse>, I>>(base?: I): TruncateTurnResponse {
+    return TruncateTurnResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TruncateTurnResponse>, I>>(object: I): TruncateTurnResponse {
+    const message = createBaseTruncateTurnResponse();
+    message.session = (object.session !== undefined && object.session !== null)
+      ? Session.fromPartial(object.session)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseConverseRequest(): ConverseRequest {
-  return { target: undefined, messages: [], tools: [], toolChoice: undefined, generation: undefined };
+  return { target: undefined, messages: [], tools: [], toolChoice: undefined, generation: undefined, bargeIn: false };
 }
 
 export const ConverseRequest: MessageFns<ConverseRequest> = {
@@ -2046,6 +2591,9 @@ export const ConverseRequest: MessageFns<ConverseRequest> = {
     }
     if (message.generation !== undefined) {
       GenerationConfig.encode(message.generation, writer.uint32(50).fork()).join();
+    }
+    if (message.bargeIn !== false) {
+      writer.uint32(56).bool(message.bargeIn);
     }
     return writer;
   },
@@ -2111,6 +2659,14 @@ export const ConverseRequest: MessageFns<ConverseRequest> = {
             message.generation = GenerationConfig.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.bargeIn = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2142,6 +2698,11 @@ export const ConverseRequest: MessageFns<ConverseRequest> = {
         ? ToolChoice.fromJSON(object.tool_choice)
         : undefined,
       generation: isSet(object.generation) ? GenerationConfig.fromJSON(object.generation) : undefined,
+      bargeIn: isSet(object.bargeIn)
+        ? globalThis.Boolean(object.bargeIn)
+        : isSet(object.barge_in)
+        ? globalThis.Boolean(object.barge_in)
+        : false,
     };
   },
 
@@ -2163,6 +2724,9 @@ export const ConverseRequest: MessageFns<ConverseRequest> = {
     }
     if (message.generation !== undefined) {
       obj.generation = GenerationConfig.toJSON(message.generation);
+    }
+    if (message.bargeIn !== false) {
+      obj.bargeIn = message.bargeIn;
     }
     return obj;
   },
@@ -2194,12 +2758,13 @@ export const ConverseRequest: MessageFns<ConverseRequest> = {
     message.generation = (object.generation !== undefined && object.generation !== null)
       ? GenerationConfig.fromPartial(object.generation)
       : undefined;
+    message.bargeIn = object.bargeIn ?? false;
     return message;
   },
 };
 
 function createBaseTurnStarted(): TurnStarted {
-  return { turnId: "", sessionId: "", llmId: "" };
+  return { turnId: "", sessionId: "", llmId: "", historyMessagesOmitted: 0 };
 }
 
 export const TurnStarted: MessageFns<TurnStarted> = {
@@ -2212,6 +2777,9 @@ export const TurnStarted: MessageFns<TurnStarted> = {
     }
     if (message.llmId !== "") {
       writer.uint32(26).string(message.llmId);
+    }
+    if (message.historyMessagesOmitted !== 0) {
+      writer.uint32(32).int32(message.historyMessagesOmitted);
     }
     return writer;
   },
@@ -2253,6 +2821,14 @@ export const TurnStarted: MessageFns<TurnStarted> = {
             message.llmId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.historyMessagesOmitted = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2282,6 +2858,11 @@ export const TurnStarted: MessageFns<TurnStarted> = {
         : isSet(object.llm_id)
         ? globalThis.String(object.llm_id)
         : "",
+      historyMessagesOmitted: isSet(object.historyMessagesOmitted)
+        ? globalThis.Number(object.historyMessagesOmitted)
+        : isSet(object.history_messages_omitted)
+        ? globalThis.Number(object.history_messages_omitted)
+        : 0,
     };
   },
 
@@ -2296,6 +2877,9 @@ export const TurnStarted: MessageFns<TurnStarted> = {
     if (message.llmId !== "") {
       obj.llmId = message.llmId;
     }
+    if (message.historyMessagesOmitted !== 0) {
+      obj.historyMessagesOmitted = Math.round(message.historyMessagesOmitted);
+    }
     return obj;
   },
 
@@ -2307,6 +2891,7 @@ export const TurnStarted: MessageFns<TurnStarted> = {
     message.turnId = object.turnId ?? "";
     message.sessionId = object.sessionId ?? "";
     message.llmId = object.llmId ?? "";
+    message.historyMessagesOmitted = object.historyMessagesOmitted ?? 0;
     return message;
   },
 };
@@ -2792,7 +3377,7 @@ export const ToolCallDelta: MessageFns<ToolCallDelta> = {
 };
 
 function createBaseFailover(): Failover {
-  return { fromEndpointId: "", toEndpointId: "", cause: "", discardMessageIds: [] };
+  return { fromEndpointId: "", toEndpointId: "", cause: "", discardMessageIds: [], mode: 0 };
 }
 
 export const Failover: MessageFns<Failover> = {
@@ -2808,6 +3393,9 @@ export const Failover: MessageFns<Failover> = {
     }
     for (const v of message.discardMessageIds) {
       writer.uint32(34).string(v!);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(40).int32(message.mode);
     }
     return writer;
   },
@@ -2857,6 +3445,14 @@ export const Failover: MessageFns<Failover> = {
             message.discardMessageIds.push(reader.string());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.mode = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2887,6 +3483,7 @@ export const Failover: MessageFns<Failover> = {
         : globalThis.Array.isArray(object?.discard_message_ids)
         ? object.discard_message_ids.map((e: any) => globalThis.String(e))
         : [],
+      mode: isSet(object.mode) ? failoverModeFromJSON(object.mode) : 0,
     };
   },
 
@@ -2904,6 +3501,9 @@ export const Failover: MessageFns<Failover> = {
     if (message.discardMessageIds?.length) {
       obj.discardMessageIds = message.discardMessageIds;
     }
+    if (message.mode !== 0) {
+      obj.mode = failoverModeToJSON(message.mode);
+    }
     return obj;
   },
 
@@ -2916,6 +3516,7 @@ export const Failover: MessageFns<Failover> = {
     message.toEndpointId = object.toEndpointId ?? "";
     message.cause = object.cause ?? "";
     message.discardMessageIds = object.discardMessageIds?.map((e) => e) || [];
+    message.mode = object.mode ?? 0;
     return message;
   },
 };
@@ -3518,12 +4119,47 @@ export const ConversationsService = {
     responseDeserialize: (value: Buffer): EndSessionResponse => EndSessionResponse.decode(value),
   },
   /**
+   * Replaces the fields of a session named by the field mask (`system_prompt`, `generation`,
+   * `idle_ttl`, `messages`), for example to trim a history. Errors: INVALID_ARGUMENT,
+   * NOT_FOUND, ABORTED (reason `SESSION_BUSY`: a turn is running; ErrorInfo metadata
+   * `running_turn_id` names it).
+   */
+  updateSession: {
+    path: "/switchboard.v1.Conversations/UpdateSession" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateSessionRequest): Buffer => Buffer.from(UpdateSessionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateSessionRequest => UpdateSessionRequest.decode(value),
+    responseSerialize: (value: UpdateSessionResponse): Buffer =>
+      Buffer.from(UpdateSessionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateSessionResponse => UpdateSessionResponse.decode(value),
+  },
+  /**
+   * Keeps only what the user heard of a turn's answer: the stored assistant message of the
+   * turn keeps the first `heard_text_chars` characters of its text and is marked
+   * `interrupted`. Works on a finished turn and on a cancelled one; idempotent.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND (unknown session or turn), FAILED_PRECONDITION (the
+   * turn is not the session's last), ABORTED (reason `SESSION_BUSY`: another turn is running).
+   */
+  truncateTurn: {
+    path: "/switchboard.v1.Conversations/TruncateTurn" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TruncateTurnRequest): Buffer => Buffer.from(TruncateTurnRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TruncateTurnRequest => TruncateTurnRequest.decode(value),
+    responseSerialize: (value: TruncateTurnResponse): Buffer =>
+      Buffer.from(TruncateTurnResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TruncateTurnResponse => TruncateTurnResponse.decode(value),
+  },
+  /**
    * Runs one turn and streams the answer as typed events (see ConverseResponse for the order).
    * Errors: INVALID_ARGUMENT (bad request, prompt too long for every endpoint, content filtered),
    * NOT_FOUND (unknown LLM or session), FAILED_PRECONDITION (the stored provider key was
    * rejected and no endpoint is left), RESOURCE_EXHAUSTED (too many concurrent streams; with
    * RetryInfo), UNAVAILABLE (every endpoint failed; with RetryInfo when known),
-   * DEADLINE_EXCEEDED (the caller's deadline passed).
+   * DEADLINE_EXCEEDED (the caller's deadline passed), ABORTED (reason `SESSION_BUSY`: the
+   * session has a turn in flight and `barge_in` is false; ErrorInfo metadata
+   * `running_turn_id` names it).
    */
   converse: {
     path: "/switchboard.v1.Conversations/Converse" as const,
@@ -3547,12 +4183,29 @@ export interface ConversationsServer extends UntypedServiceImplementation {
   /** Ends a session and forgets its history. Errors: INVALID_ARGUMENT, NOT_FOUND. */
   endSession: handleUnaryCall<EndSessionRequest, EndSessionResponse>;
   /**
+   * Replaces the fields of a session named by the field mask (`system_prompt`, `generation`,
+   * `idle_ttl`, `messages`), for example to trim a history. Errors: INVALID_ARGUMENT,
+   * NOT_FOUND, ABORTED (reason `SESSION_BUSY`: a turn is running; ErrorInfo metadata
+   * `running_turn_id` names it).
+   */
+  updateSession: handleUnaryCall<UpdateSessionRequest, UpdateSessionResponse>;
+  /**
+   * Keeps only what the user heard of a turn's answer: the stored assistant message of the
+   * turn keeps the first `heard_text_chars` characters of its text and is marked
+   * `interrupted`. Works on a finished turn and on a cancelled one; idempotent.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND (unknown session or turn), FAILED_PRECONDITION (the
+   * turn is not the session's last), ABORTED (reason `SESSION_BUSY`: another turn is running).
+   */
+  truncateTurn: handleUnaryCall<TruncateTurnRequest, TruncateTurnResponse>;
+  /**
    * Runs one turn and streams the answer as typed events (see ConverseResponse for the order).
    * Errors: INVALID_ARGUMENT (bad request, prompt too long for every endpoint, content filtered),
    * NOT_FOUND (unknown LLM or session), FAILED_PRECONDITION (the stored provider key was
    * rejected and no endpoint is left), RESOURCE_EXHAUSTED (too many concurrent streams; with
    * RetryInfo), UNAVAILABLE (every endpoint failed; with RetryInfo when known),
-   * DEADLINE_EXCEEDED (the caller's deadline passed).
+   * DEADLINE_EXCEEDED (the caller's deadline passed), ABORTED (reason `SESSION_BUSY`: the
+   * session has a turn in flight and `barge_in` is false; ErrorInfo metadata
+   * `running_turn_id` names it).
    */
   converse: handleServerStreamingCall<ConverseRequest, ConverseResponse>;
 }
@@ -3610,12 +4263,57 @@ export interface ConversationsClient extends Client {
     callback: (error: ServiceError | null, response: EndSessionResponse) => void,
   ): ClientUnaryCall;
   /**
+   * Replaces the fields of a session named by the field mask (`system_prompt`, `generation`,
+   * `idle_ttl`, `messages`), for example to trim a history. Errors: INVALID_ARGUMENT,
+   * NOT_FOUND, ABORTED (reason `SESSION_BUSY`: a turn is running; ErrorInfo metadata
+   * `running_turn_id` names it).
+   */
+  updateSession(
+    request: UpdateSessionRequest,
+    callback: (error: ServiceError | null, response: UpdateSessionResponse) => void,
+  ): ClientUnaryCall;
+  updateSession(
+    request: UpdateSessionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateSessionResponse) => void,
+  ): ClientUnaryCall;
+  updateSession(
+    request: UpdateSessionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateSessionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Keeps only what the user heard of a turn's answer: the stored assistant message of the
+   * turn keeps the first `heard_text_chars` characters of its text and is marked
+   * `interrupted`. Works on a finished turn and on a cancelled one; idempotent.
+   * Errors: INVALID_ARGUMENT, NOT_FOUND (unknown session or turn), FAILED_PRECONDITION (the
+   * turn is not the session's last), ABORTED (reason `SESSION_BUSY`: another turn is running).
+   */
+  truncateTurn(
+    request: TruncateTurnRequest,
+    callback: (error: ServiceError | null, response: TruncateTurnResponse) => void,
+  ): ClientUnaryCall;
+  truncateTurn(
+    request: TruncateTurnRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TruncateTurnResponse) => void,
+  ): ClientUnaryCall;
+  truncateTurn(
+    request: TruncateTurnRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TruncateTurnResponse) => void,
+  ): ClientUnaryCall;
+  /**
    * Runs one turn and streams the answer as typed events (see ConverseResponse for the order).
    * Errors: INVALID_ARGUMENT (bad request, prompt too long for every endpoint, content filtered),
    * NOT_FOUND (unknown LLM or session), FAILED_PRECONDITION (the stored provider key was
    * rejected and no endpoint is left), RESOURCE_EXHAUSTED (too many concurrent streams; with
    * RetryInfo), UNAVAILABLE (every endpoint failed; with RetryInfo when known),
-   * DEADLINE_EXCEEDED (the caller's deadline passed).
+   * DEADLINE_EXCEEDED (the caller's deadline passed), ABORTED (reason `SESSION_BUSY`: the
+   * session has a turn in flight and `barge_in` is false; ErrorInfo metadata
+   * `running_turn_id` names it).
    */
   converse(request: ConverseRequest, options?: Partial<CallOptions>): ClientReadableStream<ConverseResponse>;
   converse(

@@ -222,7 +222,11 @@ export interface EndpointCapabilities {
   /** Whether the endpoint accepted an image input. */
   imageInput: boolean;
   /** When these capabilities were last measured. */
-  validateTime: Timestamp | undefined;
+  validateTime:
+    | Timestamp
+    | undefined;
+  /** Whether the endpoint continued a partial assistant answer (assistant prefill) when asked. */
+  continuesPartialAnswer: boolean;
 }
 
 /**
@@ -288,7 +292,15 @@ export interface Endpoint {
     | EndpointCapabilities
     | undefined;
   /** Current latency estimates and circuit state, as seen by the answering replica. */
-  health: EndpointHealth | undefined;
+  health:
+    | EndpointHealth
+    | undefined;
+  /**
+   * Declares whether the endpoint continues a partial assistant answer (assistant prefill),
+   * so that a broken answer continues here instead of restarting. Unset: what validation
+   * detected (`capabilities.continues_partial_answer`).
+   */
+  continuesPartialAnswer?: boolean | undefined;
 }
 
 /** Per-LLM routing behaviour. */
@@ -630,7 +642,14 @@ export const Header: MessageFns<Header> = {
 };
 
 function createBaseEndpointCapabilities(): EndpointCapabilities {
-  return { reasoning: false, reasoningDialect: "", toolCalling: false, imageInput: false, validateTime: undefined };
+  return {
+    reasoning: false,
+    reasoningDialect: "",
+    toolCalling: false,
+    imageInput: false,
+    validateTime: undefined,
+    continuesPartialAnswer: false,
+  };
 }
 
 export const EndpointCapabilities: MessageFns<EndpointCapabilities> = {
@@ -649,6 +668,9 @@ export const EndpointCapabilities: MessageFns<EndpointCapabilities> = {
     }
     if (message.validateTime !== undefined) {
       Timestamp.encode(message.validateTime, writer.uint32(42).fork()).join();
+    }
+    if (message.continuesPartialAnswer !== false) {
+      writer.uint32(48).bool(message.continuesPartialAnswer);
     }
     return writer;
   },
@@ -706,6 +728,14 @@ export const EndpointCapabilities: MessageFns<EndpointCapabilities> = {
             message.validateTime = Timestamp.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.continuesPartialAnswer = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -741,6 +771,11 @@ export const EndpointCapabilities: MessageFns<EndpointCapabilities> = {
         : isSet(object.validate_time)
         ? fromJsonTimestamp(object.validate_time)
         : undefined,
+      continuesPartialAnswer: isSet(object.continuesPartialAnswer)
+        ? globalThis.Boolean(object.continuesPartialAnswer)
+        : isSet(object.continues_partial_answer)
+        ? globalThis.Boolean(object.continues_partial_answer)
+        : false,
     };
   },
 
@@ -761,6 +796,9 @@ export const EndpointCapabilities: MessageFns<EndpointCapabilities> = {
     if (message.validateTime !== undefined) {
       obj.validateTime = fromTimestamp(message.validateTime).toISOString();
     }
+    if (message.continuesPartialAnswer !== false) {
+      obj.continuesPartialAnswer = message.continuesPartialAnswer;
+    }
     return obj;
   },
 
@@ -776,6 +814,7 @@ export const EndpointCapabilities: MessageFns<EndpointCapabilities> = {
     message.validateTime = (object.validateTime !== undefined && object.validateTime !== null)
       ? Timestamp.fromPartial(object.validateTime)
       : undefined;
+    message.continuesPartialAnswer = object.continuesPartialAnswer ?? false;
     return message;
   },
 };
@@ -1076,6 +1115,7 @@ function createBaseEndpoint(): Endpoint {
     extraHeaders: [],
     capabilities: undefined,
     health: undefined,
+    continuesPartialAnswer: undefined,
   };
 }
 
@@ -1119,6 +1159,9 @@ export const Endpoint: MessageFns<Endpoint> = {
     }
     if (message.health !== undefined) {
       EndpointHealth.encode(message.health, writer.uint32(106).fork()).join();
+    }
+    if (message.continuesPartialAnswer !== undefined) {
+      writer.uint32(112).bool(message.continuesPartialAnswer);
     }
     return writer;
   },
@@ -1240,6 +1283,14 @@ export const Endpoint: MessageFns<Endpoint> = {
             message.health = EndpointHealth.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.continuesPartialAnswer = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1295,6 +1346,11 @@ export const Endpoint: MessageFns<Endpoint> = {
         : [],
       capabilities: isSet(object.capabilities) ? EndpointCapabilities.fromJSON(object.capabilities) : undefined,
       health: isSet(object.health) ? EndpointHealth.fromJSON(object.health) : undefined,
+      continuesPartialAnswer: isSet(object.continuesPartialAnswer)
+        ? globalThis.Boolean(object.continuesPartialAnswer)
+        : isSet(object.continues_partial_answer)
+        ? globalThis.Boolean(object.continues_partial_answer)
+        : undefined,
     };
   },
 
@@ -1339,6 +1395,9 @@ export const Endpoint: MessageFns<Endpoint> = {
     if (message.health !== undefined) {
       obj.health = EndpointHealth.toJSON(message.health);
     }
+    if (message.continuesPartialAnswer !== undefined) {
+      obj.continuesPartialAnswer = message.continuesPartialAnswer;
+    }
     return obj;
   },
 
@@ -1364,6 +1423,7 @@ export const Endpoint: MessageFns<Endpoint> = {
     message.health = (object.health !== undefined && object.health !== null)
       ? EndpointHealth.fromPartial(object.health)
       : undefined;
+    message.continuesPartialAnswer = object.continuesPartialAnswer ?? undefined;
     return message;
   },
 };
