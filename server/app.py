@@ -32,6 +32,7 @@ from switchboard.v1 import (
 )
 
 from server.accounts import StoreAuthenticator
+from server.clock import Clock, SystemClock
 from server.config import ConfigError, Settings
 from server.connect import ConnectRoutes
 from server.edge.conversations_servicer import ConversationsServicer, MessageLimits
@@ -39,16 +40,12 @@ from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
 from server.edge.registry_servicer import RegistryServicer
 from server.edge.validator import ConformanceValidator
-from server.turns.engine import TurnEngine
 from server.http.app import FrontDoor, FrontDoorConfig
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
-from server.turns.observer import fan_out
-from server.turns.probe_runner import ProbeRunner
 from server.providers.transport import Timeouts, UpstreamClient
 from server.registry.codec import sealed_secrets
 from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.clock import Clock, SystemClock
 from server.routing.config import RouterConfig
 from server.routing.router import Router
 from server.sessions import SessionService
@@ -57,6 +54,9 @@ from server.store.open import open_store
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
 from server.telemetry.scrape import MetricsListener
+from server.turns.engine import TurnEngine
+from server.turns.observer import fan_out
+from server.turns.probe_runner import ProbeRunner
 from server.turns.runner import TurnRunner
 from server.validation import Validation
 from server.vault.keys import KeyringError

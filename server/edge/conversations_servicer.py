@@ -20,11 +20,18 @@ from server.edge.convert import (
     tool_choice_from_pb,
     tools_from_pb,
 )
-from server.turns.engine import Failover, TurnFinished, AnswerReasoning, Route, AnswerText, TurnEvent
 from server.errors import SwitchboardError, Unimplemented, Violations
 from server.registry.service import RegistryService
 from server.routing.plan import Reason
 from server.sessions import Session, SessionService
+from server.turns.engine import (
+    AnswerReasoning,
+    AnswerText,
+    Failover,
+    Route,
+    TurnEvent,
+    TurnFinished,
+)
 from server.turns.runner import TurnRunner
 
 _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {

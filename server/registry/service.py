@@ -23,8 +23,8 @@ import orjson
 import structlog
 
 from server.chat import Generation
-from server.ids import new_id
 from server.errors import Aborted, InvalidArgument, NotFound, Violations
+from server.ids import new_id
 from server.registry.codec import Sealer, from_record, legacy_headers_sealed, to_record_body
 from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
 from server.secret import Secret

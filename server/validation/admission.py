@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
 from server.providers.errors import ErrorFields, error_fields
-from server.providers.adapters import adapter_for
 from server.registry.llm import ApiSpec, Endpoint
 from server.validation.catalog import (
     ADMISSION,

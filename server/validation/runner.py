@@ -29,6 +29,7 @@ from server.secret import Secret
 from server.validation import admission, capabilities, catalog, exchange, stream_checks
 from server.validation.audit import StreamAudit, new_audit
 from server.validation.catalog import CheckVerdict
+from server.validation.network import Target, connect, handshake, resolve
 from server.validation.report import (
     Capabilities,
     CheckFinished,
@@ -38,7 +39,6 @@ from server.validation.report import (
     Event,
     ValidationReport,
 )
-from server.validation.network import Target, connect, handshake, resolve
 from server.vault.redact import mask_values, scrub
 
 log = structlog.get_logger("switchboard.validation")
