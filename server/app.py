@@ -23,7 +23,6 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection, reflection_pb2
 from switchboard.v1 import (
     conversations_pb2,
     conversations_pb2_grpc,
@@ -38,6 +37,7 @@ from server.connect import ConnectRoutes
 from server.edge.conversations_servicer import ConversationsServicer, MessageLimits
 from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
+from server.edge.reflection import add_reflection
 from server.edge.registry_servicer import RegistryServicer
 from server.edge.validator import ConformanceValidator
 from server.http.app import FrontDoor, FrontDoorConfig
@@ -76,21 +76,6 @@ SERVICES = (
     registry_pb2.DESCRIPTOR.services_by_name["LlmRegistry"].full_name,
     conversations_pb2.DESCRIPTOR.services_by_name["Conversations"].full_name,
 )
-REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
-
-
-def _reflection_v1_handler(servicer: reflection.aio.ReflectionServicer
-                           ) -> grpc.GenericRpcHandler:
-    """Serves reflection v1 with the v1alpha servicer: the two protos are identical on the wire
-    (same messages and field numbers), only the service name differs. grpcurl tries v1 first."""
-    handler = grpc.stream_stream_rpc_method_handler(
-        servicer.ServerReflectionInfo,
-        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
-        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
-    )
-    return grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler})
-
-
 @dataclass
 class Switchboard:
     """One running server. ``await start()``, then ``await stop()``."""
@@ -197,11 +182,8 @@ class Switchboard:
                                                                    server)
         self._health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME, REFLECTION_V1)
-        reflection.enable_server_reflection(names, server)
-        refl = reflection.aio.ReflectionServicer(names)
-        server.add_generic_rpc_handlers((_reflection_v1_handler(refl),))
+        add_reflection(server, (*SERVICES,
+                                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         address = f"{s.host}:{s.grpc_port}"
         if s.tls_cert_file:
             key = await asyncio.to_thread(Path(s.tls_key_file).read_bytes)

@@ -516,7 +516,7 @@ async def test_canary_keys_never_leak(tmp_path: Path, echo_root: str) -> None:
                     seen.append(("GetSession", (await client.get_session(session.id))
                                  .SerializeToString()))
                     llm.display_name = "renamed"
-                    updated = await client.update_llm(llm, ["display_name"])
+                    updated = (await client.update_llm(llm, ["display_name"])).llm
                     seen.append(("UpdateLlm", updated.SerializeToString()))
                     seen.extend([("ListLlms", x.SerializeToString())
                                  async for x in client.list_llms()])
