@@ -15,8 +15,9 @@ from typing import Any
 
 from server.chat import Generation, ImagePart, Message, Part, Role, TextPart, ToolCall
 from server.errors import NotFound, Violations
+from server.ids import new_id
 from server.registry.codec import generation_from_dict, generation_to_dict
-from server.registry.service import RegistryService, check_generation, new_id
+from server.registry.service import RegistryService, check_generation
 from server.store.base import SessionRecord, Store
 
 MAX_IDLE_TTL_S = 86400.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from server.chat import ChatRequest, ImagePart
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
 
 IMAGE_INPUT = "image_input"
 TOOL_CALLING = "tool_calling"

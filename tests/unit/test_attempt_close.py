@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from server.chat import StreamEvent, TextDelta
-from server.engine import _Attempt
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
+from server.turns.engine import _Attempt
 
 ENDPOINT = Endpoint(id="ep", api_spec=ApiSpec.OPENAI, base_url="http://127.0.0.1:9/v1",
                     model="m", api_key=Secret("sk-test-0000"))

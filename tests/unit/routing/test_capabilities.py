@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 
 from server.chat import ChatRequest, ImagePart, Message, Role, TextPart, Tool
-from server.engine import _capable
 from server.errors import InvalidArgument
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.routing import capabilities
+from server.turns.engine import _capable
 
 from .conftest import MakeLlm
 
