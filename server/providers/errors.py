@@ -135,7 +135,7 @@ def _int_status(*values: object) -> int:
             continue
         if isinstance(v, int) and 100 <= v <= 599:
             return v
-        if isinstance(v, str) and v.isdigit() and 100 <= int(v) <= 599:
+        if isinstance(v, str) and v.isascii() and v.isdigit() and 100 <= int(v) <= 599:
             return int(v)
     return 0
 
