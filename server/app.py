@@ -150,6 +150,7 @@ class Switchboard:
         self.probes = probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
         self.sessions = sessions = SessionService(store, registry, s.default_idle_ttl_s,
                                                   on_active=probes.touch)
+        await sessions.holds.start()  # barge-in interrupts and freed sessions, across replicas
         # Every upstream connection (turns, probes, validation) is checked against the policy.
         guarded = GuardedResolver(policy, self.upstream_resolver)
         pool = 2 * s.max_concurrent_streams  # a streaming turn holds a connection (a hedge: 2)
