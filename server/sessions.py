@@ -35,8 +35,9 @@ from server.errors import (
     SwitchboardError,
     Violations,
 )
+from server.ids import new_id
 from server.registry.codec import generation_from_dict, generation_to_dict
-from server.registry.service import RegistryService, check_generation, new_id
+from server.registry.service import RegistryService, check_generation
 from server.session_holds import SessionHolds, session_busy
 from server.store.base import SessionRecord, Store
 

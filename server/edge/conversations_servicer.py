@@ -20,13 +20,20 @@ from server.edge.convert import (
     tool_choice_from_pb,
     tools_from_pb,
 )
-from server.engine import Failover, Finished, Reasoning, Route, Text, TurnEvent
 from server.errors import SwitchboardError, Violations
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.routing.model import Reason
+from server.routing.plan import Reason
 from server.sessions import SessionService, SessionTurn
-from server.turns import TurnRunner, new_turn_id
+from server.turns.engine import (
+    AnswerReasoning,
+    AnswerText,
+    Failover,
+    Route,
+    TurnEvent,
+    TurnFinished,
+)
+from server.turns.runner import TurnRunner, new_turn_id
 
 _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
     Reason.FASTEST: cpb.ROUTE_REASON_FASTEST,
@@ -45,14 +52,14 @@ DEFAULT_HOLD_S = 300.0  # how long a session turn holds its session without any 
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class MessageLimits:
     max_message_bytes: int
     max_messages: int
 
 
 class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
     def __init__(self, registry: RegistryService, sessions: SessionService,
-                 turns: TurnRunner, limits: Limits) -> None:
+                 turns: TurnRunner, limits: MessageLimits) -> None:
         self._registry = registry
         self._sessions = sessions
         self._turns = turns  # the concurrency limit, output cap and deadline live there
@@ -170,20 +177,20 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
     async def _respond(self, event: TurnEvent, held: SessionTurn | None, call: rpc.Call
                        ) -> cpb.ConverseResponse:
         if held is not None:
-            if isinstance(event, Text):
+            if isinstance(event, AnswerText):
                 held.streamed(event.message_id, event.delta)
             elif isinstance(event, Failover) and event.discard_message_ids:
                 held.restarted()
-            elif isinstance(event, Finished):
+            elif isinstance(event, TurnFinished):
                 await self._sessions.finish_turn(held, event.message)
         return self._event(event, call)
 
     @staticmethod
     def _event(event: object, call: rpc.Call) -> cpb.ConverseResponse:
-        if isinstance(event, Text):
+        if isinstance(event, AnswerText):
             return cpb.ConverseResponse(text=cpb.TextDelta(message_id=event.message_id,
                                                            delta=event.delta))
-        if isinstance(event, Reasoning):
+        if isinstance(event, AnswerReasoning):
             return cpb.ConverseResponse(reasoning=cpb.ReasoningDelta(
                 reasoning_id=event.reasoning_id, delta=event.delta))
         if isinstance(event, ToolCallDelta):
@@ -207,7 +214,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
             return cpb.ConverseResponse(usage=cpb.Usage(
                 input_tokens=event.input_tokens, output_tokens=event.output_tokens,
                 reasoning_tokens=event.reasoning_tokens))
-        assert isinstance(event, Finished)
+        assert isinstance(event, TurnFinished)
         call.summary.update(attempts=event.attempts, ttft_ms=round(event.ttft_s * 1e3, 2),
                             tokens_in=event.usage.input_tokens,
                             tokens_out=event.usage.output_tokens,

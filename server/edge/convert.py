@@ -28,7 +28,7 @@ from server.chat import (
     ToolChoiceMode,
 )
 from server.errors import Violations
-from server.registry.model import ApiSpec, Endpoint, Llm, RoutingPolicy
+from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
 from server.registry.service import EndpointDraft, LlmDraft
 from server.secret import Secret
 from server.sessions import Session
@@ -114,6 +114,13 @@ def generation_to_pb(g: Generation, out: lpb.GenerationConfig) -> None:
 # -- LLMs ---------------------------------------------------------------------------------------
 
 
+def _header_from_pb(h: lpb.Header) -> tuple[str, HeaderValue | None]:
+    """A secret header's value as a ``Secret``; an empty one keeps the stored value (None)."""
+    if h.secret:
+        return h.name, Secret(h.value) if h.value else None
+    return h.name, h.value
+
+
 def llm_draft_from_pb(llm: lpb.Llm, require_keys: bool = True) -> LlmDraft:
     endpoints = []
     for e in llm.endpoints:
@@ -132,7 +139,7 @@ def llm_draft_from_pb(llm: lpb.Llm, require_keys: bool = True) -> LlmDraft:
                 label=e.label,
                 priority=e.priority if e.HasField("priority") else 0,
                 context_window_tokens=e.context_window_tokens,
-                extra_headers=tuple((h.name, h.value) for h in e.extra_headers),
+                extra_headers=tuple(_header_from_pb(h) for h in e.extra_headers),
             )
         )
     routing = llm.routing
@@ -163,7 +170,10 @@ def endpoint_to_pb(e: Endpoint, out: lpb.Endpoint) -> None:
         out.priority = e.priority
     out.context_window_tokens = e.context_window_tokens
     for name, value in e.extra_headers:
-        out.extra_headers.add(name=name, value_hint=value)
+        if isinstance(value, Secret):
+            out.extra_headers.add(name=name, secret=True, value_hint=value.hint)
+        else:
+            out.extra_headers.add(name=name, value_hint=value)
     caps = e.capabilities
     if caps:
         out.capabilities.reasoning = bool(caps.get("reasoning"))

@@ -67,13 +67,13 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         metadata = details.invocation_metadata
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method, metadata),
+                self.wrap_unary(handler.unary_unary, method, metadata),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, method, metadata),
+                self.wrap_stream(handler.unary_stream, method, metadata),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -91,7 +91,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         structlog.contextvars.bind_contextvars(account=call.account_id)
         return call
 
-    def _unary(self, behavior: Any, method: str, metadata: Any) -> Any:
+    def wrap_unary(self, behavior: Any, method: str, metadata: Any) -> Any:
+        """``behavior`` (a unary handler) with steps 1-5 around it; the Connect transport
+        (``server.connect``) wraps the same servicers with it, so both edges share them."""
         async def handle(request: Any, context: ServicerContext) -> Any:
             start = time.perf_counter()
             status = "CANCELLED"
@@ -109,7 +111,8 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         return handle
 
-    def _stream(self, behavior: Any, method: str, metadata: Any) -> Any:
+    def wrap_stream(self, behavior: Any, method: str, metadata: Any) -> Any:
+        """``behavior`` (a server-streaming handler) with steps 1-5 around it."""
         async def handle(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
             start = time.perf_counter()
             status = "CANCELLED"

@@ -115,6 +115,8 @@ class SqliteStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
+        # Freed content is overwritten: a secret replaced or migrated leaves no old bytes.
+        conn.execute("PRAGMA secure_delete=ON")
         self._conn = conn
         self._migrate()
 

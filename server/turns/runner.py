@@ -22,11 +22,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from server.chat import ChatRequest, FinishReason, Generation, Usage
-from server.engine import TurnEngine, TurnEvent
 from server.errors import Aborted, DeadlineExceeded, ResourceExhausted, SwitchboardError
-from server.observe import NO_OBSERVER, AttemptObserver, TurnObserver, TurnsObserver
 from server.providers.base import UpstreamError
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
+from server.turns.engine import TurnEngine, TurnEvent
+from server.turns.observer import NO_OBSERVER, AttemptObserver, TurnObserver, TurnsObserver
 
 
 def new_turn_id() -> str:
@@ -78,7 +78,7 @@ class _Tap:
 
 
 @dataclass(slots=True)
-class Turn:
+class RunningTurn:
     """A running turn: its id and the engine's events."""
 
     id: str
@@ -141,7 +141,7 @@ class TurnRunner:
 
     @asynccontextmanager
     async def turn(self, llm: Llm, request: ChatRequest, *, edge: str,
-                   deadline_s: float | None, turn_id: str = "") -> AsyncIterator[Turn]:
+                   deadline_s: float | None, turn_id: str = "") -> AsyncIterator[RunningTurn]:
         """Runs one turn of ``llm``; raises ResourceExhausted at the replica's limit,
         DeadlineExceeded when ``deadline_s`` (None: no deadline) or the server's turn timeout
         passes first, and Aborted when the turn is interrupted."""
@@ -156,7 +156,7 @@ class TurnRunner:
                 f"this replica is at its limit of {self._max} concurrent streams; retry "
                 "shortly or on another replica", reason="TOO_MANY_STREAMS", retry_after_s=0.5)
         tap = _Tap(observer)
-        turn = Turn(turn_id, self._engine.run_turn(llm, request, turn_id, tap), tap)
+        turn = RunningTurn(turn_id, self._engine.run_turn(llm, request, turn_id, tap), tap)
         outcome, error_type = "cancelled", ""
         self.in_flight += 1
         self._idle.clear()
