@@ -28,11 +28,19 @@ from typing import Any
 from server.accounts import AccountAdmin
 from server.config import ConfigError, Settings, load
 from server.errors import SwitchboardError
+from server.registry.codec import resealed, sealed_secrets
 from server.store.base import LlmRecord, Store
 from server.store.open import open_store
 from server.vault.envelope import Keyring
 from server.vault.errors import KeyringError, VaultError
-from server.vault.keys import ENV_KEYS, add_key, load_keyring, remove_key
+from server.vault.keys import (
+    ENV_KEY_FILE,
+    ENV_KEYS,
+    add_key,
+    generate_key_file,
+    load_keyring,
+    remove_key,
+)
 from server.vault.redact import KnownSecrets
 from server.vault.sealer import VaultSealer
 
@@ -61,20 +69,24 @@ async def key_usage(store: Store) -> Counter[str]:
     usage: Counter[str] = Counter()
     for record in await store.all_llms():
         for e in record.body.get("endpoints", ()):
-            try:
-                usage[VaultSealer.key_id_of(e["api_key"])] += 1
-            except VaultError:
-                usage[MALFORMED] += 1
+            for _, sealed in sealed_secrets(e):
+                try:
+                    usage[VaultSealer.key_id_of(sealed)] += 1
+                except VaultError:
+                    usage[MALFORMED] += 1
     return usage
 
 
 def _rewrapped(record: LlmRecord, sealer: VaultSealer) -> dict[str, Any] | None:
     """The record's body with every secret under the primary key; None if nothing changed."""
-    endpoints = [
-        {**e, "api_key": sealer.rewrap(e["api_key"], record.account_id, record.id, e["id"],
-                                       "api_key")}
-        for e in record.body.get("endpoints", ())
-    ]
+    endpoints = []
+    for e in record.body.get("endpoints", ()):
+        endpoint_id = e["id"]
+
+        def rewrap(field: str, sealed: str, endpoint_id: str = endpoint_id) -> str:
+            return sealer.rewrap(sealed, record.account_id, record.id, endpoint_id, field)
+
+        endpoints.append(resealed(e, rewrap))
     body = {**record.body, "endpoints": endpoints}
     return None if body == record.body else body
 
@@ -224,9 +236,22 @@ async def _accounts(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def init_key_file(path: str, key_id: str | None) -> str:
+    """``switchboard keys init FILE``: a new key file with one primary key (never overwrites)."""
+    if not path:
+        raise KeyringError("name the key file to create: switchboard keys init FILE")
+    created = generate_key_file(path, key_id=key_id)
+    return (f"created {path} with master key {created} (mode 0600). Back it up: the provider "
+            f"keys stored under it cannot be opened without it. Use it with "
+            f"{ENV_KEY_FILE}={path}")
+
+
 async def run_admin(args: argparse.Namespace) -> int:
     """``switchboard keys ...`` and ``switchboard admin ...``; 0 on success."""
     try:
+        if args.admin == "keys" and args.action == "init":
+            print(init_key_file(args.key_id or "", args.new_key_id))
+            return 0
         settings = load()
         if args.admin == "keys":
             return await _keys(args, settings)

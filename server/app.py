@@ -3,7 +3,7 @@
 Nothing else constructs long-lived objects. Reading this file shows every part of the service
 and how they connect: store -> vault -> registry and sessions -> router and upstream client
 -> turn engine -> turn runner (metrics and tracing observers) -> gRPC servicers behind the
-metrics and edge interceptors, and the HTTP port (OpenAI-compatible front door, /metrics), plus
+metrics and edge interceptors, the HTTP port (OpenAI-compatible front door), the metrics port, plus
 health, reflection and the background loops (session sweeper, probes).
 """
 
@@ -23,7 +23,6 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection, reflection_pb2
 from switchboard.v1 import (
     conversations_pb2,
     conversations_pb2_grpc,
@@ -32,23 +31,22 @@ from switchboard.v1 import (
 )
 
 from server.accounts import StoreAuthenticator
+from server.clock import Clock, SystemClock
 from server.config import ConfigError, Settings
 from server.connect import ConnectRoutes
-from server.edge.conversations_servicer import ConversationsServicer, Limits
+from server.edge.conversations_servicer import ConversationsServicer, MessageLimits
 from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
+from server.edge.reflection import add_reflection
 from server.edge.registry_servicer import RegistryServicer
 from server.edge.routing_state import routing_reader
 from server.edge.validator import ConformanceValidator
-from server.engine import TurnEngine
 from server.http.app import FrontDoor, FrontDoorConfig
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
-from server.observe import fan_out
-from server.probes import ProbeRunner
 from server.providers.transport import Timeouts, UpstreamClient
-from server.registry.model import Llm
+from server.registry.codec import sealed_secrets
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.routing.clock import Clock, SystemClock
 from server.routing.config import RouterConfig
 from server.routing.router import Router
 from server.sessions import SessionService
@@ -56,7 +54,11 @@ from server.store.base import Store
 from server.store.open import open_store
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
-from server.turns import TurnRunner
+from server.telemetry.scrape import MetricsListener
+from server.turns.engine import TurnEngine
+from server.turns.observer import fan_out
+from server.turns.probe_runner import ProbeRunner
+from server.turns.runner import TurnRunner
 from server.validation import Validation
 from server.vault.keys import KeyringError
 from server.vault.redact import KnownSecrets
@@ -75,21 +77,6 @@ SERVICES = (
     registry_pb2.DESCRIPTOR.services_by_name["LlmRegistry"].full_name,
     conversations_pb2.DESCRIPTOR.services_by_name["Conversations"].full_name,
 )
-REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
-
-
-def _reflection_v1_handler(servicer: reflection.aio.ReflectionServicer
-                           ) -> grpc.GenericRpcHandler:
-    """Serves reflection v1 with the v1alpha servicer: the two protos are identical on the wire
-    (same messages and field numbers), only the service name differs. grpcurl tries v1 first."""
-    handler = grpc.stream_stream_rpc_method_handler(
-        servicer.ServerReflectionInfo,
-        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
-        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
-    )
-    return grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler})
-
-
 @dataclass
 class Switchboard:
     """One running server. ``await start()``, then ``await stop()``."""
@@ -110,7 +97,8 @@ class Switchboard:
     _client: UpstreamClient | None = None
     probes: ProbeRunner | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    # Observability: this server's own Prometheus registry (served on /metrics), tracing.
+    # Observability: this server's own Prometheus registry (served on /metrics of the metrics
+    # port, never a tenant port), tracing.
     metrics: Metrics = field(default_factory=Metrics)
     span_exporter: SpanExporter | None = None  # tests: spans go here (tracing on without OTLP)
     turns: TurnRunner | None = None
@@ -119,6 +107,10 @@ class Switchboard:
     http_sock: socket.socket | None = None
     http_port: int = 0
     _front_door: FrontDoor | None = None
+    # The metrics listener; tests hand in a socket bound to port 0 (``metrics_sock``).
+    metrics_sock: socket.socket | None = None
+    metrics_port: int = 0
+    _metrics_listener: MetricsListener | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -149,9 +141,11 @@ class Switchboard:
 
         self.registry = registry = RegistryService(store, sealer, url_guard=guard,
                                                    on_delete=forget_endpoints)
+        await registry.seal_legacy_headers()
         self.probes = probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
         self.sessions = sessions = SessionService(store, registry, s.default_idle_ttl_s,
                                                   on_active=probes.touch)
+        await sessions.holds.start()  # barge-in interrupts and freed sessions, across replicas
         # Every upstream connection (turns, probes, validation) is checked against the policy.
         guarded = GuardedResolver(policy, self.upstream_resolver)
         pool = 2 * s.max_concurrent_streams  # a streaming turn holds a connection (a hedge: 2)
@@ -185,18 +179,15 @@ class Switchboard:
         registry_servicer = RegistryServicer(registry, ConformanceValidator(
             registry, router, Validation(resolver=guarded)), health,
             routing_reader(router, health))
-        conversations_servicer = ConversationsServicer(registry, sessions, turns, Limits(
+        conversations_servicer = ConversationsServicer(registry, sessions, turns, MessageLimits(
             s.max_message_bytes, s.max_messages))
         registry_pb2_grpc.add_LlmRegistryServicer_to_server(registry_servicer, server)
         conversations_pb2_grpc.add_ConversationsServicer_to_server(conversations_servicer,
                                                                    server)
         self._health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME, REFLECTION_V1)
-        reflection.enable_server_reflection(names, server)
-        refl = reflection.aio.ReflectionServicer(names)
-        server.add_generic_rpc_handlers((_reflection_v1_handler(refl),))
+        add_reflection(server, (*SERVICES,
+                                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         address = f"{s.host}:{s.grpc_port}"
         if s.tls_cert_file:
             key = await asyncio.to_thread(Path(s.tls_key_file).read_bytes)
@@ -218,12 +209,18 @@ class Switchboard:
             })
             self._front_door = FrontDoor(auth, registry, turns, FrontDoorConfig(
                 s.max_request_bytes, s.max_messages, s.max_message_bytes, s.tls_cert_file,
-                s.tls_key_file), self.metrics, surfaces=(connect,))
+                s.tls_key_file, header_timeout_s=s.http_header_timeout_s), self.metrics,
+                surfaces=(connect,))
             self.http_port = await self._front_door.start(s.host, s.http_port, self.http_sock)
+        if s.metrics_port or self.metrics_sock is not None:
+            self._metrics_listener = MetricsListener(self.metrics)
+            self.metrics_port = await self._metrics_listener.start(
+                s.metrics_host or s.host, s.metrics_port, self.metrics_sock)
         self._tasks.append(asyncio.create_task(self._sweep_sessions(), name="session-sweeper"))
         self._tasks.append(asyncio.create_task(probes.run(), name="probes"))
         log.info("serving", address=f"{s.host}:{self.port}", tls=bool(s.tls_cert_file),
-                 http_port=self.http_port or None, tracing=self._tracing is not None,
+                 http_port=self.http_port or None, metrics_port=self.metrics_port or None,
+                 tracing=self._tracing is not None,
                  database=s.database.split("@")[-1])
 
     async def pause_background(self) -> None:
@@ -241,12 +238,14 @@ class Switchboard:
         loaded = set(sealer.keyring.key_ids)
         for record in await self.store.all_llms():
             for e in record.body.get("endpoints", ()):
-                key_id = sealer.key_id_of(e["api_key"])
-                if key_id not in loaded:
-                    raise ConfigError(
-                        f"LLM {record.id} endpoint {e['id']} is sealed with master key "
-                        f"{key_id!r}, which is not loaded (loaded: {', '.join(sorted(loaded))}); "
-                        "add that key to SWITCHBOARD_MASTER_KEYS or the key file")
+                for name, sealed in sealed_secrets(e):
+                    key_id = sealer.key_id_of(sealed)
+                    if key_id not in loaded:
+                        raise ConfigError(
+                            f"LLM {record.id} endpoint {e['id']} {name} is sealed with master "
+                            f"key {key_id!r}, which is not loaded (loaded: "
+                            f"{', '.join(sorted(loaded))}); add that key to "
+                            "SWITCHBOARD_MASTER_KEYS or the key file")
 
     async def _sweep_sessions(self) -> None:
         assert self.sessions is not None
@@ -287,6 +286,8 @@ class Switchboard:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._metrics_listener is not None:
+            await self._metrics_listener.stop()
         if self._client is not None:
             await self._client.close()
         if self.store is not None:

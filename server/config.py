@@ -28,7 +28,13 @@ class Settings:
     # Network
     host: str = "127.0.0.1"
     grpc_port: int = 50051
-    http_port: int = 0  # OpenAI-compatible front door and /metrics; 0 = off
+    http_port: int = 0  # OpenAI-compatible front door; 0 = off
+    # A request head (request line and headers) must arrive within this time of the
+    # connection opening or of the previous response, or the connection is closed.
+    http_header_timeout_s: float = 10.0
+    # Prometheus /metrics, on its own listener (never the tenant ports); 0 = off.
+    metrics_port: int = 0
+    metrics_host: str = ""  # "" = the same as host
     tls_cert_file: str = ""
     tls_key_file: str = ""
     grace_period_s: float = 10.0
@@ -74,6 +80,8 @@ class Settings:
 _BOUNDS: dict[str, tuple[float, float]] = {
     "grpc_port": (0, 65535),
     "http_port": (0, 65535),
+    "metrics_port": (0, 65535),
+    "http_header_timeout_s": (0.1, 3600),
     "grace_period_s": (0, 3600),
     "connect_timeout_s": (0.01, 600),
     "first_token_timeout_s": (0.01, 3600),
@@ -93,6 +101,53 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("debug", "info", "warning", "error"),
     "log_format": ("auto", "json", "console"),
 }
+
+
+_MEANING: dict[str, str] = {
+    "host": "gRPC (and HTTP) listen address",
+    "grpc_port": "gRPC port (0: any free port)",
+    "http_port": "OpenAI-compatible front door and /metrics (0: off)",
+    "tls_cert_file": "PEM certificate: serve TLS",
+    "tls_key_file": "PEM private key of tls_cert_file",
+    "grace_period_s": "drain time on SIGTERM/SIGINT",
+    "database": "SQLite path or postgresql:// DSN",
+    "api_keys": "static development caller keys, comma separated (account default)",
+    "master_keys": "vault master keys kid:base64url,... (or master_key_file)",
+    "master_key_file": "vault master key file (TOML, mode 0600; switchboard keys init)",
+    "primary_key_id": "which master key seals new secrets (default: the first)",
+    "connect_timeout_s": "upstream connect timeout",
+    "first_token_timeout_s": "upstream time to first token",
+    "between_chunks_timeout_s": "upstream silence allowed between chunks",
+    "turn_timeout_s": "a whole turn",
+    "max_attempts": "attempts per turn, hedges and retries included",
+    "probes_per_hour": "latency probes per endpoint per hour while a session is active",
+    "max_concurrent_streams": "beyond it: RESOURCE_EXHAUSTED",
+    "max_request_bytes": "largest gRPC request",
+    "max_message_bytes": "largest message in a request",
+    "max_messages": "most messages in a request",
+    "max_upstream_event_bytes": "largest SSE event from an upstream",
+    "max_output_tokens": "server-wide output token cap (0: none)",
+    "default_idle_ttl_s": "session idle time to live",
+    "allow_http_upstreams": "allow http:// upstream URLs",
+    "upstream_allow_hosts": "upstream host names admitted past the SSRF guard",
+    "upstream_allow_cidrs": "upstream networks admitted past the SSRF guard",
+    "log_level": "debug | info | warning | error",
+    "log_format": "auto (JSON when not a TTY) | json | console",
+    "otlp_endpoint": "OpenTelemetry traces, OTLP/HTTP (empty: off)",
+}
+
+
+def settings_help() -> str:
+    """One line per setting: its environment name, default and meaning."""
+    lines = []
+    for f in fields(Settings):
+        default = getattr(Settings(), f.name)
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        shown = "" if f.name == "master_keys" else str(default)
+        lines.append(f"  {ENV_PREFIX + f.name.upper():<42} {shown or '-':<20} "
+                     f"{_MEANING.get(f.name, '')}")
+    return "\n".join(lines)
 
 
 def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

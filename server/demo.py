@@ -73,7 +73,7 @@ def converse(port: int, eu: Simulator, us: Simulator) -> None:
                          api_key="sk-demo-eu", label="eu-west"),
             lpb.Endpoint(api_spec=lpb.API_SPEC_OPENAI, base_url=us.base_url, model="demo-model",
                          api_key="sk-demo-us", label="us-east"),
-        ]), skip_validation=True)
+        ]), skip_validation=True).llm
         keys = ", ".join(f"{e.label}: key {e.api_key_hint}" for e in llm.endpoints)
         say(f"registered LLM {llm.id} with 2 endpoints ({keys})")
         session = sb.create_session(llm.id, system_prompt="You are a concise voice assistant.")

@@ -24,6 +24,7 @@ class Door:
     grpc: AsyncClient
     openai: AsyncOpenAI
     base_url: str  # http://127.0.0.1:<port>
+    metrics_url: str  # http://127.0.0.1:<metrics port>, the listener of /metrics
 
 
 @asynccontextmanager
@@ -33,14 +34,18 @@ async def running_door(tmp_path: Path, *, switchboard: dict[str, Any] | None = N
     ``overrides`` change settings; ``switchboard`` goes to ``Switchboard`` (``span_exporter``)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    app = Switchboard(settings(tmp_path, **overrides), http_sock=sock, **(switchboard or {}))
+    metrics_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    metrics_sock.bind(("127.0.0.1", 0))
+    app = Switchboard(settings(tmp_path, **overrides), http_sock=sock, metrics_sock=metrics_sock,
+                      **(switchboard or {}))
     await app.start()
     base_url = f"http://127.0.0.1:{app.http_port}"
+    metrics_url = f"http://127.0.0.1:{app.metrics_port}"
     try:
         async with AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as grpc_client:
             client = AsyncOpenAI(api_key=API_KEY, base_url=f"{base_url}/v1", max_retries=0)
             try:
-                yield Door(app, grpc_client, client, base_url)
+                yield Door(app, grpc_client, client, base_url, metrics_url)
             finally:
                 await client.close()
     finally:

@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard.v1 import registry_pb2 as rpb
 
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.routing.router import Router
 
 RoutingReader = Callable[[Llm], rpb.GetRoutingStateResponse]

@@ -1,12 +1,12 @@
-"""The HTTP port: an OpenAI-compatible front door and Prometheus ``/metrics``.
+"""The HTTP port: an OpenAI-compatible front door.
 
 Served on ``Settings.http_port`` (0 = no HTTP port at all). Routes:
 
 - ``POST /v1/chat/completions``: see ``server.http.completions``;
 - ``GET /v1/models`` and ``GET /v1/models/{id}``: the caller's LLMs, as OpenAI model objects;
-- ``GET /metrics``: Prometheus text exposition, without authentication like any scrape
-  target. Labels hold LLM and endpoint ids only (no names, URLs or keys); if the port faces
-  the internet, keep ``/metrics`` to the internal network at the load balancer.
+
+Prometheus ``/metrics`` is not served here: it names every tenant's LLMs and endpoints, so it
+has a listener of its own (``server.telemetry.scrape``, ``Settings.metrics_port``).
 
 ``/v1`` routes take the same API keys as gRPC (``Authorization: Bearer <key>``). Every response
 carries ``x-request-id``; errors use OpenAI's JSON shape (``server.http.errors``). One summary
@@ -34,10 +34,10 @@ from server.edge.interceptor import Authenticator
 from server.errors import SwitchboardError, Unauthenticated, Unavailable
 from server.http.completions import CompletionLimits, Completions
 from server.http.errors import error_headers, error_json
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import MAX_PAGE_SIZE, RegistryService
 from server.telemetry.metrics import Metrics
-from server.turns import TurnRunner
+from server.turns.runner import TurnRunner
 
 log = structlog.get_logger("switchboard.http")
 
@@ -51,6 +51,15 @@ class FrontDoorConfig:
     max_message_bytes: int
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    # Slow headers (slowloris): a connection whose request head is not complete this long
+    # after it opened, or after its previous response, is closed.
+    header_timeout_s: float = 10.0
+
+
+# Request line and each header field at most 8 KiB, at most 64 header fields: a caller sends
+# a few short headers; anything larger is refused with 400 before it is buffered further.
+MAX_HEADER_FIELD_BYTES = 8190
+MAX_HEADERS = 64
 
 
 class Surface(Protocol):
@@ -112,15 +121,20 @@ class FrontDoor:
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/v1/models/{model}", self._get_model)
-        app.router.add_get("/metrics", self._scrape)
         for surface in self._surfaces:
             surface.add_to(app)
         return app
 
     async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
         """Listens on ``host:port`` (or on ``sock``, already bound); returns the port."""
+        # aiohttp's keep-alive timer runs from the connection's start and from each response
+        # and closes a connection still waiting for a complete request head: that is the
+        # header read timeout (data arriving slowly does not restart it).
         runner = web.AppRunner(self.application(), handler_cancellation=True, access_log=None,
-                               shutdown_timeout=0.1)
+                               shutdown_timeout=0.1,
+                               keepalive_timeout=self._config.header_timeout_s,
+                               max_line_size=MAX_HEADER_FIELD_BYTES,
+                               max_field_size=MAX_HEADER_FIELD_BYTES, max_headers=MAX_HEADERS)
         await runner.setup()
         ctx = None
         if self._config.tls_cert_file:
@@ -152,7 +166,7 @@ class FrontDoor:
     async def _edge(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "_OTHER"
-        if route == "/metrics" or (self._own_paths and request.path.startswith(self._own_paths)):
+        if self._own_paths and request.path.startswith(self._own_paths):
             return await handler(request)
         start = time.perf_counter()
         call = _Call(request_id=secrets.token_hex(8))
@@ -242,12 +256,3 @@ class FrontDoor:
         call: _Call = request[_CALL_KEY]
         llm = await self._registry.resolve(call.account_id, request.match_info["model"])
         return web.Response(body=orjson.dumps(_model(llm)), content_type="application/json")
-
-    async def _scrape(self, request: web.Request) -> web.Response:
-        if self._metrics is None:
-            raise web.HTTPNotFound()
-        body, content_type = self._metrics.render()
-        response = web.Response(body=body)
-        response.headers["Content-Type"] = content_type
-        return response
-

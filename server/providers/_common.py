@@ -10,7 +10,8 @@ import orjson
 
 from server.chat import ImagePart, Tool
 from server.errors import FieldViolation, InvalidArgument
-from server.registry.model import Endpoint
+from server.registry.llm import Endpoint
+from server.secret import Secret
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
 
@@ -23,9 +24,10 @@ def join_url(base_url: str, path: str) -> str:
 
 
 def with_extra_headers(endpoint: Endpoint, headers: dict[str, str]) -> dict[str, str]:
-    """``headers`` plus the endpoint's own extra headers (which win on a clash)."""
+    """``headers`` plus the endpoint's own extra headers (which win on a clash); a secret
+    header's value is revealed here, for the request being built, and nowhere else."""
     for name, value in endpoint.extra_headers:
-        headers[name] = value
+        headers[name] = value.reveal() if isinstance(value, Secret) else value
     return headers
 
 

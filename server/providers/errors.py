@@ -23,38 +23,7 @@ from dataclasses import dataclass
 import orjson
 
 from server.providers.base import ErrorKind, UpstreamError
-
-MAX_QUOTE_CHARS = 300
-
-# -- scrubbing -----------------------------------------------------------------------------------
-
-_SCRUBBERS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\bbearer\s+[^\s,;\"']+"), "Bearer <redacted>"),
-    (
-        re.compile(
-            r"(?i)\b((?:x-goog-)?(?:api[-_]?)?key|token|access_token|sig|signature|secret|password)"
-            r"(\s*[=:]\s*)[^&\s\"',;]+"
-        ),
-        r"\1\2<redacted>",
-    ),
-    (re.compile(r"\b(?:sk|gsk|xai|pk|rk)[-_][A-Za-z0-9_\-.*]+"), "<redacted-key>"),
-    (re.compile(r"AIza[0-9A-Za-z_\-]{6,}"), "<redacted-key>"),
-    # Any long opaque token mixing letters and digits (Azure keys are 32 hex characters).
-    (
-        re.compile(r"\b(?=[A-Za-z0-9_\-+]*\d)(?=[A-Za-z0-9_\-+]*[A-Za-z])[A-Za-z0-9_\-+]{32,}"),
-        "<redacted>",
-    ),
-)
-_SPACES = re.compile(r"\s+")
-
-
-def scrub(text: str, limit: int = MAX_QUOTE_CHARS) -> str:
-    """``text`` with key-like substrings redacted, whitespace collapsed, cut to ``limit``."""
-    for pattern, replacement in _SCRUBBERS:
-        text = pattern.sub(replacement, text)
-    text = _SPACES.sub(" ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
+from server.vault.redact import quote
 
 # -- durations and Retry-After -------------------------------------------------------------------
 
@@ -276,7 +245,7 @@ _ADVICE = {
 def provider_code(f: ErrorFields) -> str:
     """The most specific provider code: a named code, an ErrorInfo reason, a status name."""
     named = [c for c in (f.code, *f.reasons, f.status, f.type) if c and not c.isdigit()]
-    return scrub(named[0] if named else f.code, 64)
+    return quote(named[0] if named else f.code, 64)
 
 
 def _message(kind: ErrorKind, status: int, f: ErrorFields, label: str, mid_stream: bool) -> str:
@@ -285,16 +254,16 @@ def _message(kind: ErrorKind, status: int, f: ErrorFields, label: str, mid_strea
     if code and code != str(status):
         tags.append(code)
     if f.param:
-        tags.append(f"param {scrub(f.param, 64)!r}")
+        tags.append(f"param {quote(f.param, 64)!r}")
     hint = _HINTS[ErrorKind.STREAM_ERROR] if mid_stream else _HINTS[kind]
     text = f"{label} {hint}"
     if tags:
         text += f" ({', '.join(tags)})"
-    quote = f.message
-    if f.detail and f.detail not in quote:
-        quote = f"{quote}: {f.detail}" if quote else f.detail
-    if quote:
-        text += f": {scrub(quote)}"
+    said = f.message
+    if f.detail and f.detail not in said:
+        said = f"{said}: {f.detail}" if said else f.detail
+    if said:
+        text += f": {quote(said)}"
     return text.rstrip(".") + "." + _ADVICE.get(kind, "")
 
 
@@ -306,8 +275,8 @@ def _non_json(status: int, headers: Mapping[str, str], body: bytes, label: str) 
     elif not body.strip():
         what = f"{label} returned status {status} with an empty body"
     else:
-        quote = scrub(body[:2048].decode("utf-8", "replace"))
-        what = f"{label} returned status {status} with a non-JSON body: {quote}"
+        said = quote(body[:2048].decode("utf-8", "replace"))
+        what = f"{label} returned status {status} with a non-JSON body: {said}"
     kind = _kind(status, ErrorFields())
     if kind is ErrorKind.BAD_REQUEST:
         kind = ErrorKind.PROTOCOL  # an unexplained 4xx page is usually a wrong URL or proxy

@@ -35,8 +35,9 @@ from server.chat import (
 )
 from server.providers._common import json_text
 from server.providers.base import ErrorKind, SseEvent, UpstreamError
-from server.providers.errors import classify_error_object, scrub
+from server.providers.errors import classify_error_object
 from server.providers.gemini_request import GENERATED_ID_PREFIX
+from server.vault.redact import quote
 
 _LABEL = "Gemini"
 
@@ -283,9 +284,9 @@ class GeminiDecoder:
         if reason:
             raise UpstreamError(
                 ErrorKind.CONTENT_FILTERED,
-                f"{_LABEL} blocked the prompt (blockReason {scrub(str(reason), 64)}); rephrase "
+                f"{_LABEL} blocked the prompt (blockReason {quote(str(reason), 64)}); rephrase "
                 "the request or adjust the safety settings",
-                provider_code=scrub(str(reason), 64),
+                provider_code=quote(str(reason), 64),
             )
 
     @staticmethod

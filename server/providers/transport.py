@@ -30,7 +30,7 @@ import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from types import TracebackType
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import orjson
@@ -47,7 +47,9 @@ from server.providers.base import (
 )
 from server.providers.errors import classify_error_object
 from server.providers.sse import DEFAULT_MAX_EVENT_BYTES, SseParser
-from server.registry.model import Endpoint
+from server.registry.llm import Endpoint
+from server.secret import Secret
+from server.vault.redact import is_sensitive_name, mask_values
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 _AFTER_FINISH_S = 1.0  # after [DONE], how long to wait for the body's end (connection reuse)
@@ -213,7 +215,7 @@ class UpstreamClient:
             resp.release()  # read to the end: the connection goes back to the pool
             released = True
         except UpstreamError as err:
-            _redact_credentials(err, http)
+            _redact_credentials(err, http, endpoint)
             raise
         finally:
             if watch is not None:
@@ -441,13 +443,16 @@ def _transport_error(
 _CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-goog-api-key", "x-api-key"})
 
 
-def _redact_credentials(err: UpstreamError, http: HttpRequest) -> None:
-    """Belt and braces: a credential we sent never survives in a message, even if the
-    upstream echoed it in a shape the generic scrubber does not recognise."""
-    for name, value in http.headers.items():
-        if name.lower() not in _CREDENTIAL_HEADERS:
-            continue
-        secret = value.split(" ", 1)[1] if value.lower().startswith("bearer ") else value
-        if len(secret) >= 6 and secret in err.message:
-            err.message = err.message.replace(secret, "<redacted>")
-            err.args = (err.message,)
+def _redact_credentials(err: UpstreamError, http: HttpRequest, endpoint: Endpoint) -> None:
+    """Belt and braces: no piece of a credential we sent (a key header, a secret extra header,
+    a ``key=`` in the URL) survives in a message, even echoed in halves or percent-encoded."""
+    secret_names = {n.lower() for n, v in endpoint.extra_headers if isinstance(v, Secret)}
+    sent = [value.split(" ", 1)[1] if value.lower().startswith(("bearer ", "basic ")) else value
+            for name, value in http.headers.items()
+            if name.lower() in _CREDENTIAL_HEADERS or name.lower() in secret_names]
+    sent += [v for k, v in parse_qsl(urlsplit(http.url).query) if is_sensitive_name(k)
+             or k.lower() == "key"]
+    masked = mask_values(err.message, sent)
+    if masked != err.message:
+        err.message = masked
+        err.args = (err.message,)

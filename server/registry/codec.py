@@ -1,11 +1,19 @@
-"""Llm <-> store record body. Secrets are sealed on the way in and opened on the way out."""
+"""Llm <-> store record body. Secrets are sealed on the way in and opened on the way out.
+
+An endpoint's secrets are its ``api_key`` and the values of its secret extra headers
+(``{"name", "secret": true, "value": <sealed>, "hint"}``, bound to the vault field
+``header:<lower-case name>``). A header stored before secret headers existed has no ``secret``
+key; ``legacy_headers_sealed`` seals those whose name says they carry a credential.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from server.chat import Generation, ReasoningEffort
-from server.registry.model import ApiSpec, Endpoint, Llm, RoutingPolicy
+from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy, header_field
 from server.secret import Secret
 from server.store.base import LlmRecord
 
@@ -52,12 +60,76 @@ def generation_from_dict(d: dict[str, Any]) -> Generation:
     )
 
 
+# Header names that carry credentials: a legacy (pre-``secret``) header so named is sealed.
+_CREDENTIAL_NAME = re.compile(r"(?i)auth|key|token|secret|passw|cookie|signature|credential")
+
+
+def _header_to_dict(name: str, value: HeaderValue, sealer: Sealer, where: tuple[str, str, str]
+                    ) -> dict[str, Any]:
+    if isinstance(value, Secret):
+        return {"name": name, "secret": True, "hint": value.hint,
+                "value": sealer.seal(value, *where, header_field(name))}
+    return {"name": name, "secret": False, "value": value}
+
+
+def _header_from_dict(h: dict[str, Any], sealer: Sealer, where: tuple[str, str, str]
+                      ) -> tuple[str, HeaderValue]:
+    if h.get("secret"):
+        return h["name"], sealer.lazy(h["value"], *where, header_field(h["name"]),
+                                      h.get("hint", ""))
+    return h["name"], h["value"]
+
+
+def sealed_secrets(endpoint: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(vault field, sealed text) of every secret stored in one endpoint record."""
+    yield "api_key", endpoint["api_key"]
+    for h in endpoint.get("extra_headers", ()):
+        if h.get("secret"):
+            yield header_field(h["name"]), h["value"]
+
+
+def resealed(endpoint: dict[str, Any], change: Callable[[str, str], str]) -> dict[str, Any]:
+    """The endpoint record with each sealed text replaced by ``change(field, sealed)``."""
+    headers = [
+        {**h, "value": change(header_field(h["name"]), h["value"])} if h.get("secret") else h
+        for h in endpoint.get("extra_headers", ())
+    ]
+    out = {**endpoint, "api_key": change("api_key", endpoint["api_key"])}
+    if "extra_headers" in endpoint:
+        out["extra_headers"] = headers
+    return out
+
+
+def legacy_headers_sealed(body: dict[str, Any], sealer: Sealer, account_id: str, llm_id: str
+                          ) -> dict[str, Any] | None:
+    """The body with its pre-``secret`` headers migrated; None when there is nothing to do.
+
+    Such headers were stored in plaintext whatever the caller asked. One whose name carries a
+    credential (``Authorization``, ``X-Api-Key``, ``...-Token``, ...) is sealed now; any other
+    stays a plain header, marked as such (it was already shown in full, so nothing is lost).
+    """
+    changed = False
+    endpoints = []
+    for e in body.get("endpoints", ()):
+        headers = []
+        for h in e.get("extra_headers", ()):
+            if "secret" not in h:
+                changed = True
+                value: HeaderValue = h["value"]
+                if _CREDENTIAL_NAME.search(h["name"]):
+                    value = Secret(h["value"])
+                h = _header_to_dict(h["name"], value, sealer, (account_id, llm_id, e["id"]))
+            headers.append(h)
+        endpoints.append({**e, "extra_headers": headers} if "extra_headers" in e else e)
+    return {**body, "endpoints": endpoints} if changed else None
+
+
 def to_record_body(llm: Llm, sealer: Sealer) -> dict[str, Any]:
     endpoints = []
     for ep in llm.endpoints:
-        headers = []
-        for name, value in ep.extra_headers:
-            headers.append({"name": name, "value": value})
+        where = (llm.account_id, llm.id, ep.id)
+        headers = [_header_to_dict(name, value, sealer, where)
+                   for name, value in ep.extra_headers]
         endpoints.append(
             {
                 "id": ep.id,
@@ -98,7 +170,9 @@ def from_record(record: LlmRecord, sealer: Sealer) -> Llm:
             label=e.get("label", ""),
             priority=e.get("priority", 0),
             context_window_tokens=e.get("context_window_tokens", 0),
-            extra_headers=tuple((h["name"], h["value"]) for h in e.get("extra_headers", ())),
+            extra_headers=tuple(_header_from_dict(h, sealer, (record.account_id, record.id,
+                                                              e["id"]))
+                                for h in e.get("extra_headers", ())),
             capabilities=e.get("capabilities", {}),
         )
         for e in body["endpoints"]

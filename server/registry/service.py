@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import secrets
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -24,8 +24,9 @@ import structlog
 
 from server.chat import Generation
 from server.errors import Aborted, InvalidArgument, NotFound, Violations
-from server.registry.codec import Sealer, from_record, to_record_body
-from server.registry.model import ApiSpec, Endpoint, Llm, RoutingPolicy
+from server.ids import new_id
+from server.registry.codec import Sealer, from_record, legacy_headers_sealed, to_record_body
+from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
 from server.secret import Secret
 from server.store.base import LlmRecord, Store
 from server.vault.redact import scrub
@@ -50,7 +51,15 @@ class EndpointDraft:
     label: str = ""
     priority: int = 0
     context_window_tokens: int = 0
-    extra_headers: tuple[tuple[str, str], ...] = ()
+    # (name, value): a ``Secret`` for a secret header, None for "keep the stored secret value".
+    extra_headers: tuple[tuple[str, HeaderValue | None], ...] = ()
+
+    def destination(self) -> tuple[str, str, str] | None:
+        """``Endpoint.destination`` of the endpoint this draft describes (None: no api spec)."""
+        if self.api_spec is None:
+            return None
+        deployment = self.model.strip() if self.api_spec is ApiSpec.AZURE_OPENAI else ""
+        return (self.api_spec.value, self.base_url.strip().rstrip("/"), deployment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +74,6 @@ class LlmDraft:
 UrlGuard = Callable[[str, str], Awaitable[None]]  # (url, field path) -> raises InvalidArgument
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
-
-
 def check_generation(g: Generation, path: str, v: Violations) -> None:
     if g.temperature is not None and not 0 <= g.temperature <= 2:
         v.add(f"{path}.temperature", "must be between 0 and 2")
@@ -80,7 +85,60 @@ def check_generation(g: Generation, path: str, v: Violations) -> None:
         v.add(f"{path}.stop_sequences", "at most 4 stop sequences are allowed")
 
 
-def _check_endpoint(e: EndpointDraft, path: str, v: Violations, new_key_needed: bool) -> None:
+# RFC 9110 token characters: what a header name may be made of.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_DESTINATION_PARTS = ("api_spec", "base_url", "model (the Azure deployment)")
+
+
+def _control(value: str) -> str:
+    """What is wrong with a value sent in an HTTP header ("" if nothing)."""
+    if any(c in value for c in "\r\n\x00"):
+        return "must not contain CR, LF or NUL characters (they would end the HTTP header)"
+    return ""
+
+
+def _moved(e: EndpointDraft, old: Endpoint) -> str:
+    """Which part of where ``old``'s secrets are sent the draft changes ("" if none)."""
+    new = e.destination()
+    if new is None:
+        return ""
+    for part, was, now in zip(_DESTINATION_PARTS, old.destination, new, strict=True):
+        if was != now:
+            return part
+    return ""
+
+
+def _check_secrets(e: EndpointDraft, path: str, v: Violations, old: Endpoint | None) -> None:
+    """Keys and headers: no control characters; a stored secret is kept only where it was
+    stored, so a change of where the endpoint's requests go needs every secret given again."""
+    moved = _moved(e, old) if old is not None else ""
+    if e.api_key is not None and (why := _control(e.api_key.reveal())):
+        v.add(f"{path}.api_key", why)
+    if old is None and e.api_key is None:
+        v.add(f"{path}.api_key", "is required for a new endpoint (use an empty string only "
+              "for servers without authentication)")
+    elif old is not None and e.api_key is None and old.api_key and moved:
+        v.add(f"{path}.api_key", f"must be given again because {moved} changed: the stored key "
+              f"({old.key_hint}) is only sent where it was registered")
+    for j, (name, value) in enumerate(e.extra_headers):
+        hp = f"{path}.extra_headers[{j}]"
+        if not _TOKEN.fullmatch(name):
+            v.add(f"{hp}.name", "must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)")
+        if value is not None:
+            text = value.reveal() if isinstance(value, Secret) else value
+            if why := _control(text):
+                v.add(f"{hp}.value", why)
+            continue
+        stored = old.secret_header(name) if old is not None else None
+        if stored is None:
+            v.add(f"{hp}.value", "is required: this endpoint has no stored secret header "
+                  f"{name[:100]!r} to keep")
+        elif moved:
+            v.add(f"{hp}.value", f"must be given again because {moved} changed: the stored "
+                  f"value ({stored.hint}) is only sent where it was registered")
+
+
+def _check_endpoint(e: EndpointDraft, path: str, v: Violations, old: Endpoint | None) -> None:
     if e.api_spec is None:
         if e.api_spec_raw:
             v.add(f"{path}.api_spec", f"unknown api spec {e.api_spec_raw}; use "
@@ -105,9 +163,7 @@ def _check_endpoint(e: EndpointDraft, path: str, v: Violations, new_key_needed: 
         and not e.base_url.rstrip("/").endswith("/openai/v1")
     ):
         v.add(f"{path}.api_version", "is required for Azure deployment URLs, e.g. 2024-10-21")
-    if new_key_needed and e.api_key is None:
-        v.add(f"{path}.api_key", "is required for a new endpoint (use an empty string only "
-              "for servers without authentication)")
+    _check_secrets(e, path, v, old)
     if e.priority < 0:
         v.add(f"{path}.priority", "must be 0 or more (lower is preferred)")
     if e.context_window_tokens < 0:
@@ -129,9 +185,9 @@ def check_draft(draft: LlmDraft, existing: Llm | None, fields: frozenset[str]) -
             v.add("llm.endpoints", "at least one endpoint is required")
         elif len(draft.endpoints) > MAX_ENDPOINTS:
             v.add("llm.endpoints", f"at most {MAX_ENDPOINTS} endpoints are allowed")
-        known = {e.id for e in existing.endpoints} if existing else set()
         for i, e in enumerate(draft.endpoints):
-            _check_endpoint(e, f"llm.endpoints[{i}]", v, new_key_needed=e.id not in known)
+            old = existing.endpoint(e.id) if existing and e.id else None
+            _check_endpoint(e, f"llm.endpoints[{i}]", v, old)
     if "generation" in fields:
         check_generation(draft.generation, "llm.generation", v)
     v.raise_if_any()
@@ -157,6 +213,18 @@ def _decode_token(token: str) -> tuple[datetime, str]:
             "page_token is not a token returned by ListLlms; start again with an empty token",
             reason="INVALID_PAGE_TOKEN",
         ) from None
+
+
+def _headers(e: EndpointDraft, old: Endpoint | None) -> tuple[tuple[str, HeaderValue], ...]:
+    """The draft's headers, a kept secret (value None) taken from ``old`` (checked to exist)."""
+    out: list[tuple[str, HeaderValue]] = []
+    for name, value in e.extra_headers:
+        if value is None:
+            stored = old.secret_header(name) if old is not None else None
+            assert stored is not None  # checked by check_draft
+            value = stored
+        out.append((name, value))
+    return tuple(out)
 
 
 class RegistryService:
@@ -204,7 +272,7 @@ class RegistryService:
                     label=e.label,
                     priority=e.priority,
                     context_window_tokens=e.context_window_tokens,
-                    extra_headers=e.extra_headers,
+                    extra_headers=_headers(e, old),
                     capabilities=old.capabilities if old else {},
                 )
             )
@@ -363,6 +431,22 @@ class RegistryService:
         endpoints = tuple(replace(e, capabilities=dict(capabilities.get(e.id, e.capabilities)))
                           for e in existing.endpoints)
         await self.store_update(existing, replace(existing, endpoints=endpoints))
+
+    async def seal_legacy_headers(self) -> int:
+        """Migrates extra headers stored before secret headers existed (at startup): those
+        named like credentials are sealed (``codec.legacy_headers_sealed``). A record changed
+        concurrently is left for the next start. Returns how many LLMs changed."""
+        count = 0
+        for record in await self._store.all_llms():
+            body = legacy_headers_sealed(record.body, self._sealer, record.account_id,
+                                         record.id)
+            if body is not None and await self._store.replace_llm(replace(record, body=body),
+                                                                  record.etag):
+                count += 1
+        if count:
+            self._cache.clear()
+            log.info("legacy extra headers migrated", llms=count)
+        return count
 
     async def rewrap_all(self, rewrap: Callable[[LlmRecord], LlmRecord]) -> int:
         """Re-seals every stored secret (key rotation); returns how many LLMs changed.

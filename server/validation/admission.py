@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
-from server.providers.errors import ErrorFields, error_fields, scrub
-from server.providers.registry import adapter_for
-from server.registry.model import ApiSpec, Endpoint
+from server.providers.errors import ErrorFields, error_fields
+from server.registry.llm import ApiSpec, Endpoint
 from server.validation.catalog import (
     ADMISSION,
     AUTH,
@@ -25,12 +25,13 @@ from server.validation.catalog import (
     QUOTA,
     ROUTE,
     STATUS,
-    Verdict,
+    CheckVerdict,
     failed,
     passed,
     skipped,
 )
 from server.validation.exchange import Exchange
+from server.vault.redact import quote
 
 _MODEL_CODES = frozenset({"model_not_found", "deploymentnotfound", "invalid_model"})
 _ROUTE_WORDS = ("invalid url", "unknown url", "unrecognized request url", "no route",
@@ -39,12 +40,12 @@ _MODEL_WORDS = ("not found", "does not exist", "invalid model", "unknown model",
                 "not supported")
 
 
-def judge(ex: Exchange, endpoint: Endpoint, path: str) -> list[Verdict]:
+def judge(ex: Exchange, endpoint: Endpoint, path: str) -> list[CheckVerdict]:
     """Verdicts for the ``ADMISSION`` checks, in order. ``path`` is the request's path."""
     if ex.status == 0:
         return _no_response(ex)
     if 300 <= ex.status < 400:
-        where = scrub(ex.headers.get("location", "an unnamed location"), 120)
+        where = quote(ex.headers.get("location", "an unnamed location"), 120)
         return _stage(ROUTE, f"HTTP {ex.status}: a redirect to {where}", (
             "register the URL the server redirects to (often https:// instead of http://, or a "
             "missing or extra path segment): Switchboard does not follow redirects, which can "
@@ -65,7 +66,7 @@ def judge(ex: Exchange, endpoint: Endpoint, path: str) -> list[Verdict]:
     return _error(ex, endpoint, path, err, ex.status)
 
 
-def _no_response(ex: Exchange) -> list[Verdict]:
+def _no_response(ex: Exchange) -> list[CheckVerdict]:
     failure = ex.failure
     message = failure.message if failure else "no response"
     if failure is not None and failure.timed_out and failure.phase == "headers":
@@ -76,7 +77,7 @@ def _no_response(ex: Exchange) -> list[Verdict]:
     return _stage(STATUS, message, hint, proven=False)
 
 
-def _all_passed(ex: Exchange, endpoint: Endpoint, path: str) -> list[Verdict]:
+def _all_passed(ex: Exchange, endpoint: Endpoint, path: str) -> list[CheckVerdict]:
     key = ("the key was accepted" if endpoint.api_key
            else "no key is set and the server asked for none")
     return [
@@ -97,9 +98,9 @@ def _is_error_body(body: bytes) -> bool:
 
 
 def _stage(failing: str, observed: str, hint: str, *, proven: bool,
-           why_unproven: str = "") -> list[Verdict]:
+           why_unproven: str = "") -> list[CheckVerdict]:
     """``failing`` FAILs; earlier stages PASS when ``proven`` (else SKIPPED); later SKIPPED."""
-    out: list[Verdict] = []
+    out: list[CheckVerdict] = []
     reached = False
     for name in ADMISSION:
         if name == failing:
@@ -115,7 +116,7 @@ def _stage(failing: str, observed: str, hint: str, *, proven: bool,
 
 
 def _error(ex: Exchange, endpoint: Endpoint, path: str, err: UpstreamError,
-           status: int) -> list[Verdict]:
+           status: int) -> list[CheckVerdict]:
     fields = _fields(ex.body)
     observed = err.message if ex.status == status else f"HTTP {ex.status}: {err.message}"
     if status in (404, 405) or err.kind is ErrorKind.NOT_FOUND or (
@@ -228,7 +229,7 @@ def _model_hint(endpoint: Endpoint) -> str:
 
 def _status_hint(err: UpstreamError, ex: Exchange) -> str:
     if "html" in ex.mime or ex.body.lstrip()[:1] == b"<":
-        server = scrub(ex.headers.get("server", "a proxy"), 40)
+        server = quote(ex.headers.get("server", "a proxy"), 40)
         return (f"{server} answered HTTP {ex.status} with an HTML error page: the API behind it "
                 "is down or unreachable, or base_url points at the wrong service")
     hints = {

@@ -18,11 +18,12 @@ from typing import Any
 import orjson
 
 from server.chat import Usage
+from server.providers.adapters import adapter_for
 from server.providers.base import SseEvent, StreamDecoder, UpstreamError
-from server.providers.errors import classify_error_object, scrub
-from server.providers.registry import adapter_for
+from server.providers.errors import classify_error_object
 from server.providers.sse import SseParser
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
+from server.vault.redact import quote
 
 _KNOWN_FIELDS = frozenset({b"data", b"event", b"id", b"retry"})
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
@@ -35,7 +36,7 @@ def snippet(data: str | bytes, limit: int = 80) -> str:
     """A short, scrubbed, printable quote of wire data."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text[: limit * 2])
-    return scrub(text, limit)
+    return quote(text, limit)
 
 
 class StreamAudit:

@@ -17,10 +17,10 @@ from switchboard.v1 import registry_pb2 as rpb
 from server.edge.convert import llm_draft_from_pb
 from server.edge.validator import ConformanceValidator, check_to_pb
 from server.errors import InvalidArgument
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
 from server.registry.service import UPDATABLE, check_draft
 from server.secret import Secret
-from server.validation.model import CheckFinished, CheckStatus
+from server.validation.report import CheckFinished, CheckStatus
 from server.validation.runner import Validation
 
 CONFIG_CHECK = "config.endpoint"
@@ -47,7 +47,8 @@ async def check_endpoint(endpoint_pb: lpb.Endpoint,
     endpoint = Endpoint(
         id=endpoint_id, api_spec=e.api_spec, base_url=e.base_url.strip().rstrip("/"),
         model=e.model.strip(), api_key=e.api_key or Secret(""), api_version=e.api_version,
-        label=e.label, priority=e.priority, extra_headers=e.extra_headers)
+        label=e.label, priority=e.priority,
+        extra_headers=tuple((n, v) for n, v in e.extra_headers if v is not None))
     llm = Llm(id="", account_id="", display_name="check-endpoint", endpoints=(endpoint,))
     passed = False
     validator = ConformanceValidator(validation=validation or Validation(log_summary=False))

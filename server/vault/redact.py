@@ -10,11 +10,18 @@ Code should never log a key; this module catches the ones that slip through:
   logged as their scrubbed ``str()``. Place it last before the renderer, after
   ``format_exc_info``/``dict_tracebacks``, so tracebacks are scrubbed too; ``exc_info`` and keys
   starting with ``_`` (structlog/stdlib internals) pass through untouched.
-- ``scrub(text)``: masks key-shaped substrings: ``sk-...``, ``gsk_...``, ``AIza...``, JWTs,
-  ``Bearer <token>``, whatever follows ``Authorization:``, ``key=``/``api_key=``/``sig=``... in
-  URLs, ``"api_key": "..."``-style pairs, and our own ``sb_<id>_...`` caller keys (keeping the
-  id). The provider layer runs upstream error messages, URLs and headers (``scrub_headers``)
-  through it before logging or returning them.
+- ``scrub(text)``: masks key-shaped substrings: ``sk-``/``sk-proj-``/``gsk_``/``xai-``/``hf_``
+  keys, ``AIza...``, JWTs, 32+ hex characters (Azure keys) and other long opaque tokens mixing
+  letters and digits, ``Bearer <token>``, whatever follows ``Authorization:``,
+  ``key=``/``api_key=``/``sig=``... in URLs, ``"api_key": "..."``-style pairs, and our own
+  ``sb_<id>_...`` caller keys (keeping the id) -- also when percent-encoded (``%3D``, ``%20``).
+  This is the one pattern set: logs, upstream error quotes (``quote``), validation reports and
+  registration messages all use it.
+- ``mask_values(text, values)``: for upstream text that goes back to a caller, with the keys we
+  sent at hand: masks every fragment of 8 or more characters of any of ``values`` (a key
+  echoed in halves, reversed around a separator, or cut), plain or percent-encoded.
+- ``quote(text, limit)``: ``scrub`` plus collapsed whitespace and a length cap, for quoting an
+  upstream's message to a developer.
 - ``KnownSecrets``: exact values the process holds (decrypted provider keys), for keys with no
   recognisable shape such as Azure's 32 hex characters. It stores BLAKE2b digests of each
   value's tokens, not the values, so it is not one more copy of every key to guard. A string is
@@ -29,8 +36,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
+from urllib.parse import quote as percent_encode
+from urllib.parse import quote_plus, unquote_plus
 
 from server.secret import Secret
 
@@ -63,20 +72,33 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(
             r"(?i)((?<![A-Za-z0-9_])[\"']?(?:x-goog-api-key|x-api-key|api[_-]?key|apikey"
             r"|access[_-]?token|refresh[_-]?token|client[_-]?secret|password|passwd|secret"
-            r"|token)[\"']?\s*[:=]\s*[\"']?)"
+            r"|token|key)[\"']?\s*[:=]\s*[\"']?)"
             r"(?!\[REDACTED\])([^\s\"',&;}]+)"
         ),
         rf"\1{REDACTED}",
     ),
     (re.compile(_WB + r"sb_([a-z0-9]{4,32})_[A-Za-z0-9_-]{16,}"), rf"sb_\1_{REDACTED}"),
-    (re.compile(_WB + r"(sk-|gsk_|xai-|hf_)[A-Za-z0-9_-]{10,}"), rf"\1{REDACTED}"),
+    (re.compile(_WB + r"(sk-|sk_|gsk_|xai-|hf_|pk-|rk-)[A-Za-z0-9_*-]{10,}"),
+     rf"\1{REDACTED}"),
     (re.compile(_WB + r"AIza[0-9A-Za-z_-]{20,}"), f"AIza{REDACTED}"),
     (re.compile(_WB + r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), REDACTED),
+    # Azure keys (32 hex characters) and any long opaque token mixing letters and digits.
+    (re.compile(_WB + r"[0-9A-Fa-f]{32,}(?![A-Za-z0-9_-])"), REDACTED),
+    (
+        re.compile(_WB + r"(?=[A-Za-z0-9_+-]*\d)(?=[A-Za-z0-9_+-]*[A-Za-z])[A-Za-z0-9_+-]{32,}"),
+        REDACTED,
+    ),
 )
 # Cheap pre-check: a string matching none of these cannot match any pattern above.
 _TRIGGER = re.compile(
-    r"(?i)authorization|bearer|key|token|secret|passw|[?&;][^=\s]*=|sb_|sk-|gsk_|xai-|hf_|aiza|eyj"
+    r"(?i)authorization|bearer|key|token|secret|passw|[?&;][^=\s]*=|sb_|sk[-_]|gsk_|xai-|hf_"
+    r"|[pr]k-|aiza|eyj|[A-Za-z0-9_+-]{32}"
 )
+# A run of URL-safe characters with at least one percent escape: decoded, then scrubbed.
+_ENCODED = re.compile(r"[A-Za-z0-9._~+*-]*(?:%[0-9A-Fa-f]{2}[A-Za-z0-9._~+*-]*)+")
+_SPACES = re.compile(r"\s+")
+FRAGMENT = 8  # the shortest piece of a known key that ``mask_values`` masks
+MAX_QUOTE_CHARS = 300
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -94,9 +116,11 @@ class KnownSecrets:
         return hashlib.blake2b(token.encode(), digest_size=16).digest()
 
     def add(self, value: Secret | str) -> bool:
-        """Registers a value; False if it has no token long enough to mask safely."""
+        """Registers a value (and its percent-encoded form); False if it has no token long
+        enough to mask safely."""
         text = value.reveal() if isinstance(value, Secret) else value
-        tokens = [t for t in _TOKEN.findall(text) if len(t) >= self.MIN_LENGTH]
+        forms = f"{text} {percent_encode(text, safe='')}"
+        tokens = [t for t in _TOKEN.findall(forms) if len(t) >= self.MIN_LENGTH]
         self._digests.update(self._digest(t) for t in tokens)
         return bool(tokens)
 
@@ -118,12 +142,62 @@ class KnownSecrets:
         return _TOKEN.sub(replace, text)
 
 
-def scrub(text: str, known: KnownSecrets | None = None) -> str:
-    """``text`` with key-shaped substrings and known secrets masked."""
+def _scrub_plain(text: str, known: KnownSecrets | None) -> str:
     if _TRIGGER.search(text):
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
     return known.mask(text) if known is not None else text
+
+
+def scrub(text: str, known: KnownSecrets | None = None) -> str:
+    """``text`` with key-shaped substrings and known secrets masked, percent-encoded or not."""
+    if "%" in text:
+
+        def decoded(m: re.Match[str]) -> str:
+            run = m.group()
+            plain = unquote_plus(run)
+            masked = _scrub_plain(plain, known)
+            return masked if masked != plain else run
+
+        text = _ENCODED.sub(decoded, text)
+    return _scrub_plain(text, known)
+
+
+def mask_values(text: str, values: Iterable[str]) -> str:
+    """``text`` with every piece of ``FRAGMENT`` or more characters of any of ``values`` (or of
+    their percent-encoded forms) masked; for upstream text about a request we sent with them."""
+    grams: set[str] = set()
+    for value in values:
+        if len(value) < FRAGMENT:
+            continue
+        for form in {value, percent_encode(value, safe=""), quote_plus(value)}:
+            grams.update(form[i:i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
+    if not grams or len(text) < FRAGMENT:
+        return text
+    hidden = bytearray(len(text))
+    for i in range(len(text) - FRAGMENT + 1):
+        if text[i:i + FRAGMENT] in grams:
+            hidden[i:i + FRAGMENT] = b"\x01" * FRAGMENT
+    if not any(hidden):
+        return text
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if hidden[i]:
+            while i < len(text) and hidden[i]:
+                i += 1
+            out.append(REDACTED)
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def quote(text: str, limit: int = MAX_QUOTE_CHARS) -> str:
+    """An upstream's text fit to quote to a developer: scrubbed, whitespace collapsed, at most
+    ``limit`` characters."""
+    text = _SPACES.sub(" ", scrub(text)).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def is_sensitive_name(name: str) -> bool:

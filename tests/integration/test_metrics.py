@@ -41,7 +41,7 @@ async def test_turns_failovers_and_endpoint_latency_series(
     await door.openai.chat.completions.create(model=llm.id, messages=[
         {"role": "user", "content": "hi"}])
 
-    m = await scrape(door.base_url)
+    m = await scrape(door.metrics_url)
     model = {"gen_ai_request_model": llm.id}
     assert value(m, "switchboard_turns_total", edge="grpc", outcome="ok", **model) == 1
     assert value(m, "switchboard_turns_total", edge="http", outcome="ok", **model) == 1
@@ -79,7 +79,7 @@ async def test_failed_turns_count_by_outcome_and_grpc_calls_by_code(door: Door) 
         assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
         with pytest.raises(grpc.aio.AioRpcError):
             await door.grpc.reply("hi", llm_id="llm_unknown")
-    m = await scrape(door.base_url)
+    m = await scrape(door.metrics_url)
     assert value(m, "switchboard_turns_total", gen_ai_request_model=llm.id, edge="grpc",
                  outcome="unavailable") == 1
     calls = "rpc_server_call_duration_seconds_count"
@@ -98,7 +98,7 @@ async def test_circuit_opens_in_the_gauge(door: Door) -> None:
         for _ in range(6):
             with pytest.raises(grpc.aio.AioRpcError):
                 await door.grpc.reply("hi", llm_id=llm.id)
-    m = await scrape(door.base_url)
+    m = await scrape(door.metrics_url)
     assert value(m, "switchboard_circuit_state", endpoint=llm.endpoints[0].id,
                  state="open") == 1
 
@@ -113,7 +113,7 @@ async def test_hedges_are_counted(door: Door) -> None:
         a.behavior = dataclasses.replace(base, ttft_s=5.0)
         reply = await door.grpc.reply("hi", llm_id=llm.id)
         assert reply.endpoint_id == llm.endpoints[1].id
-    m = await scrape(door.base_url)
+    m = await scrape(door.metrics_url)
     assert value(m, "switchboard_hedges_total", gen_ai_request_model=llm.id,
                  endpoint=llm.endpoints[1].id) == 1
     assert value(m, "switchboard_attempts_total", endpoint=llm.endpoints[0].id,
@@ -172,12 +172,12 @@ async def test_a_caller_leaving_mid_stream_frees_the_attempt(door: Door) -> None
         await sim.wait_for_disconnect(timeout=5.0)  # the upstream request was closed too
         assert door.app.router is not None
         assert door.app.router.snapshot(endpoint_id).in_flight == 0
-    m = await scrape(door.base_url)
+    m = await scrape(door.metrics_url)
     assert value(m, "switchboard_attempts_total", endpoint=endpoint_id,
                  outcome="cancelled") == 1
     for _ in range(50):  # the turn is counted when its handler has unwound
         if value(m, "switchboard_turns_total", outcome="cancelled") == 1:
             break
-        m = await scrape(door.base_url)
+        m = await scrape(door.metrics_url)
     assert value(m, "switchboard_turns_total", gen_ai_request_model=llm.id, edge="http",
                  outcome="cancelled") == 1

@@ -12,8 +12,8 @@ from server.providers.errors import (
     classify_http_error,
     parse_duration,
     retry_after_seconds,
-    scrub,
 )
+from server.vault.redact import quote
 
 
 def classify(status: int, body: object, headers: dict[str, str] | None = None) -> UpstreamError:
@@ -232,7 +232,7 @@ def test_messages_never_carry_keys(secret: str) -> None:
     for body in bodies:
         err = classify(401, body)
         assert secret not in err.message
-    assert secret not in scrub(f"api-key: {secret}")
+    assert secret not in quote(f"api-key: {secret}")
 
 
 def test_quote_is_truncated() -> None:

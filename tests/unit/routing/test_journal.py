@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from switchboard.v1 import llm_pb2 as lpb
 
+from server.clock import FakeClock
 from server.edge.health import fill_health
 from server.edge.routing_state import routing_reader
 from server.providers.base import ErrorKind, UpstreamError
-from server.routing.clock import FakeClock
 from server.routing.journal import MAX_TTFTS
 from server.routing.router import Router
 

@@ -22,7 +22,7 @@ OPENAI = "sk-proj-Abc123DEF456ghi789JKL012mno345PQR678stu901VWX_yz-T3BlbkFJ"
 GROQ = "gsk_8yTq2LmNpQrStUvWxYz0123456789abcdefGHIJKLmnopQRst"
 GEMINI = "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY"
 CALLER = "sb_0123456789abcdef_Q2FuYXJ5LWNhbGxlci1rZXktMDEyMzQ1Njc4OWFiY2Q"
-AZURE = "3f2a9c1e8b7d4a6f9e0c1b2a3d4e5f60"  # no recognisable shape: only KnownSecrets finds it
+AZURE = "3f2a9c1e8b7d4a6f9e0c1b2a3d4e5f60"  # 32 hex characters: masked by shape
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLWJ5dGVz"
 
 
@@ -93,7 +93,7 @@ def test_known_secrets_mask_exact_values_without_storing_them() -> None:
     out = scrub(text, known)
     assert AZURE not in out
     assert out.endswith("failed: [REDACTED].")
-    assert scrub(f"prefix{AZURE}", known) == f"prefix{AZURE}"  # only whole tokens (documented)
+    assert AZURE not in scrub(f"prefix{AZURE}", known)  # the shape rule (32+ hex) catches it
 
 
 def test_known_secrets_with_non_token_characters() -> None:

@@ -10,6 +10,15 @@ from typing import Any
 from server.chat import Generation
 from server.secret import Secret
 
+# An extra header's value: a plain string, or a ``Secret`` when it was registered as secret
+# (sealed at rest like ``api_key``, shown only as a hint, revealed only for the upstream call).
+HeaderValue = str | Secret
+
+
+def header_field(name: str) -> str:
+    """The vault field a secret header's value is bound to (its AAD), e.g. ``header:x-api-key``."""
+    return "header:" + name.strip().lower()
+
 
 class ApiSpec(enum.StrEnum):
     OPENAI = "openai"
@@ -37,13 +46,28 @@ class Endpoint:
     label: str = ""
     priority: int = 0
     context_window_tokens: int = 0
-    extra_headers: tuple[tuple[str, str], ...] = ()
+    extra_headers: tuple[tuple[str, HeaderValue], ...] = ()
     # What validation detected (reasoning dialect, tool calling, image input); display only.
     capabilities: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def key_hint(self) -> str:
         return self.api_key.hint
+
+    def secret_header(self, name: str) -> Secret | None:
+        """The stored secret value of the header ``name`` (any case), if there is one."""
+        wanted = name.strip().lower()
+        for n, value in self.extra_headers:
+            if n.strip().lower() == wanted and isinstance(value, Secret):
+                return value
+        return None
+
+    @property
+    def destination(self) -> tuple[str, str, str]:
+        """Where this endpoint's key and secret headers are sent: a change of any part means
+        the stored secrets must be given again (api spec, base URL, Azure deployment)."""
+        deployment = self.model if self.api_spec is ApiSpec.AZURE_OPENAI else ""
+        return (self.api_spec.value, self.base_url, deployment)
 
 
 @dataclass(frozen=True, slots=True)
