@@ -4,9 +4,13 @@
   upstream transport (the same request body and headers from ``OpenAIAdapter``, the same
   ``SseParser`` and ``OpenAIChatDecoder``). Pointed at the simulator it is the honest baseline
   ("direct"); pointed at the LiteLLM proxy it measures LiteLLM.
+  Pointed at Switchboard's HTTP port it measures the OpenAI-compatible front door.
 * ``SwitchboardDriver``: ``Conversations.Converse`` over gRPC, stateless (``llm_id`` +
   messages) or session turns (a session is reused for a few turns, then replaced, so the
   history stays the size of a short conversation; creating it is not timed).
+* ``TensorZeroDriver``: TensorZero's embedded gateway (PyPI ``tensorzero``, its Rust core
+  inside this process: no network hop between caller and gateway), one OpenAI-compatible
+  provider pointed at the simulator, observability off. Its CPU is the load generator's.
 
 A turn's clock starts when the request is sent (closed loop) or when it was scheduled (open
 loop, so a late sender counts against the target). ``first`` is the arrival of the first text
@@ -19,7 +23,7 @@ import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import grpc
@@ -30,7 +34,7 @@ from server.chat import ChatRequest, Finish, Message, Role, TextDelta, TextPart
 from server.providers.base import HttpRequest
 from server.providers.openai import OpenAIAdapter
 from server.providers.sse import SseParser
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 
 PROMPT = "What is the weather like in Lisbon today? Answer in one sentence."
@@ -125,6 +129,69 @@ class HttpSseDriver:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+# -- TensorZero (embedded) ----------------------------------------------------------------------
+
+
+TENSORZERO_MODEL = "sim"
+TENSORZERO_KEY_ENV = "BENCH_TENSORZERO_UPSTREAM_KEY"
+
+
+def tensorzero_config(upstream_base_url: str, model: str) -> str:
+    """The gateway's whole config: one model, one OpenAI-compatible provider, no database."""
+    return ("[gateway]\nobservability.enabled = false\n\n"
+            f"[models.{TENSORZERO_MODEL}]\nrouting = [\"upstream\"]\n\n"
+            f"[models.{TENSORZERO_MODEL}.providers.upstream]\ntype = \"openai\"\n"
+            f"api_base = \"{upstream_base_url}\"\nmodel_name = \"{model}\"\n"
+            f"api_key_location = \"env::{TENSORZERO_KEY_ENV}\"\n")
+
+
+class TensorZeroDriver:
+    """A streamed inference through ``AsyncTensorZeroGateway.build_embedded``."""
+
+    def __init__(self, name: str, config_file: str) -> None:
+        self.name = name
+        self._config_file = config_file
+        self._gateway: Any = None
+        self._input = {"messages": [{"role": "user", "content": PROMPT}]}
+
+    async def start(self) -> None:
+        from tensorzero import AsyncTensorZeroGateway  # the bench's extra, not the server's
+
+        self._gateway = await AsyncTensorZeroGateway.build_embedded(
+            config_file=self._config_file)
+
+    def worker(self) -> TensorZeroDriver:
+        return self
+
+    async def turn(self, scheduled: float | None = None) -> TurnResult:
+        result = TurnResult(scheduled if scheduled is not None else time.perf_counter())
+        marks = result.marks
+        finished = False
+        try:
+            stream = await self._gateway.inference(model_name=TENSORZERO_MODEL,
+                                                   input=self._input, stream=True)
+            async for chunk in stream:
+                if any(getattr(c, "text", "") for c in chunk.content):
+                    marks.append(time.perf_counter())
+                if chunk.finish_reason is not None:
+                    finished = True
+            if not finished:
+                result.error = "no finish"
+        except Exception as exc:
+            result.error = type(exc).__name__
+        result.end = time.perf_counter()
+        if marks:
+            result.first = marks[0]
+        return result
+
+    async def close(self) -> None:
+        if self._gateway is not None:
+            closer = getattr(self._gateway, "__aexit__", None)
+            if closer is not None:
+                await closer(None, None, None)
+            self._gateway = None
 
 
 # -- Switchboard ----------------------------------------------------------------------------------
