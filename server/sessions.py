@@ -3,11 +3,21 @@
 A session's history is stored (so a session continues on another replica sharing the
 database) and appended atomically when a turn completes. Expired sessions read as NOT_FOUND
 and are swept in the background.
+
+Each replica also keeps the sessions its turns used (``SessionCache``), so a turn does not
+wait for the store before its upstream request: ``open_turn`` hands out the cached session
+with a check of its version against the store that runs while the upstream request is in
+flight; a turn whose check fails (the session changed on another replica, ended, expired)
+is restarted with the stored session before it sends any output. ``save_turn`` writes the
+turn back and keeps the cached copy in step.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,6 +100,57 @@ def _from_record(r: SessionRecord) -> Session:
     )
 
 
+class SessionCache:
+    """The sessions this replica's turns used last, newest last, at most ``size`` of them.
+
+    An entry is the session as this replica last read or wrote it, with that version; it is
+    never trusted on its own: every turn checks the version against the store."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str], Session] = OrderedDict()
+
+    def get(self, account_id: str, session_id: str) -> Session | None:
+        key = (account_id, session_id)
+        session = self._entries.get(key)
+        if session is None:
+            return None
+        if session.expire_time < datetime.now(UTC):
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return session
+
+    def put(self, session: Session) -> None:
+        if self._size <= 0:
+            return
+        key = (session.account_id, session.id)
+        self._entries[key] = session
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def drop(self, account_id: str, session_id: str) -> None:
+        self._entries.pop((account_id, session_id), None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTurn:
+    """A session as a turn starts from it. ``unchanged`` is None when the session was just
+    read from the store; otherwise it resolves to whether the store still holds this version
+    (await it before the turn's first output; ``close()`` cancels it)."""
+
+    session: Session
+    unchanged: asyncio.Future[bool] | None
+
+    def close(self) -> None:
+        if self.unchanged is not None:
+            self.unchanged.cancel()
+
+
 class SessionService:
     def __init__(
         self,
@@ -97,11 +158,13 @@ class SessionService:
         registry: RegistryService,
         default_idle_ttl_s: float,
         on_active: Callable[[str, str, float], None] | None = None,
+        cache_size: int = 10_000,
     ) -> None:
         self._store = store
         self._registry = registry
         self._default_ttl = default_idle_ttl_s
         self._on_active = on_active  # (account id, llm id, seconds the LLM stays active)
+        self.cache = SessionCache(cache_size)
 
     def _active(self, account_id: str, llm_id: str, ttl_s: float) -> None:
         if self._on_active is not None:
@@ -128,7 +191,9 @@ class SessionService:
         )
         await self._store.create_session(record)
         self._active(account_id, llm_id, ttl)
-        return _from_record(record)
+        session = _from_record(record)
+        self.cache.put(session)
+        return session
 
     async def get(self, account_id: str, session_id: str) -> Session:
         record = await self._store.get_session(account_id, session_id) if session_id else None
@@ -138,7 +203,25 @@ class SessionService:
                            resource_name=session_id)
         return _from_record(record)
 
+    async def open_turn(self, account_id: str, session_id: str) -> OpenedTurn:
+        """The session a turn starts from: the cached one at once, with its version check
+        running meanwhile, or (not cached) the stored one, read now (NOT_FOUND if gone)."""
+        cached = self.cache.get(account_id, session_id) if session_id else None
+        if cached is None:
+            session = await self.get(account_id, session_id)
+            self.cache.put(session)
+            return OpenedTurn(session, None)
+        return OpenedTurn(cached, asyncio.ensure_future(self._unchanged(cached)))
+
+    async def _unchanged(self, session: Session) -> bool:
+        version = await self._store.session_version(session.account_id, session.id)
+        if version == session.version:
+            return True
+        self.cache.drop(session.account_id, session.id)
+        return False
+
     async def end(self, account_id: str, session_id: str) -> None:
+        self.cache.drop(account_id, session_id)
         if not await self._store.delete_session(account_id, session_id):
             raise NotFound(f"session {session_id!r} not found", reason="SESSION_NOT_FOUND",
                            resource_type="session", resource_name=session_id)
@@ -147,11 +230,20 @@ class SessionService:
         self._active(session.account_id, session.llm_id, session.idle_ttl_s)
 
     async def save_turn(self, session: Session, new_messages: list[Message]) -> None:
-        """Appends a completed turn's messages and extends the idle TTL."""
+        """Appends a completed turn's messages and extends the idle TTL; the cached copy
+        becomes ``session`` plus the turn, one version on (if another write came in between,
+        the store's version is further on, and the next turn's check reads it again)."""
         expire = datetime.now(UTC) + timedelta(seconds=session.idle_ttl_s)
-        await self._store.save_turn(
+        saved = await self._store.save_turn(
             session.id, -1, [message_to_dict(m) for m in new_messages], expire
         )
+        if not saved:
+            self.cache.drop(session.account_id, session.id)
+            return
+        self.cache.put(dataclasses.replace(
+            session, messages=(*session.messages, *new_messages),
+            turn_count=session.turn_count + 1, version=session.version + 1,
+            expire_time=expire))
 
     async def sweep(self) -> int:
         return await self._store.delete_expired_sessions(datetime.now(UTC))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 from grpc.aio import ServicerContext
@@ -22,6 +22,7 @@ from server.edge.convert import (
 )
 from server.engine import Failover, Finished, Reasoning, Route, Text, TurnEvent
 from server.errors import SwitchboardError, Unimplemented, Violations
+from server.registry.model import Llm
 from server.registry.service import RegistryService
 from server.routing.model import Reason
 from server.sessions import Session, SessionService
@@ -38,6 +39,13 @@ _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
     "failover": cpb.ROUTE_REASON_FAILOVER,
     "hedge": cpb.ROUTE_REASON_HEDGE,
 }
+
+
+@dataclass(slots=True)
+class _Stale:
+    """Set when a session turn found its cached session out of date before any output."""
+
+    found: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,23 +114,47 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
                        ) -> AsyncIterator[cpb.ConverseResponse]:
         call = rpc.call()
         new, chat = self._check(request)
-        session: Session | None = None
-        if request.session_id:
-            session = await self._sessions.get(call.account_id, request.session_id)
-            llm = await self._registry.resolve(call.account_id, session.llm_id)
-            history: list[Message] = []
-            if session.system_prompt:
-                history.append(Message(Role.SYSTEM, (TextPart(session.system_prompt),)))
-            history.extend(session.messages)
-            history.extend(new)
-            chat = ChatRequest(tuple(history), chat.tools, chat.tool_choice,
-                               self._turns.generation(chat.generation, session.generation,
-                                                      llm.generation))
-            self._sessions.turn_started(session)
-        else:
+        if not request.session_id:
             llm = await self._registry.resolve(call.account_id, request.llm_id)
             chat = ChatRequest(chat.messages, chat.tools, chat.tool_choice,
                                self._turns.generation(chat.generation, llm.generation))
+            async for out in self._run(llm, chat, None, request, context, None):
+                yield out
+            return
+        # A session turn starts from this replica's cached copy of the session while its
+        # version is checked against the store; the check runs during the upstream request and
+        # is awaited before any output. A stale copy: the turn restarts from the stored session.
+        while True:
+            opened = await self._sessions.open_turn(call.account_id, request.session_id)
+            try:
+                session = opened.session
+                llm = await self._registry.resolve(call.account_id, session.llm_id)
+                history: list[Message] = []
+                if session.system_prompt:
+                    history.append(Message(Role.SYSTEM, (TextPart(session.system_prompt),)))
+                history.extend(session.messages)
+                history.extend(new)
+                turn_chat = ChatRequest(tuple(history), chat.tools, chat.tool_choice,
+                                        self._turns.generation(chat.generation,
+                                                               session.generation,
+                                                               llm.generation))
+                self._sessions.turn_started(session)
+                stale = _Stale()
+                async for out in self._run(llm, turn_chat, (session, new), request, context,
+                                           opened.unchanged, stale):
+                    yield out
+                if not stale.found:
+                    return
+            finally:
+                opened.close()
+
+    async def _run(self, llm: Llm, chat: ChatRequest,
+                   session: tuple[Session, list[Message]] | None, request: cpb.ConverseRequest,
+                   context: ServicerContext, unchanged: Awaitable[bool] | None,
+                   stale: _Stale | None = None) -> AsyncIterator[cpb.ConverseResponse]:
+        """One turn; with ``unchanged`` (a session's version check), nothing is sent before it
+        resolves, and a False ends the turn at once with ``stale.found`` set."""
+        call = rpc.call()
         call.summary["llm_id"] = llm.id
         async with self._turns.turn(llm, chat, edge="grpc",
                                     deadline_s=context.time_remaining()) as turn:
@@ -136,16 +168,20 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
             except SwitchboardError:
                 yield started  # no endpoint could take the turn: it still started, then failed
                 raise
+            if unchanged is not None and not await unchanged:
+                assert stale is not None
+                stale.found = True  # leaving the block closes the turn and its upstream request
+                return
             yield started
             if first is not None:
-                yield await self._respond(first, session, new, call)
+                yield await self._respond(first, session, call)
             async for event in turn.events:
-                yield await self._respond(event, session, new, call)
+                yield await self._respond(event, session, call)
 
-    async def _respond(self, event: TurnEvent, session: Session | None, new: list[Message],
+    async def _respond(self, event: TurnEvent, session: tuple[Session, list[Message]] | None,
                        call: rpc.Call) -> cpb.ConverseResponse:
         if isinstance(event, Finished) and session is not None:
-            await self._sessions.save_turn(session, [*new, event.message])
+            await self._sessions.save_turn(session[0], [*session[1], event.message])
         return self._event(event, call)
 
     @staticmethod

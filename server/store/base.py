@@ -79,6 +79,11 @@ class Store(Protocol):
 
     async def get_session(self, account_id: str, session_id: str) -> SessionRecord | None: ...
 
+    async def session_version(self, account_id: str, session_id: str) -> int | None:
+        """The session's version if it exists and has not expired (one indexed read, no
+        history: what a replica's session cache is checked against)."""
+        ...
+
     async def save_turn(
         self,
         session_id: str,

@@ -315,6 +315,12 @@ class PostgresStore:
             version=row["version"],
         )
 
+    async def session_version(self, account_id: str, session_id: str) -> int | None:
+        row = await self._fetchrow(
+            "SELECT version FROM sessions WHERE id = $1 AND account_id = $2 AND expire_time >= "
+            "now()", session_id, account_id)
+        return None if row is None else int(row["version"])
+
     async def save_turn(
         self,
         session_id: str,

@@ -13,7 +13,7 @@ import functools
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -286,6 +286,18 @@ class SqliteStore:
                 messages=orjson.loads(row["messages"]),
                 version=row["version"],
             )
+
+        return await self._run(run)
+
+    async def session_version(self, account_id: str, session_id: str) -> int | None:
+        def run() -> int | None:
+            row = self._db.execute(
+                "SELECT version, expire_time FROM sessions WHERE id = ? AND account_id = ?",
+                (session_id, account_id),
+            ).fetchone()
+            if row is None or _dt(row["expire_time"]) < datetime.now(UTC):
+                return None
+            return int(row["version"])
 
         return await self._run(run)
 
