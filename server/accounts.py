@@ -15,9 +15,9 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from server.clock import Clock, SystemClock
 from server.errors import NotFound, Unauthenticated
-from server.registry.service import new_id
-from server.routing.clock import Clock, SystemClock
+from server.ids import new_id
 from server.secret import Secret
 from server.store.base import ApiKeyRecord, Store
 from server.vault import apikeys

@@ -31,24 +31,21 @@ from switchboard.v1 import (
 )
 
 from server.accounts import StoreAuthenticator
+from server.clock import Clock, SystemClock
 from server.config import ConfigError, Settings
 from server.connect import ConnectRoutes
-from server.edge.conversations_servicer import ConversationsServicer, Limits
+from server.edge.conversations_servicer import ConversationsServicer, MessageLimits
 from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
 from server.edge.reflection import add_reflection
 from server.edge.registry_servicer import RegistryServicer
 from server.edge.validator import ConformanceValidator
-from server.engine import TurnEngine
 from server.http.app import FrontDoor, FrontDoorConfig
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
-from server.observe import fan_out
-from server.probes import ProbeRunner
 from server.providers.transport import Timeouts, UpstreamClient
 from server.registry.codec import sealed_secrets
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.routing.clock import Clock, SystemClock
 from server.routing.config import RouterConfig
 from server.routing.router import Router
 from server.sessions import SessionService
@@ -57,7 +54,10 @@ from server.store.open import open_store
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
 from server.telemetry.scrape import MetricsListener
-from server.turns import TurnRunner
+from server.turns.engine import TurnEngine
+from server.turns.observer import fan_out
+from server.turns.probe_runner import ProbeRunner
+from server.turns.runner import TurnRunner
 from server.validation import Validation
 from server.vault.keys import KeyringError
 from server.vault.redact import KnownSecrets
@@ -144,6 +144,7 @@ class Switchboard:
         self.probes = probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
         self.sessions = sessions = SessionService(store, registry, s.default_idle_ttl_s,
                                                   on_active=probes.touch)
+        await sessions.holds.start()  # barge-in interrupts and freed sessions, across replicas
         # Every upstream connection (turns, probes, validation) is checked against the policy.
         guarded = GuardedResolver(policy, self.upstream_resolver)
         pool = 2 * s.max_concurrent_streams  # a streaming turn holds a connection (a hedge: 2)
@@ -175,7 +176,7 @@ class Switchboard:
         )
         registry_servicer = RegistryServicer(registry, ConformanceValidator(
             registry, router, Validation(resolver=guarded)), fill_health(router))
-        conversations_servicer = ConversationsServicer(registry, sessions, turns, Limits(
+        conversations_servicer = ConversationsServicer(registry, sessions, turns, MessageLimits(
             s.max_message_bytes, s.max_messages))
         registry_pb2_grpc.add_LlmRegistryServicer_to_server(registry_servicer, server)
         conversations_pb2_grpc.add_ConversationsServicer_to_server(conversations_servicer,

@@ -13,7 +13,7 @@ from switchboard.v1 import registry_pb2_grpc
 from server.edge import context as rpc
 from server.edge.convert import llm_draft_from_pb, llm_to_pb
 from server.errors import FailedPrecondition, Violations
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
 
 # Fills in live health for GetLlm/ListLlms: (endpoint id, Endpoint proto) -> None.

@@ -24,7 +24,7 @@ from switchboard.v1 import registry_pb2 as rpb
 from server.edge.convert import duration, timestamp
 from server.edge.registry_servicer import Validator
 from server.errors import SwitchboardError
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
 from server.routing.router import Router
 from server.validation import (

@@ -32,14 +32,14 @@ import structlog
 from aiohttp import web
 
 from server.chat import ChatRequest, ToolCallDelta, Usage
-from server.engine import Finished, Reasoning, Text
 from server.errors import DeadlineExceeded, SwitchboardError
 from server.http.errors import error_body
 from server.http.request import CompletionRequest, parse
 from server.http.response import DONE, Chunks, completion_json, sse_error
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.turns import Turn, TurnRunner
+from server.turns.engine import AnswerReasoning, AnswerText, TurnFinished
+from server.turns.runner import RunningTurn, TurnRunner
 
 log = structlog.get_logger("switchboard.http")
 
@@ -57,7 +57,7 @@ class CompletionLimits:
     max_message_bytes: int
 
 
-def route_headers(request_id: str, turn: Turn, endpoint_id: str) -> dict[str, str]:
+def route_headers(request_id: str, turn: RunningTurn, endpoint_id: str) -> dict[str, str]:
     return {"x-request-id": request_id, "x-switchboard-turn-id": turn.id,
             "x-switchboard-endpoint": endpoint_id,
             "x-switchboard-attempts": str(turn.attempts)}
@@ -94,11 +94,11 @@ class Completions:
     async def _complete(self, request_id: str, llm: Llm, chat: ChatRequest,
                         summary: dict[str, Any]) -> web.Response:
         created = int(time.time())
-        finished: Finished | None = None
+        finished: TurnFinished | None = None
         async with self._runner.turn(llm, chat, edge="http", deadline_s=None) as turn:
             summary["turn_id"] = turn.id
             async for event in turn.events:
-                if isinstance(event, Finished):  # Failover: the engine restarts the answer
+                if isinstance(event, TurnFinished):  # Failover: the engine restarts the answer
                     finished = event
         assert finished is not None
         _summarize(summary, finished)
@@ -117,13 +117,13 @@ class Completions:
                 chunks = Chunks(_completion_id(turn), int(time.time()), llm.id,
                                 req.include_usage)
                 async for event in turn.events:
-                    if isinstance(event, Text):
+                    if isinstance(event, AnswerText):
                         data = chunks.text(event.delta)
-                    elif isinstance(event, Reasoning):
+                    elif isinstance(event, AnswerReasoning):
                         data = chunks.reasoning(event.delta)
                     elif isinstance(event, ToolCallDelta):
                         data = chunks.tool_call(event)
-                    elif isinstance(event, Finished):
+                    elif isinstance(event, TurnFinished):
                         _summarize(summary, event)
                         data = chunks.finish(event.reason)
                         if req.include_usage:
@@ -159,11 +159,11 @@ class Completions:
         return response
 
 
-def _completion_id(turn: Turn) -> str:
+def _completion_id(turn: RunningTurn) -> str:
     return "chatcmpl-" + turn.id.removeprefix("turn_")
 
 
-def _summarize(summary: dict[str, Any], finished: Finished) -> None:
+def _summarize(summary: dict[str, Any], finished: TurnFinished) -> None:
     usage: Usage = finished.usage
     summary.update(endpoint=finished.endpoint.id, attempts=finished.attempts,
                    ttft_ms=round(finished.ttft_s * 1e3, 2), tokens_in=usage.input_tokens,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.chat import ChatRequest, StreamEvent
-from server.registry.model import Endpoint
+from server.registry.llm import Endpoint
 
 
 class ErrorKind(enum.StrEnum):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from server.chat import Generation, ReasoningEffort
-from server.registry.model import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy, header_field
+from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy, header_field
 from server.secret import Secret
 from server.store.base import LlmRecord
 

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import hashlib
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -25,8 +24,9 @@ import structlog
 
 from server.chat import Generation
 from server.errors import Aborted, InvalidArgument, NotFound, Violations
+from server.ids import new_id
 from server.registry.codec import Sealer, from_record, legacy_headers_sealed, to_record_body
-from server.registry.model import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
+from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
 from server.secret import Secret
 from server.store.base import LlmRecord, Store
 from server.vault.redact import scrub
@@ -72,10 +72,6 @@ class LlmDraft:
 
 
 UrlGuard = Callable[[str, str], Awaitable[None]]  # (url, field path) -> raises InvalidArgument
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
 
 
 def check_generation(g: Generation, path: str, v: Violations) -> None:

@@ -36,7 +36,7 @@ class CircuitState(enum.StrEnum):
     HALF_OPEN = "half_open"
 
 
-class Verdict(enum.Enum):
+class HealthVerdict(enum.Enum):
     """What an upstream error says about the endpoint's health."""
 
     FAILURE = "failure"  # the endpoint is unwell: counts toward opening
@@ -46,17 +46,17 @@ class Verdict(enum.Enum):
 
 
 _VERDICTS = {
-    ErrorKind.AUTHENTICATION: Verdict.REJECTED_KEY,
-    ErrorKind.RATE_LIMITED: Verdict.RATE_LIMITED,
-    ErrorKind.QUOTA_EXHAUSTED: Verdict.RATE_LIMITED,
-    ErrorKind.CONTEXT_LENGTH: Verdict.HEALTHY,
-    ErrorKind.CONTENT_FILTERED: Verdict.HEALTHY,
-    ErrorKind.BAD_REQUEST: Verdict.HEALTHY,
+    ErrorKind.AUTHENTICATION: HealthVerdict.REJECTED_KEY,
+    ErrorKind.RATE_LIMITED: HealthVerdict.RATE_LIMITED,
+    ErrorKind.QUOTA_EXHAUSTED: HealthVerdict.RATE_LIMITED,
+    ErrorKind.CONTEXT_LENGTH: HealthVerdict.HEALTHY,
+    ErrorKind.CONTENT_FILTERED: HealthVerdict.HEALTHY,
+    ErrorKind.BAD_REQUEST: HealthVerdict.HEALTHY,
 }
 
 
-def verdict_of(kind: ErrorKind) -> Verdict:
-    return _VERDICTS.get(kind, Verdict.FAILURE)
+def verdict_of(kind: ErrorKind) -> HealthVerdict:
+    return _VERDICTS.get(kind, HealthVerdict.FAILURE)
 
 
 @dataclass(frozen=True, slots=True)

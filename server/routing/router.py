@@ -18,13 +18,13 @@ import math
 import random
 from collections.abc import Collection, Iterable
 
+from server.clock import Clock
 from server.providers.base import ErrorKind, UpstreamError
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.routing import timing
-from server.routing.breaker import CircuitState, Verdict, verdict_of
-from server.routing.clock import Clock
+from server.routing.breaker import CircuitState, HealthVerdict, verdict_of
 from server.routing.config import RouterConfig
-from server.routing.model import EndpointHealth, ProbeStatus, Reason, RoutePlan, StopReason
+from server.routing.plan import EndpointHealth, ProbeStatus, Reason, RoutePlan, StopReason
 from server.routing.ranking import EndpointState, Ranker
 
 # After these, the same endpoint may be retried (after a backoff) when nothing else is left.
@@ -205,15 +205,15 @@ class Router:
             st.breaker.release()
             return
         verdict = verdict_of(error.kind)
-        if verdict is Verdict.HEALTHY:
+        if verdict is HealthVerdict.HEALTHY:
             st.breaker.record_success(now)
             st.latency.record_outcome(now, False)
             return
         st.latency.record_outcome(now, True)
-        if verdict is Verdict.RATE_LIMITED:
+        if verdict is HealthVerdict.RATE_LIMITED:
             st.cooldown.apply(now, error.kind, error.retry_after_s)
             st.breaker.release()
-        elif verdict is Verdict.REJECTED_KEY:
+        elif verdict is HealthVerdict.REJECTED_KEY:
             st.breaker.record_rejected_key(now)
         else:
             st.breaker.record_failure(now)

@@ -16,7 +16,7 @@ DEFAULT_TEXT = "Hello! How can I help you today?"
 
 
 class Spec(enum.StrEnum):
-    """The wire format of an upstream. Values match ``server.registry.model.ApiSpec``."""
+    """The wire format of an upstream. Values match ``server.registry.llm.ApiSpec``."""
 
     OPENAI = "openai"
     AZURE_OPENAI = "azure_openai"

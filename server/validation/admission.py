@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
 from server.providers.errors import ErrorFields, error_fields
-from server.providers.registry import adapter_for
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.validation.catalog import (
     ADMISSION,
     AUTH,
@@ -25,7 +25,7 @@ from server.validation.catalog import (
     QUOTA,
     ROUTE,
     STATUS,
-    Verdict,
+    CheckVerdict,
     failed,
     passed,
     skipped,
@@ -40,7 +40,7 @@ _MODEL_WORDS = ("not found", "does not exist", "invalid model", "unknown model",
                 "not supported")
 
 
-def judge(ex: Exchange, endpoint: Endpoint, path: str) -> list[Verdict]:
+def judge(ex: Exchange, endpoint: Endpoint, path: str) -> list[CheckVerdict]:
     """Verdicts for the ``ADMISSION`` checks, in order. ``path`` is the request's path."""
     if ex.status == 0:
         return _no_response(ex)
@@ -66,7 +66,7 @@ def judge(ex: Exchange, endpoint: Endpoint, path: str) -> list[Verdict]:
     return _error(ex, endpoint, path, err, ex.status)
 
 
-def _no_response(ex: Exchange) -> list[Verdict]:
+def _no_response(ex: Exchange) -> list[CheckVerdict]:
     failure = ex.failure
     message = failure.message if failure else "no response"
     if failure is not None and failure.timed_out and failure.phase == "headers":
@@ -77,7 +77,7 @@ def _no_response(ex: Exchange) -> list[Verdict]:
     return _stage(STATUS, message, hint, proven=False)
 
 
-def _all_passed(ex: Exchange, endpoint: Endpoint, path: str) -> list[Verdict]:
+def _all_passed(ex: Exchange, endpoint: Endpoint, path: str) -> list[CheckVerdict]:
     key = ("the key was accepted" if endpoint.api_key
            else "no key is set and the server asked for none")
     return [
@@ -98,9 +98,9 @@ def _is_error_body(body: bytes) -> bool:
 
 
 def _stage(failing: str, observed: str, hint: str, *, proven: bool,
-           why_unproven: str = "") -> list[Verdict]:
+           why_unproven: str = "") -> list[CheckVerdict]:
     """``failing`` FAILs; earlier stages PASS when ``proven`` (else SKIPPED); later SKIPPED."""
-    out: list[Verdict] = []
+    out: list[CheckVerdict] = []
     reached = False
     for name in ADMISSION:
         if name == failing:
@@ -116,7 +116,7 @@ def _stage(failing: str, observed: str, hint: str, *, proven: bool,
 
 
 def _error(ex: Exchange, endpoint: Endpoint, path: str, err: UpstreamError,
-           status: int) -> list[Verdict]:
+           status: int) -> list[CheckVerdict]:
     fields = _fields(ex.body)
     observed = err.message if ex.status == status else f"HTTP {ex.status}: {err.message}"
     if status in (404, 405) or err.kind is ErrorKind.NOT_FOUND or (

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.registry.model import ApiSpec
-from server.validation.model import CheckStatus
+from server.registry.llm import ApiSpec
+from server.validation.report import CheckStatus
 
 DNS = "network.dns"
 CONNECT = "network.connect"
@@ -107,7 +107,7 @@ def check(name: str, spec: ApiSpec) -> Check:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class CheckVerdict:
     """The outcome of one check before the runner adds timing and the catalogue's texts.
     ``expected`` overrides the catalogue's text when the check knows better."""
 
@@ -118,17 +118,17 @@ class Verdict:
     expected: str = ""
 
 
-def passed(name: str, observed: str) -> Verdict:
-    return Verdict(name, CheckStatus.PASS, observed)
+def passed(name: str, observed: str) -> CheckVerdict:
+    return CheckVerdict(name, CheckStatus.PASS, observed)
 
 
-def skipped(name: str, reason: str) -> Verdict:
-    return Verdict(name, CheckStatus.SKIPPED, reason)
+def skipped(name: str, reason: str) -> CheckVerdict:
+    return CheckVerdict(name, CheckStatus.SKIPPED, reason)
 
 
-def failed(name: str, observed: str, hint: str) -> Verdict:
-    return Verdict(name, CheckStatus.FAIL, observed, hint)
+def failed(name: str, observed: str, hint: str) -> CheckVerdict:
+    return CheckVerdict(name, CheckStatus.FAIL, observed, hint)
 
 
-def warned(name: str, observed: str, hint: str) -> Verdict:
-    return Verdict(name, CheckStatus.WARN, observed, hint)
+def warned(name: str, observed: str, hint: str) -> CheckVerdict:
+    return CheckVerdict(name, CheckStatus.WARN, observed, hint)

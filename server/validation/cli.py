@@ -17,10 +17,10 @@ from switchboard.v1 import registry_pb2 as rpb
 from server.edge.convert import llm_draft_from_pb
 from server.edge.validator import ConformanceValidator, check_to_pb
 from server.errors import InvalidArgument
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
 from server.registry.service import UPDATABLE, check_draft
 from server.secret import Secret
-from server.validation.model import CheckFinished, CheckStatus
+from server.validation.report import CheckFinished, CheckStatus
 from server.validation.runner import Validation
 
 CONFIG_CHECK = "config.endpoint"

@@ -34,7 +34,7 @@ from server.chat import ChatRequest, Finish, Message, Role, TextDelta, TextPart
 from server.providers.base import HttpRequest
 from server.providers.openai import OpenAIAdapter
 from server.providers.sse import SseParser
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 
 PROMPT = "What is the weather like in Lisbon today? Answer in one sentence."

@@ -31,10 +31,10 @@ def _patch_server(out: TextIO) -> None:
     """Wraps the three points of the server's first-token path that the trace reports."""
     from server.edge.conversations_servicer import ConversationsServicer
     from server.edge.interceptor import EdgeInterceptor
-    from server.engine import Text
     from server.providers.openai import OpenAIAdapter
     from server.providers.transport import UpstreamClient
     from server.routing.router import Router
+    from server.turns.engine import AnswerText
 
     begin, send, event = EdgeInterceptor._begin, UpstreamClient._send, ConversationsServicer._event
     check, plan, build = ConversationsServicer._check, Router.plan, OpenAIAdapter.build_request
@@ -61,7 +61,7 @@ def _patch_server(out: TextIO) -> None:
         return await send(self, *args, **kwargs)
 
     def traced_event(ev: object, call: Any) -> Any:
-        if isinstance(ev, Text):
+        if isinstance(ev, AnswerText):
             out.write(f"text {time.monotonic()}\n")
         return event(ev, call)
 

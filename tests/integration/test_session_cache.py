@@ -75,12 +75,17 @@ async def test_a_session_changed_elsewhere_restarts_the_turn_before_any_output(
         llm = await create_llm(client, endpoint(sim))
         session = await client.create_session(llm.id)
         await client.reply("My name is Ada.", session_id=session.id)
-        # Another replica appends a turn: the store moves on, this replica's cache does not.
+        # Another replica runs a turn (claim, then history write): the store moves on, this
+        # replica's cache does not.
         assert server.store is not None
+        now = datetime.now(UTC)
+        claim = await server.store.claim_turn(session.id, "turn_other", now,
+                                              now + timedelta(minutes=5))
+        assert claim is not None and claim.claimed
         other = [{"role": "user", "parts": [{"text": "I live in Lisbon."}]},
                  {"role": "assistant", "parts": [{"text": "Nice."}]}]
-        assert await server.store.save_turn(session.id, -1, other,
-                                            datetime.now(UTC) + timedelta(hours=1))
+        assert await server.store.end_turn(session.id, "turn_other", claim.version, other,
+                                           now + timedelta(hours=1))
 
         events = [e async for e in client.converse("Where do I live?", session_id=session.id)]
 

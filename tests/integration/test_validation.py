@@ -21,7 +21,7 @@ from switchboard.v1 import registry_pb2 as rpb
 from switchboard_client import AsyncClient
 
 from server.app import Switchboard
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 from server.simulator import Behavior, Fault, FaultKind, ReasoningDialect, Simulator
 from server.validation import (
@@ -29,8 +29,8 @@ from server.validation import (
     CheckStarted,
     CheckStatus,
     Event,
-    Limits,
     Validation,
+    ValidationLimits,
     ValidationReport,
     catalog,
 )
@@ -41,7 +41,7 @@ from tests.support import endpoint
 KEY = "sk-sim-key-0123456789"
 SPECS = ["openai", "azure_openai", "gemini", "groq"]
 FAST = Phases(connect_s=2.0, first_token_s=1.0, between_chunks_s=1.0, total_s=5.0)
-LIMITS = Limits(turn=FAST, probe=FAST)
+LIMITS = ValidationLimits(turn=FAST, probe=FAST)
 BEHAVIOR = Behavior(text="pong, says the simulator", ttft_s=0.01)
 FAIL, WARN = CheckStatus.FAIL, CheckStatus.WARN
 
@@ -53,7 +53,7 @@ def domain_endpoint(sim: Simulator, spec: str, *, key: str = KEY, model: str = "
                     api_version="2024-10-21" if spec == "azure_openai" else "")
 
 
-async def run(*endpoints: Endpoint, limits: Limits = LIMITS
+async def run(*endpoints: Endpoint, limits: ValidationLimits = LIMITS
               ) -> tuple[ValidationReport, list[Event]]:
     events = [e async for e in Validation(limits).run(endpoints)]
     report = events[-1]

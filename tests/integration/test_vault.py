@@ -36,12 +36,12 @@ from server import logs
 from server.admin import key_usage, remove_master_key, rotate_keys
 from server.app import Switchboard
 from server.chat import ChatRequest, Message, Role, TextPart
+from server.clock import FakeClock
 from server.config import ConfigError, Settings
+from server.providers.adapters import adapter_for
 from server.providers.base import UpstreamError
-from server.providers.registry import adapter_for
 from server.providers.transport import Timeouts, UpstreamClient
-from server.registry.model import ApiSpec, Endpoint
-from server.routing.clock import FakeClock
+from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 from server.simulator import Behavior, Simulator
 from server.store.open import open_store

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from server.registry.model import ApiSpec, Endpoint, Llm
-from server.routing.clock import FakeClock
+from server.clock import FakeClock
+from server.registry.llm import ApiSpec, Endpoint, Llm
 from server.routing.router import Router
 from server.secret import Secret
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from server.clock import FakeClock
 from server.providers.base import ErrorKind, UpstreamError
 from server.routing.breaker import CircuitState
-from server.routing.clock import FakeClock
-from server.routing.model import Reason, SkipReason, StopReason
+from server.routing.plan import Reason, SkipReason, StopReason
 from server.routing.router import Router
 
 from .conftest import MakeLlm, Serve

@@ -8,11 +8,11 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.registry.model import ApiSpec, Endpoint, Llm
+from server.clock import FakeClock
+from server.registry.llm import ApiSpec, Endpoint, Llm
 from server.routing.breaker import CircuitState
-from server.routing.clock import FakeClock
 from server.routing.config import RouterConfig
-from server.routing.model import Reason, SkipReason, StopReason
+from server.routing.plan import Reason, SkipReason, StopReason
 from server.routing.router import Router
 from server.secret import Secret
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.routing.clock import FakeClock, SystemClock
+from server.clock import FakeClock, SystemClock
 from server.routing.latency import LatencyConfig, LatencyModel
 from server.routing.window import Ewma, OutcomeWindow, SampleWindow
 

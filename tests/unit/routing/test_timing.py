@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.routing.clock import FakeClock
+from server.clock import FakeClock
 from server.routing.router import Router
 from server.routing.timing import TimingConfig, backoff_s
 

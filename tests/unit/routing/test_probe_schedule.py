@@ -6,16 +6,16 @@ import random
 from collections import defaultdict
 from itertools import pairwise
 
+from server.clock import FakeClock
 from server.providers.base import ErrorKind, UpstreamError
-from server.registry.model import Llm
-from server.routing.clock import FakeClock
+from server.registry.llm import Llm
 from server.routing.probe_prompt import (
     PROBE_MAX_OUTPUT_TOKENS,
     PROBE_PROMPT,
     PROBE_PROMPT_TOKENS,
     probe_prompt,
 )
-from server.routing.probes import ProbeScheduler
+from server.routing.probe_schedule import ProbeScheduler
 from server.routing.router import Router
 
 from .conftest import MakeLlm

@@ -22,11 +22,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from server.chat import ChatRequest, FinishReason, Generation, Usage
-from server.engine import TurnEngine, TurnEvent
-from server.errors import DeadlineExceeded, ResourceExhausted, SwitchboardError
-from server.observe import NO_OBSERVER, AttemptObserver, TurnObserver, TurnsObserver
+from server.errors import Aborted, DeadlineExceeded, ResourceExhausted, SwitchboardError
 from server.providers.base import UpstreamError
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
+from server.turns.engine import TurnEngine, TurnEvent
+from server.turns.observer import NO_OBSERVER, AttemptObserver, TurnObserver, TurnsObserver
+
+
+def new_turn_id() -> str:
+    return "turn_" + secrets.token_hex(8)
 
 
 class _Winner:
@@ -55,10 +59,12 @@ class _Winner:
 class _Tap:
     """The turn's observer as the engine sees it: counts attempts, notes the winner."""
 
-    __slots__ = ("_inner", "attempts", "finish", "winner")
+    __slots__ = ("_inner", "attempts", "finish", "interrupted", "scope", "winner")
 
     def __init__(self, inner: TurnObserver) -> None:
         self._inner = inner
+        self.scope: asyncio.Timeout | None = None  # the turn's time limit, while it runs
+        self.interrupted = False
         self.attempts = 0
         self.winner: Endpoint | None = None
         self.finish: FinishReason | None = None
@@ -72,7 +78,7 @@ class _Tap:
 
 
 @dataclass(slots=True)
-class Turn:
+class RunningTurn:
     """A running turn: its id and the engine's events."""
 
     id: str
@@ -83,6 +89,14 @@ class Turn:
     def attempts(self) -> int:
         """Attempts started so far (hedges and retries included)."""
         return self._tap.attempts
+
+    def interrupt(self) -> None:
+        """Stops the turn at once (a newer turn of its session barged in): the block of
+        ``TurnRunner.turn`` ends with ABORTED ``TURN_INTERRUPTED``."""
+        tap = self._tap
+        tap.interrupted = True
+        if tap.scope is not None and not tap.scope.expired():
+            tap.scope.reschedule(asyncio.get_running_loop().time())
 
     @property
     def winner(self) -> Endpoint | None:
@@ -119,16 +133,22 @@ class TurnRunner:
                              out.reasoning_effort)
         return out
 
+    def time_limit_s(self, deadline_s: float | None) -> float | None:
+        """How long a turn may run: the caller's deadline or the server's turn timeout."""
+        if self._max_turn_s is not None and (deadline_s is None or self._max_turn_s <= deadline_s):
+            return self._max_turn_s
+        return deadline_s
+
     @asynccontextmanager
     async def turn(self, llm: Llm, request: ChatRequest, *, edge: str,
-                   deadline_s: float | None) -> AsyncIterator[Turn]:
-        """Runs one turn of ``llm``; raises ResourceExhausted at the replica's limit and
+                   deadline_s: float | None, turn_id: str = "") -> AsyncIterator[RunningTurn]:
+        """Runs one turn of ``llm``; raises ResourceExhausted at the replica's limit,
         DeadlineExceeded when ``deadline_s`` (None: no deadline) or the server's turn timeout
-        passes first."""
+        passes first, and Aborted when the turn is interrupted."""
         limit, ours = deadline_s, False
         if self._max_turn_s is not None and (limit is None or self._max_turn_s <= limit):
             limit, ours = self._max_turn_s, True
-        turn_id = "turn_" + secrets.token_hex(8)
+        turn_id = turn_id or new_turn_id()
         observer = self._observer.turn_started(llm, turn_id, edge)
         if self.in_flight >= self._max:
             observer.finished("resource_exhausted", "TOO_MANY_STREAMS")
@@ -136,17 +156,24 @@ class TurnRunner:
                 f"this replica is at its limit of {self._max} concurrent streams; retry "
                 "shortly or on another replica", reason="TOO_MANY_STREAMS", retry_after_s=0.5)
         tap = _Tap(observer)
-        turn = Turn(turn_id, self._engine.run_turn(llm, request, turn_id, tap), tap)
+        turn = RunningTurn(turn_id, self._engine.run_turn(llm, request, turn_id, tap), tap)
         outcome, error_type = "cancelled", ""
         self.in_flight += 1
         self._idle.clear()
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(limit) as scope:
+                tap.scope = scope
+                if tap.interrupted:
+                    scope.reschedule(asyncio.get_running_loop().time())
                 yield turn
             if tap.finish is not None:
                 complete = tap.finish in (FinishReason.STOP, FinishReason.TOOL_CALLS)
                 outcome = "ok" if complete else "incomplete"
         except TimeoutError:
+            if tap.interrupted:
+                outcome, error_type = "interrupted", "TURN_INTERRUPTED"
+                raise Aborted("a newer turn of this session barged in and interrupted this one",
+                              reason="TURN_INTERRUPTED") from None
             outcome = "deadline_exceeded"
             error_type = "TURN_TIMEOUT" if ours else "DEADLINE_EXCEEDED"
             if ours:
@@ -165,6 +192,7 @@ class TurnRunner:
             outcome, error_type = "internal", type(exc).__name__
             raise
         finally:
+            tap.scope = None
             self.in_flight -= 1
             if not self.in_flight:
                 self._idle.set()

@@ -28,9 +28,9 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Protocol
 
-from server.registry.model import Llm
-from server.routing.clock import Clock
-from server.routing.model import ProbeStatus
+from server.clock import Clock
+from server.registry.llm import Llm
+from server.routing.plan import ProbeStatus
 
 _HOUR_S = 3600.0
 

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from server.chat import FinishReason, Usage
 from server.providers.base import UpstreamError
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
 
 
 class AttemptObserver(Protocol):

@@ -43,13 +43,13 @@ from server.chat import (
     Usage,
 )
 from server.errors import FailedPrecondition, InvalidArgument, SwitchboardError, Unavailable
-from server.observe import NO_ATTEMPT, NO_TURN, AttemptObserver, TurnObserver
+from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
-from server.providers.registry import adapter_for
 from server.providers.transport import Timeouts, UpstreamClient
-from server.registry.model import Endpoint, Llm
-from server.routing.model import Candidate, Reason, RoutePlan, StopReason
+from server.registry.llm import Endpoint, Llm
+from server.routing.plan import Candidate, Reason, RoutePlan, StopReason
 from server.routing.router import Router
+from server.turns.observer import NO_ATTEMPT, NO_TURN, AttemptObserver, TurnObserver
 
 log = structlog.get_logger("switchboard.engine")
 
@@ -63,16 +63,17 @@ class Route:
     reason: Reason | str
     attempt: int
     expected_ttft_ms: float
+    history_omitted: int = 0  # oldest history messages left out to fit this endpoint's window
 
 
 @dataclass(frozen=True, slots=True)
-class Text:
+class AnswerText:
     message_id: str
     delta: str
 
 
 @dataclass(frozen=True, slots=True)
-class Reasoning:
+class AnswerReasoning:
     reasoning_id: str
     delta: str
 
@@ -83,10 +84,11 @@ class Failover:
     to_endpoint_id: str
     cause: str
     discard_message_ids: tuple[str, ...]
+    continued: bool = False  # the next endpoint continues the partial answer: nothing to discard
 
 
 @dataclass(frozen=True, slots=True)
-class Finished:
+class TurnFinished:
     reason: FinishReason
     complete: bool
     endpoint: Endpoint
@@ -98,7 +100,10 @@ class Finished:
     message: Message  # the assembled assistant message, for the session history
 
 
-TurnEvent = Route | Text | Reasoning | ToolCallDelta | Failover | Usage | Finished
+TurnEvent = Route | AnswerText | AnswerReasoning | ToolCallDelta | Failover | Usage | TurnFinished
+
+_AnswerEvent = AnswerText | AnswerReasoning | ToolCallDelta | TurnFinished
+_OUTPUT = (AnswerText, AnswerReasoning, ToolCallDelta)
 
 HEDGE = "hedge"
 FAILOVER = "failover"
@@ -126,7 +131,7 @@ class _Attempt:
 
 
 @dataclass(slots=True)
-class _Turn:
+class _TurnState:
     """Routing state of one turn: what is left to try, what was tried, what went wrong."""
 
     prompt_tokens: int
@@ -179,7 +184,7 @@ class TurnEngine:
 
     # -- attempts --------------------------------------------------------------------------------
 
-    def _start(self, route: Route, request: ChatRequest, turn: _Turn) -> _Attempt:
+    def _start(self, route: Route, request: ChatRequest, turn: _TurnState) -> _Attempt:
         """Sends a request (the router has admitted it) and starts waiting for its first event."""
         endpoint = route.endpoint
         t = self._timeouts
@@ -208,7 +213,7 @@ class TurnEngine:
                 return candidate
         return None
 
-    def _route(self, llm: Llm, candidate: Candidate, turn: _Turn, hedge: bool) -> Route:
+    def _route(self, llm: Llm, candidate: Candidate, turn: _TurnState, hedge: bool) -> Route:
         turn.attempted.append(candidate.endpoint_id)
         reason: Reason | str = candidate.reason
         if hedge:
@@ -220,7 +225,7 @@ class TurnEngine:
         assert endpoint is not None
         return Route(endpoint, reason, len(turn.attempted), candidate.expected_ttft_ms or 0.0)
 
-    def _after_failure(self, llm: Llm, turn: _Turn, endpoint_id: str, error: UpstreamError
+    def _after_failure(self, llm: Llm, turn: _TurnState, endpoint_id: str, error: UpstreamError
                        ) -> None:
         """Replaces the turn's plan with what the router says to try after this failure."""
         turn.errors.append(error)
@@ -231,7 +236,7 @@ class TurnEngine:
                                           StopReason.NO_LARGER_CONTEXT_WINDOW):
             raise _terminal(error)
 
-    async def _first_token(self, llm: Llm, request: ChatRequest, turn: _Turn
+    async def _first_token(self, llm: Llm, request: ChatRequest, turn: _TurnState
                            ) -> AsyncIterator[Route | tuple[_Attempt, StreamEvent]]:
         """Yields Route events, then one (winning attempt, its first event) unless every
         attempt failed."""
@@ -320,7 +325,7 @@ class TurnEngine:
         route_plan = self._router.plan(llm, prompt_tokens)
         if not route_plan.candidates:
             raise _no_plan(route_plan)
-        turn = _Turn(prompt_tokens, list(route_plan.candidates), observer=observer)
+        turn = _TurnState(prompt_tokens, list(route_plan.candidates), observer=observer)
         answer = _Answer(text_id=f"{turn_id}.m1")
         ttft_s = 0.0
         turn_start = time.monotonic()
@@ -343,12 +348,12 @@ class TurnEngine:
             done = False
             try:
                 async for event in self._stream(winner, first, answer):
-                    if not ttft_s and isinstance(event, (Text, Reasoning, ToolCallDelta)):
+                    if not ttft_s and isinstance(event, _OUTPUT):
                         ttft_s = time.monotonic() - turn_start
-                    if isinstance(event, Finished):
+                    if isinstance(event, TurnFinished):
                         done = True
                         yield event.usage
-                        yield Finished(event.reason, event.complete, winner.endpoint,
+                        yield TurnFinished(event.reason, event.complete, winner.endpoint,
                                        len(turn.attempted), ttft_s, event.provider_reason,
                                        event.thought_signature, event.usage, event.message)
                         return
@@ -372,7 +377,7 @@ class TurnEngine:
                 raise
 
     async def _stream(self, attempt: _Attempt, first: StreamEvent, answer: _Answer
-                      ) -> AsyncIterator[Text | Reasoning | ToolCallDelta | Finished]:
+                      ) -> AsyncIterator[_AnswerEvent]:
         """The winning attempt's events, with message ids; records gaps and the outcome."""
         endpoint_id = attempt.endpoint.id
         last = time.monotonic()
@@ -396,7 +401,7 @@ class TurnEngine:
                     if not answer.text:
                         answer.sent_ids.append(answer.text_id)
                     answer.text.append(event.text)
-                    yield Text(answer.text_id, event.text)
+                    yield AnswerText(answer.text_id, event.text)
                 elif isinstance(event, ReasoningDelta):
                     if not answer.in_reasoning:
                         answer.in_reasoning = True
@@ -404,7 +409,7 @@ class TurnEngine:
                         answer.reasoning_ids.append(rid)
                         answer.sent_ids.append(rid)
                     answer.reasoning.append(event.text)
-                    yield Reasoning(answer.reasoning_ids[-1], event.text)
+                    yield AnswerReasoning(answer.reasoning_ids[-1], event.text)
                 elif isinstance(event, ToolCallDelta):
                     answer.in_reasoning = False
                     call = answer.tool_calls.setdefault(event.index, ["", "", ""])
@@ -425,7 +430,7 @@ class TurnEngine:
                     if answer.tool_calls and reason is FinishReason.STOP:
                         reason = FinishReason.TOOL_CALLS
                     complete = reason in (FinishReason.STOP, FinishReason.TOOL_CALLS)
-                    yield Finished(reason, complete, attempt.endpoint, 0, 0.0,
+                    yield TurnFinished(reason, complete, attempt.endpoint, 0, 0.0,
                                    event.provider_reason, event.thought_signature, usage,
                                    answer.message(event.thought_signature))
                     await attempt.close()
@@ -435,7 +440,7 @@ class TurnEngine:
             if gaps and event is not None and not isinstance(event, Finish):
                 self._router.record_gaps(endpoint_id, gaps)
 
-    def _exhausted(self, llm: Llm, turn: _Turn) -> SwitchboardError:
+    def _exhausted(self, llm: Llm, turn: _TurnState) -> SwitchboardError:
         errors = turn.errors
         if not errors:
             return _no_plan(self._router.plan(llm, turn.prompt_tokens, exclude=turn.attempted))

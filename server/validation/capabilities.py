@@ -23,14 +23,14 @@ from server.chat import (
     TextPart,
     Tool,
 )
-from server.providers.registry import adapter_for
-from server.registry.model import Endpoint
+from server.providers.adapters import adapter_for
+from server.registry.llm import Endpoint
 from server.validation.audit import StreamAudit
 from server.validation.catalog import (
     IMAGE_INPUT,
     REASONING,
     TOOL_CALLING,
-    Verdict,
+    CheckVerdict,
     passed,
     warned,
 )
@@ -111,7 +111,7 @@ def _broken(audit: StreamAudit) -> str:
 
 
 def reasoning_verdict(basic: StreamAudit, probe: tuple[Exchange, StreamAudit] | None,
-                      endpoint: Endpoint) -> tuple[Verdict, str]:
+                      endpoint: Endpoint) -> tuple[CheckVerdict, str]:
     """The verdict and the reasoning dialect ("" when there is no reasoning)."""
     if basic.reasoning:
         return passed(REASONING, f"reasoning streams as {basic.dialect}"), basic.dialect
@@ -136,7 +136,7 @@ def _reasoning_hint() -> str:
             "then shown apart from the answer")
 
 
-def tool_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> Verdict:
+def tool_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> CheckVerdict:
     why = refusal(ex, endpoint) or _broken(audit)
     if why:
         return warned(TOOL_CALLING, f"no tool calling: a turn offering a tool failed ({why})",
@@ -149,7 +149,7 @@ def tool_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> Verdic
                   "enabled (vLLM: --enable-auto-tool-choice --tool-call-parser)")
 
 
-def image_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> Verdict:
+def image_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> CheckVerdict:
     why = refusal(ex, endpoint) or _broken(audit)
     if why:
         return warned(IMAGE_INPUT, f"no image input: a turn with a small PNG failed ({why})",
