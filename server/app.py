@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import random
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,6 +61,7 @@ from server.turns.observer import fan_out
 from server.turns.probe_runner import ProbeRunner
 from server.turns.runner import TurnRunner
 from server.validation import Validation
+from server.vault.checks import verify_key_material
 from server.vault.keys import KeyringError
 from server.vault.redact import KnownSecrets
 from server.vault.sealer import VaultSealer
@@ -230,9 +233,11 @@ class Switchboard:
         self._tasks.clear()
 
     async def _check_key_ids(self, sealer: VaultSealer) -> None:
-        """Fails startup when a stored secret names a master key that is not loaded."""
+        """Fails startup when a stored secret names a master key that is not loaded, or when a
+        loaded key's material is not the one that sealed the stored secrets."""
         assert self.store is not None
         loaded = set(sealer.keyring.key_ids)
+        samples: dict[str, Callable[[], bool]] = {}
         for record in await self.store.all_llms():
             for e in record.body.get("endpoints", ()):
                 for name, sealed in sealed_secrets(e):
@@ -243,6 +248,13 @@ class Switchboard:
                             f"key {key_id!r}, which is not loaded (loaded: "
                             f"{', '.join(sorted(loaded))}); add that key to "
                             "SWITCHBOARD_MASTER_KEYS or the key file")
+                    samples.setdefault(key_id, functools.partial(
+                        sealer.unwraps, sealed, record.account_id, record.id, e["id"], name))
+        try:
+            await verify_key_material(self.store, sealer.keyring,
+                                      self.settings.database.split("@")[-1], samples)
+        except KeyringError as exc:
+            raise ConfigError(str(exc)) from None
 
     async def _sweep_sessions(self) -> None:
         assert self.sessions is not None
