@@ -42,6 +42,7 @@ from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
 from server.edge.reflection import add_reflection
 from server.edge.registry_servicer import RegistryServicer
+from server.edge.routing_state import routing_reader
 from server.edge.validator import ConformanceValidator
 from server.http.app import FrontDoor, FrontDoorConfig
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
@@ -208,8 +209,10 @@ class Switchboard:
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
                      ("grpc.so_reuseport", 0)],
         )
+        health = fill_health(router)
         registry_servicer = RegistryServicer(registry, ConformanceValidator(
-            registry, router, Validation(resolver=guarded)), fill_health(router))
+            registry, router, Validation(resolver=guarded)), health,
+            routing_reader(router, health))
         conversations_servicer = ConversationsServicer(registry, sessions, turns, MessageLimits(
             s.max_message_bytes, s.max_messages))
         registry_pb2_grpc.add_LlmRegistryServicer_to_server(registry_servicer, server)
