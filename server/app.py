@@ -39,6 +39,7 @@ from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
 from server.edge.reflection import add_reflection
 from server.edge.registry_servicer import RegistryServicer
+from server.edge.routing_state import routing_reader
 from server.edge.validator import ConformanceValidator
 from server.http.app import FrontDoor, FrontDoorConfig
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
@@ -144,6 +145,7 @@ class Switchboard:
         self.probes = probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
         self.sessions = sessions = SessionService(store, registry, s.default_idle_ttl_s,
                                                   on_active=probes.touch)
+        await sessions.holds.start()  # barge-in interrupts and freed sessions, across replicas
         # Every upstream connection (turns, probes, validation) is checked against the policy.
         guarded = GuardedResolver(policy, self.upstream_resolver)
         pool = 2 * s.max_concurrent_streams  # a streaming turn holds a connection (a hedge: 2)
@@ -173,8 +175,10 @@ class Switchboard:
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
                      ("grpc.so_reuseport", 0)],
         )
+        health = fill_health(router)
         registry_servicer = RegistryServicer(registry, ConformanceValidator(
-            registry, router, Validation(resolver=guarded)), fill_health(router))
+            registry, router, Validation(resolver=guarded)), health,
+            routing_reader(router, health))
         conversations_servicer = ConversationsServicer(registry, sessions, turns, MessageLimits(
             s.max_message_bytes, s.max_messages))
         registry_pb2_grpc.add_LlmRegistryServicer_to_server(registry_servicer, server)

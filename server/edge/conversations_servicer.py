@@ -9,7 +9,7 @@ from grpc.aio import ServicerContext
 from switchboard.v1 import conversations_pb2 as cpb
 from switchboard.v1 import conversations_pb2_grpc
 
-from server.chat import ChatRequest, Message, Role, TextPart, ToolCallDelta, Usage
+from server.chat import ChatRequest, Message, ToolCallDelta, Usage
 from server.edge import context as rpc
 from server.edge.convert import (
     FINISH_TO_PB,
@@ -20,10 +20,11 @@ from server.edge.convert import (
     tool_choice_from_pb,
     tools_from_pb,
 )
-from server.errors import SwitchboardError, Unimplemented, Violations
+from server.errors import SwitchboardError, Violations
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
 from server.routing.plan import Reason
-from server.sessions import Session, SessionService
+from server.sessions import SessionService, SessionTurn
 from server.turns.engine import (
     AnswerReasoning,
     AnswerText,
@@ -32,7 +33,7 @@ from server.turns.engine import (
     TurnEvent,
     TurnFinished,
 )
-from server.turns.runner import TurnRunner
+from server.turns.runner import TurnRunner, new_turn_id
 
 _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
     Reason.FASTEST: cpb.ROUTE_REASON_FASTEST,
@@ -45,6 +46,9 @@ _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
     "failover": cpb.ROUTE_REASON_FAILOVER,
     "hedge": cpb.ROUTE_REASON_HEDGE,
 }
+
+
+DEFAULT_HOLD_S = 300.0  # how long a session turn holds its session without any time limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +86,22 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
 
     async def UpdateSession(self, request: cpb.UpdateSessionRequest, context: ServicerContext
                             ) -> cpb.UpdateSessionResponse:
-        raise Unimplemented("UpdateSession is not implemented on this server yet")
+        v = Violations()
+        body = request.session
+        messages = messages_from_pb(body.messages, "session.messages", v,
+                                    self._limits.max_message_bytes, history=True)
+        v.raise_if_any()
+        ttl = body.idle_ttl.ToTimedelta().total_seconds() if body.HasField("idle_ttl") else None
+        session = await self._sessions.update(
+            rpc.call().account_id, request.session_id, set(request.update_mask.paths),
+            body.system_prompt, generation_from_pb(body.generation), ttl, tuple(messages))
+        return cpb.UpdateSessionResponse(session=session_to_pb(session))
 
     async def TruncateTurn(self, request: cpb.TruncateTurnRequest, context: ServicerContext
                            ) -> cpb.TruncateTurnResponse:
-        raise Unimplemented("TruncateTurn is not implemented on this server yet")
+        session = await self._sessions.truncate_turn(
+            rpc.call().account_id, request.session_id, request.turn_id, request.heard_text_chars)
+        return cpb.TruncateTurnResponse(session=session_to_pb(session))
 
     def _check(self, request: cpb.ConverseRequest) -> tuple[list[Message], ChatRequest]:
         v = Violations()
@@ -113,29 +128,37 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
                        ) -> AsyncIterator[cpb.ConverseResponse]:
         call = rpc.call()
         new, chat = self._check(request)
-        session: Session | None = None
-        if request.session_id:
-            session = await self._sessions.get(call.account_id, request.session_id)
-            llm = await self._registry.resolve(call.account_id, session.llm_id)
-            history: list[Message] = []
-            if session.system_prompt:
-                history.append(Message(Role.SYSTEM, (TextPart(session.system_prompt),)))
-            history.extend(session.messages)
-            history.extend(new)
-            chat = ChatRequest(tuple(history), chat.tools, chat.tool_choice,
-                               self._turns.generation(chat.generation, session.generation,
-                                                      llm.generation))
-            self._sessions.turn_started(session)
-        else:
+        if not request.session_id:
             llm = await self._registry.resolve(call.account_id, request.llm_id)
             chat = ChatRequest(chat.messages, chat.tools, chat.tool_choice,
                                self._turns.generation(chat.generation, llm.generation))
+            async for out in self._run(llm, chat, None, new_turn_id(), context):
+                yield out
+            return
+        session = await self._sessions.get(call.account_id, request.session_id)
+        llm = await self._registry.resolve(call.account_id, session.llm_id)
+        turn_id = new_turn_id()
+        hold_s = self._turns.time_limit_s(context.time_remaining()) or DEFAULT_HOLD_S
+        async with self._sessions.turn(call.account_id, session.id, turn_id, new,
+                                       barge_in=request.barge_in, hold_s=hold_s) as held:
+            s = held.session  # read after the claim: a barged-in turn's answer is in it
+            chat = ChatRequest((*s.history(), *new), chat.tools, chat.tool_choice,
+                               self._turns.generation(chat.generation, s.generation,
+                                                      llm.generation))
+            async for out in self._run(llm, chat, held, turn_id, context):
+                yield out
+
+    async def _run(self, llm: Llm, chat: ChatRequest, held: SessionTurn | None, turn_id: str,
+                   context: ServicerContext) -> AsyncIterator[cpb.ConverseResponse]:
+        call = rpc.call()
         call.summary["llm_id"] = llm.id
-        async with self._turns.turn(llm, chat, edge="grpc",
-                                    deadline_s=context.time_remaining()) as turn:
+        async with self._turns.turn(llm, chat, edge="grpc", deadline_s=context.time_remaining(),
+                                    turn_id=turn_id) as turn:
+            if held is not None:
+                held.on_stop(turn.interrupt)
             call.summary["turn_id"] = turn.id
             started = cpb.ConverseResponse(started=cpb.TurnStarted(
-                turn_id=turn.id, session_id=request.session_id, llm_id=llm.id))
+                turn_id=turn.id, session_id=held.session.id if held else "", llm_id=llm.id))
             # The engine's first event (a route) sends the upstream request: take it before
             # writing `started`, so the upstream's time to first token runs meanwhile.
             try:
@@ -143,16 +166,23 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
             except SwitchboardError:
                 yield started  # no endpoint could take the turn: it still started, then failed
                 raise
+            if isinstance(first, Route):
+                started.started.history_messages_omitted = first.history_omitted
             yield started
             if first is not None:
-                yield await self._respond(first, session, new, call)
+                yield await self._respond(first, held, call)
             async for event in turn.events:
-                yield await self._respond(event, session, new, call)
+                yield await self._respond(event, held, call)
 
-    async def _respond(self, event: TurnEvent, session: Session | None, new: list[Message],
-                       call: rpc.Call) -> cpb.ConverseResponse:
-        if isinstance(event, TurnFinished) and session is not None:
-            await self._sessions.save_turn(session, [*new, event.message])
+    async def _respond(self, event: TurnEvent, held: SessionTurn | None, call: rpc.Call
+                       ) -> cpb.ConverseResponse:
+        if held is not None:
+            if isinstance(event, AnswerText):
+                held.streamed(event.message_id, event.delta)
+            elif isinstance(event, Failover) and event.discard_message_ids:
+                held.restarted()
+            elif isinstance(event, TurnFinished):
+                await self._sessions.finish_turn(held, event.message)
         return self._event(event, call)
 
     @staticmethod
@@ -178,7 +208,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
         if isinstance(event, Failover):
             return cpb.ConverseResponse(failover=cpb.Failover(
                 from_endpoint_id=event.from_endpoint_id, to_endpoint_id=event.to_endpoint_id,
-                cause=event.cause, discard_message_ids=event.discard_message_ids))
+                cause=event.cause, discard_message_ids=event.discard_message_ids,
+                mode=cpb.FAILOVER_MODE_CONTINUE if event.continued else cpb.FAILOVER_MODE_RESTART))
         if isinstance(event, Usage):
             return cpb.ConverseResponse(usage=cpb.Usage(
                 input_tokens=event.input_tokens, output_tokens=event.output_tokens,

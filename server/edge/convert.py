@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import orjson
 from google.protobuf import json_format
@@ -195,8 +197,10 @@ def llm_to_pb(llm: Llm) -> lpb.Llm:
 # -- messages -----------------------------------------------------------------------------------
 
 
-def messages_from_pb(messages: Iterable[cpb.Message], path: str, v: Violations, max_bytes: int
-                     ) -> list[Message]:
+def messages_from_pb(messages: Iterable[cpb.Message], path: str, v: Violations, max_bytes: int,
+                     *, history: bool = False) -> list[Message]:
+    """``history``: a session history given back as read (UpdateSession), which keeps the
+    messages' ``turn_id``, ``interrupted`` and ``reasoning``."""
     out: list[Message] = []
     for i, m in enumerate(messages):
         p = f"{path}[{i}]"
@@ -226,6 +230,9 @@ def messages_from_pb(messages: Iterable[cpb.Message], path: str, v: Violations, 
         msg = Message(role=role, parts=tuple(parts), tool_calls=calls,
                       tool_call_id=m.tool_call_id, name=m.name,
                       thought_signature=m.thought_signature)
+        if history:
+            msg = dataclasses.replace(msg, turn_id=m.turn_id, interrupted=m.interrupted,
+                                      reasoning=m.reasoning)
         if role is Role.TOOL and not m.tool_call_id:
             v.add(f"{p}.tool_call_id", "is required on tool messages")
         if not parts and not calls:
@@ -255,6 +262,8 @@ def message_to_pb(m: Message, out: cpb.Message) -> None:
     out.name = m.name
     out.reasoning = m.reasoning
     out.thought_signature = m.thought_signature
+    out.interrupted = m.interrupted
+    out.turn_id = m.turn_id
 
 
 def tools_from_pb(tools: Iterable[cpb.Tool], v: Violations) -> tuple[Tool, ...]:
@@ -282,6 +291,7 @@ def session_to_pb(s: Session, with_messages: bool = True) -> cpb.Session:
     out.idle_ttl.CopyFrom(duration(s.idle_ttl_s))
     out.create_time.CopyFrom(timestamp(s.create_time))
     out.expire_time.CopyFrom(timestamp(s.expire_time))
+    out.running_turn_id = s.running(datetime.now(UTC))
     if with_messages:
         for m in s.messages:
             message_to_pb(m, out.messages.add())

@@ -126,7 +126,7 @@ class Attempt:
         if self.ended:
             return False
         self.ended = True
-        self._router._settle(self.endpoint_id, success, error)
+        self._router._settle(self.endpoint_id, self.probe, success, error)
         self._router._release(self.endpoint_id, self.probe)
         return True
 

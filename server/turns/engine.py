@@ -67,6 +67,7 @@ class Route:
     reason: Reason | str
     attempt: int
     expected_ttft_ms: float
+    history_omitted: int = 0  # oldest history messages left out to fit this endpoint's window
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,7 @@ class Failover:
     to_endpoint_id: str
     cause: str
     discard_message_ids: tuple[str, ...]
+    continued: bool = False  # the next endpoint continues the partial answer: nothing to discard
 
 
 @dataclass(frozen=True, slots=True)

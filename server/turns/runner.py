@@ -22,10 +22,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from server.chat import ChatRequest, FinishReason, Generation
-from server.errors import DeadlineExceeded, ResourceExhausted, SwitchboardError
+from server.errors import Aborted, DeadlineExceeded, ResourceExhausted, SwitchboardError
 from server.registry.llm import Endpoint, Llm
 from server.turns.engine import TurnEngine, TurnEvent, TurnProgress
 from server.turns.observer import NO_OBSERVER, TurnsObserver
+
+
+def new_turn_id() -> str:
+    return "turn_" + secrets.token_hex(8)
 
 
 @dataclass(slots=True)
@@ -35,11 +39,20 @@ class RunningTurn:
     id: str
     events: AsyncGenerator[TurnEvent, None]
     progress: TurnProgress
+    scope: asyncio.Timeout | None = None  # the turn's time limit, while it runs
+    interrupted: bool = False
 
     @property
     def attempts(self) -> int:
         """Attempts started so far (hedges and retries included)."""
         return self.progress.attempts
+
+    def interrupt(self) -> None:
+        """Stops the turn at once (a newer turn of its session barged in): the block of
+        ``TurnRunner.turn`` ends with ABORTED ``TURN_INTERRUPTED``."""
+        self.interrupted = True
+        if self.scope is not None and not self.scope.expired():
+            self.scope.reschedule(asyncio.get_running_loop().time())
 
     @property
     def winner(self) -> Endpoint | None:
@@ -76,16 +89,22 @@ class TurnRunner:
                              out.reasoning_effort)
         return out
 
+    def time_limit_s(self, deadline_s: float | None) -> float | None:
+        """How long a turn may run: the caller's deadline or the server's turn timeout."""
+        if self._max_turn_s is not None and (deadline_s is None or self._max_turn_s <= deadline_s):
+            return self._max_turn_s
+        return deadline_s
+
     @asynccontextmanager
     async def turn(self, llm: Llm, request: ChatRequest, *, edge: str,
-                   deadline_s: float | None) -> AsyncIterator[RunningTurn]:
-        """Runs one turn of ``llm``; raises ResourceExhausted at the replica's limit and
+                   deadline_s: float | None, turn_id: str = "") -> AsyncIterator[RunningTurn]:
+        """Runs one turn of ``llm``; raises ResourceExhausted at the replica's limit,
         DeadlineExceeded when ``deadline_s`` (None: no deadline) or the server's turn timeout
-        passes first."""
+        passes first, and Aborted when the turn is interrupted."""
         limit, ours = deadline_s, False
         if self._max_turn_s is not None and (limit is None or self._max_turn_s <= limit):
             limit, ours = self._max_turn_s, True
-        turn_id = "turn_" + secrets.token_hex(8)
+        turn_id = turn_id or new_turn_id()
         observer = self._observer.turn_started(llm, turn_id, edge)
         if self.in_flight >= self._max:
             observer.finished("resource_exhausted", "TOO_MANY_STREAMS")
@@ -99,12 +118,19 @@ class TurnRunner:
         self.in_flight += 1
         self._idle.clear()
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(limit) as scope:
+                turn.scope = scope
+                if turn.interrupted:
+                    scope.reschedule(asyncio.get_running_loop().time())
                 yield turn
             if progress.finish is not None:
                 complete = progress.finish in (FinishReason.STOP, FinishReason.TOOL_CALLS)
                 outcome = "ok" if complete else "incomplete"
         except TimeoutError:
+            if turn.interrupted:
+                outcome, error_type = "interrupted", "TURN_INTERRUPTED"
+                raise Aborted("a newer turn of this session barged in and interrupted this one",
+                              reason="TURN_INTERRUPTED") from None
             outcome = "deadline_exceeded"
             error_type = "TURN_TIMEOUT" if ours else "DEADLINE_EXCEEDED"
             if ours:
@@ -123,6 +149,7 @@ class TurnRunner:
             outcome, error_type = "internal", type(exc).__name__
             raise
         finally:
+            turn.scope = None
             self.in_flight -= 1
             if not self.in_flight:
                 self._idle.set()

@@ -52,6 +52,12 @@ def _converse_request(session_id: str, llm_id: str, messages: Sequence[MessageLi
     return request
 
 
+def _update_session_request(session_id: str, session: cpb.Session, paths: Sequence[str]
+                            ) -> cpb.UpdateSessionRequest:
+    return cpb.UpdateSessionRequest(session_id=session_id, session=session,
+                                    update_mask=field_mask_pb2.FieldMask(paths=list(paths)))
+
+
 def event_of(response: cpb.ConverseResponse) -> Event:
     kind = response.WhichOneof("event")
     return getattr(response, kind)  # type: ignore[no-any-return, arg-type]
@@ -194,6 +200,23 @@ class AsyncClient:
         await self._call(self.conversations.EndSession,
                          cpb.EndSessionRequest(session_id=session_id), timeout)
 
+    async def update_session(self, session_id: str, session: cpb.Session, paths: Sequence[str]
+                             ) -> cpb.Session:
+        """Replaces the fields named in ``paths`` (``system_prompt``, ``generation``,
+        ``idle_ttl``, ``messages``) with those of ``session``."""
+        response = await self.conversations.UpdateSession(
+            _update_session_request(session_id, session, paths), metadata=self._metadata)
+        return response.session  # type: ignore[no-any-return]
+
+    async def truncate_turn(self, session_id: str, turn_id: str, heard_text_chars: int
+                            ) -> cpb.Session:
+        """Keeps only the first ``heard_text_chars`` characters of a turn's answer (what the
+        user heard before barging in); returns the session with its history."""
+        response = await self.conversations.TruncateTurn(cpb.TruncateTurnRequest(
+            session_id=session_id, turn_id=turn_id, heard_text_chars=heard_text_chars),
+            metadata=self._metadata)
+        return response.session  # type: ignore[no-any-return]
+
     # Conversations
     async def converse(self, messages: Sequence[MessageLike] | MessageLike, *,
                        session_id: str = "", llm_id: str = "", timeout: float | None = None,  # noqa: ASYNC109
@@ -309,6 +332,19 @@ class Client:
     def end_session(self, session_id: str, *, timeout: float | None = DEFAULT_TIMEOUT_S) -> None:
         self._call(self.conversations.EndSession, cpb.EndSessionRequest(session_id=session_id),
                    timeout)
+
+    def update_session(self, session_id: str, session: cpb.Session, paths: Sequence[str]
+                       ) -> cpb.Session:
+        response = self.conversations.UpdateSession(
+            _update_session_request(session_id, session, paths), metadata=self._metadata)
+        return response.session  # type: ignore[no-any-return]
+
+    def truncate_turn(self, session_id: str, turn_id: str, heard_text_chars: int
+                      ) -> cpb.Session:
+        response = self.conversations.TruncateTurn(cpb.TruncateTurnRequest(
+            session_id=session_id, turn_id=turn_id, heard_text_chars=heard_text_chars),
+            metadata=self._metadata)
+        return response.session  # type: ignore[no-any-return]
 
     def converse(self, messages: Sequence[MessageLike] | MessageLike, *, session_id: str = "",
                  llm_id: str = "", timeout: float | None = None, **kwargs: Any
