@@ -10,12 +10,16 @@ down does), and the caller is cancelled, or its deadline fires, exactly then.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 
 import pytest
 
 from server.chat import StreamEvent, TextDelta
+from server.clock import FakeClock
 from server.registry.llm import ApiSpec, Endpoint
+from server.routing.attempt import Attempt
+from server.routing.router import Router
 from server.secret import Secret
 from server.turns.engine import _Request
 
@@ -48,7 +52,8 @@ async def _stream() -> AsyncIterator[StreamEvent]:
 
 
 def _attempt(slow: _SlowToCancel) -> _Request:
-    return _Request(ENDPOINT, _stream(), 0.0, first=asyncio.ensure_future(slow.first()))
+    attempt = Attempt(Router(FakeClock(), random.Random(19)), ENDPOINT.id, probe=False)
+    return _Request(ENDPOINT, attempt, _stream(), 0.0, first=asyncio.ensure_future(slow.first()))
 
 
 async def test_the_callers_cancellation_during_a_losers_close_propagates() -> None:
