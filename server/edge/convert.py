@@ -180,6 +180,8 @@ def endpoint_to_pb(e: Endpoint, out: lpb.Endpoint) -> None:
         out.capabilities.reasoning_dialect = str(caps.get("reasoning_dialect", ""))
         out.capabilities.tool_calling = bool(caps.get("tool_calling"))
         out.capabilities.image_input = bool(caps.get("image_input"))
+        out.capabilities.reported_context_window_tokens = int(
+            caps.get("reported_context_window_tokens") or 0)
 
 
 def llm_to_pb(llm: Llm) -> lpb.Llm:
