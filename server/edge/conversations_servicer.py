@@ -144,7 +144,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
             s = held.session  # read after the claim: a barged-in turn's answer is in it
             chat = ChatRequest((*s.history(), *new), chat.tools, chat.tool_choice,
                                self._turns.generation(chat.generation, s.generation,
-                                                      llm.generation))
+                                                      llm.generation), fit_history=True)
             async for out in self._run(llm, chat, held, turn_id, context):
                 yield out
 

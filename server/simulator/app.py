@@ -16,8 +16,20 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from server.simulator.answer import build_answer, last_user_text_gemini, last_user_text_openai
-from server.simulator.behavior import HTTP_FAULTS, Fault, FaultKind, Spec
+from server.simulator.answer import (
+    build_answer,
+    last_user_text_gemini,
+    last_user_text_openai,
+    prefill_text,
+)
+from server.simulator.behavior import (
+    HTTP_FAULTS,
+    PREFILL_REJECTED_MESSAGES,
+    Fault,
+    FaultKind,
+    Prefill,
+    Spec,
+)
 from server.simulator.formats import ErrorContext, Quirks, Reply, WireFormat
 from server.simulator.formats.common import HTML_502, garbage_bytes
 from server.simulator.log import RecordedRequest
@@ -190,6 +202,9 @@ class _Routes:
         if reply is not None:
             return reply
         problem = _body_problem(spec, body)
+        if problem is None and self.state.behavior.prefill is Prefill.REJECT and \
+                prefill_text(body) is not None:
+            problem = PREFILL_REJECTED_MESSAGES[spec.value], "messages"
         if problem is not None:
             message, param = problem
             return fmt.bad_request(
@@ -264,7 +279,8 @@ class _Routes:
         behavior = self.state.behavior
         kind = fault.kind if fault is not None else None
         prompt = last_user_text_gemini(body) if spec is Spec.GEMINI else last_user_text_openai(body)
-        answer = build_answer(behavior, body, model, prompt)
+        prefix = prefill_text(body) if behavior.prefill is Prefill.CONTINUE else None
+        answer = build_answer(behavior, body, model, prompt, prefix or "")
         record.answer_text = answer.full_text
         options = body.get("stream_options")
         quirks = Quirks(
