@@ -24,6 +24,7 @@ from server.registry.llm import Llm
 from server.routing import timing
 from server.routing.breaker import CircuitState, HealthVerdict, verdict_of
 from server.routing.config import RouterConfig
+from server.routing.journal import JournalView, RoutingJournal
 from server.routing.plan import EndpointHealth, ProbeStatus, Reason, RoutePlan, StopReason
 from server.routing.ranking import EndpointState, Ranker
 
@@ -49,6 +50,7 @@ class Router:
         self._config = config or RouterConfig()
         self._endpoints: dict[str, EndpointState] = {}
         self._ranker = Ranker(self._config, rng, self._get)
+        self._journal = RoutingJournal()  # recent samples, probes, failovers (GetRoutingState)
 
     @property
     def config(self) -> RouterConfig:
@@ -84,6 +86,22 @@ class Router:
         others. Nothing untried left after a transient error: the same endpoint again, with
         reason RETRY and a jittered ``backoff_s``, if it is still eligible.
         """
+        plan = self._next_after(llm, prompt_tokens, failed_endpoint_id, error, attempted)
+        cause = error.kind.value + (f" (HTTP {error.status})" if error.status else "")
+        if not plan.candidates and plan.stop is not None:
+            cause += f"; nothing left to try: {plan.stop.value}"
+        self._journal.failover(self._clock.monotonic(), failed_endpoint_id,
+                               plan.candidates[0].endpoint_id if plan.candidates else "", cause)
+        return plan
+
+    def _next_after(
+        self,
+        llm: Llm,
+        prompt_tokens: int,
+        failed_endpoint_id: str,
+        error: UpstreamError,
+        attempted: Collection[str],
+    ) -> RoutePlan:
         if len(attempted) >= self._config.max_attempts:
             return RoutePlan((), stop=StopReason.ATTEMPTS_EXHAUSTED)
         now = self._clock.monotonic()
@@ -163,6 +181,7 @@ class Router:
         if math.isfinite(ttft_s) and ttft_s >= 0:
             now = self._clock.monotonic()
             self._get(endpoint_id).latency.record_ttft(now, ttft_s, prompt_tokens, is_probe)
+            self._journal.first_token(endpoint_id, now, ttft_s, is_probe)
 
     def first_token_missed(
         self, endpoint_id: str, waited_s: float, prompt_tokens: int, is_probe: bool = False
@@ -191,6 +210,8 @@ class Router:
         now = self._clock.monotonic()
         st.breaker.record_success(now)
         st.latency.record_outcome(now, False)
+        if is_probe:
+            self._journal.probe_finished(endpoint_id, now, "")
 
     def attempt_failed(
         self, endpoint_id: str, error: UpstreamError | None, is_probe: bool = False
@@ -201,6 +222,9 @@ class Router:
         limits start a cooldown of the provider's Retry-After and are not breaker failures."""
         st = self._get(endpoint_id)
         now = self._clock.monotonic()
+        if is_probe:
+            self._journal.probe_finished(endpoint_id, now, error.kind.value if error else
+                                         "cancelled")
         if error is None:
             st.breaker.release()
             return
@@ -232,6 +256,7 @@ class Router:
     def forget(self, endpoint_id: str) -> None:
         """Drop everything about an endpoint (deleted, or its key replaced)."""
         self._endpoints.pop(endpoint_id, None)
+        self._journal.forget(endpoint_id)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -255,6 +280,16 @@ class Router:
             open_remaining_s=st.breaker.open_remaining_s(now),
             consecutive_failures=st.breaker.consecutive_failures,
         )
+
+    def journal(self, endpoint_id: str) -> JournalView:
+        """Recent first-token times, probes and failovers away from ``endpoint_id``, with
+        their age in seconds."""
+        return self._journal.view(endpoint_id, self._clock.monotonic())
+
+    def preview(self, llm: Llm) -> RoutePlan:
+        """The order a short turn of ``llm`` would try its endpoints in now (no exploration,
+        nothing reserved): for reading, not for sending."""
+        return self._ranker.rank(llm, 0, (), self._clock.monotonic(), explore=False)
 
     def probe_status(self, endpoint_id: str) -> ProbeStatus:
         """What ``ProbeScheduler`` needs (the router is its ``ProbeView``)."""
