@@ -111,6 +111,10 @@ class Router:
             return self._larger_window(llm, prompt_tokens, failed_endpoint_id, tried, now)
         if not error.failover_helps:
             return RoutePlan((), stop=StopReason.NOT_RETRYABLE)
+        if error.kind is ErrorKind.UNSUPPORTED_INPUT:  # another endpoint, never this one again
+            plan = rank(llm, prompt_tokens, tried, now, explore=False)
+            return plan if plan.candidates else RoutePlan((), plan.skipped,
+                                                           StopReason.NOT_RETRYABLE)
         if error.kind is ErrorKind.AUTHENTICATION:  # idempotent if attempt_failed did it
             self._get(failed_endpoint_id).breaker.record_rejected_key(now)
         plan = rank(llm, prompt_tokens, tried, now, explore=False)
@@ -218,7 +222,8 @@ class Router:
     ) -> None:
         """The attempt failed with ``error``. None: cancelled (a hedge loser, the client went
         away), which is not a failure but frees a half-open trial. Errors caused by the
-        request (context length, content filter, bad request) show the endpoint is up; rate
+        request (context length, content filter, bad request, unsupported input) show the
+        endpoint is up; a wrong model or path (not found) says nothing either way; rate
         limits start a cooldown of the provider's Retry-After and are not breaker failures."""
         st = self._get(endpoint_id)
         now = self._clock.monotonic()
@@ -229,6 +234,9 @@ class Router:
             st.breaker.release()
             return
         verdict = verdict_of(error.kind)
+        if verdict is HealthVerdict.NEUTRAL:
+            st.breaker.release()
+            return
         if verdict is HealthVerdict.HEALTHY:
             st.breaker.record_success(now)
             st.latency.record_outcome(now, False)

@@ -52,6 +52,7 @@ from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
 from server.providers.transport import Timeouts, UpstreamClient
 from server.registry.llm import Endpoint, Llm
+from server.routing import capabilities
 from server.routing.plan import Candidate, Reason, RoutePlan, StopReason
 from server.routing.router import Router
 from server.turns.observer import NO_ATTEMPT, NO_TURN, AttemptObserver, TurnObserver
@@ -126,10 +127,16 @@ class _Attempt:
     observer: AttemptObserver = NO_ATTEMPT
 
     async def close(self) -> None:
-        if self.first is not None and not self.first.done():
-            self.first.cancel()
-            with contextlib.suppress(BaseException):
-                await self.first
+        """Cancels the wait for a first event and closes the stream (its HTTP request).
+
+        The cancelled task is awaited through ``asyncio.wait``, which never raises the task's
+        own outcome: a CancelledError here is the caller's (its cancellation, its deadline)
+        and propagates."""
+        first = self.first
+        if first is not None and not first.done():
+            first.cancel()
+            first.add_done_callback(_retrieve)
+            await asyncio.wait((first,))
         aclose = getattr(self.stream, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(Exception):
@@ -174,6 +181,12 @@ class _Answer:
             reasoning="".join(self.reasoning),
             thought_signature=signature,
         )
+
+
+def _retrieve(task: asyncio.Task[StreamEvent]) -> None:
+    """Marks a cancelled first-event task's outcome as seen (it is not an error of the turn)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class TurnEngine:
@@ -224,8 +237,8 @@ class TurnEngine:
         if hedge:
             reason = HEDGE
         elif turn.errors and reason not in (Reason.LARGER_CONTEXT_WINDOW,
-                                            Reason.HALF_OPEN_TRIAL):
-            reason = FAILOVER
+                                            Reason.HALF_OPEN_TRIAL, Reason.RETRY):
+            reason = FAILOVER  # another endpoint; the same one again stays RETRY
         endpoint = llm.endpoint(candidate.endpoint_id)
         assert endpoint is not None
         _, omitted = fit_history(request, endpoint.context_window_tokens)
@@ -331,6 +344,7 @@ class TurnEngine:
 
     async def run_turn(self, llm: Llm, request: ChatRequest, turn_id: str,
                        observer: TurnObserver = NO_TURN) -> AsyncGenerator[TurnEvent, None]:
+        llm = _capable(llm, request)
         prompt_tokens = estimate_tokens(request)
         route_plan = self._router.plan(llm, prompt_tokens)
         if not route_plan.candidates:
@@ -520,6 +534,18 @@ def _without_hedging(llm: Llm) -> Llm:
                                                                hedging_enabled=False))
 
 
+def _capable(llm: Llm, request: ChatRequest) -> Llm:
+    """``llm`` with only the endpoints whose recorded capabilities allow ``request``."""
+    capable, missing = capabilities.restrict(llm, capabilities.required_by(request))
+    if missing:
+        what = capabilities.describe(missing)
+        raise InvalidArgument(
+            f"this turn needs {what}, and no endpoint of this LLM supports it (as validation "
+            f"recorded); leave that part out, or add an endpoint that has {what}",
+            reason="CAPABILITY_UNAVAILABLE", metadata={"capability": missing})
+    return capable
+
+
 def _terminal(error: UpstreamError) -> SwitchboardError:
     if error.kind is ErrorKind.CONTEXT_LENGTH:
         return InvalidArgument(f"the conversation is too long for every endpoint of this LLM: "
@@ -530,6 +556,9 @@ def _terminal(error: UpstreamError) -> SwitchboardError:
     if error.kind is ErrorKind.BAD_REQUEST:
         return InvalidArgument(f"the provider rejected the request: {error.message}",
                                reason="UPSTREAM_BAD_REQUEST")
+    if error.kind is ErrorKind.UNSUPPORTED_INPUT:
+        return InvalidArgument(f"no endpoint of this LLM could take this request: "
+                               f"{error.message}", reason="UNSUPPORTED_INPUT")
     return Unavailable(error.message, reason="UPSTREAM_UNAVAILABLE",
                        retry_after_s=error.retry_after_s or 1.0)
 
