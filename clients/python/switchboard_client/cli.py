@@ -150,7 +150,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.main import main as serve_main
 
-    return serve_main([])
+    return serve_main()
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
