@@ -55,8 +55,10 @@ class StoreAuthenticator:
         try:
             key_id = apikeys.parse(api_key)
         except Unauthenticated:
-            raise Unauthenticated("the API key is not a Switchboard key (sb_...)",
-                                  reason="API_KEY_INVALID") from None
+            raise Unauthenticated(
+                "the API key is not valid: use a key from `switchboard admin create-key` "
+                "(sb_...) or one of the server's SWITCHBOARD_API_KEYS",
+                reason="API_KEY_INVALID") from None
         record = await self._store.get_api_key(key_id)
         if record is None or record.revoked or not apikeys.verify(api_key, record.key_hash):
             self._cache.pop(digest, None)
