@@ -204,12 +204,11 @@ def _retrieve(task: asyncio.Task[StreamEvent]) -> None:
 
 
 class TurnEngine:
-    def __init__(self, router: Router, client: UpstreamClient, timeouts: Timeouts,
-                 max_attempts: int) -> None:
+    def __init__(self, router: Router, client: UpstreamClient, timeouts: Timeouts) -> None:
+        """Attempts per turn are capped by the router (``RouterConfig.max_attempts``)."""
         self._router = router
         self._client = client
         self._timeouts = timeouts
-        self._max_attempts = max_attempts
         self._refuses_prefill: set[str] = set()  # endpoint ids that rejected a continuation
 
     # -- attempts --------------------------------------------------------------------------------
