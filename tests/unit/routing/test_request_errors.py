@@ -46,9 +46,9 @@ def test_a_plain_500_is_still_a_server_error() -> None:
 
 
 def _fail(router: Router, eid: str, error: UpstreamError) -> None:
-    assert router.attempt_started(eid)
-    router.attempt_failed(eid, error)
-    router.attempt_finished(eid)
+    attempt = router.admit(eid)
+    assert attempt
+    attempt.failed(error)
 
 
 @pytest.mark.parametrize("kind", [ErrorKind.UNSUPPORTED_INPUT, ErrorKind.BAD_REQUEST,
