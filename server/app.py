@@ -192,7 +192,7 @@ class Switchboard:
             resolver=guarded)
         timeouts = Timeouts(s.connect_timeout_s, s.first_token_timeout_s,
                             s.between_chunks_timeout_s, s.turn_timeout_s)
-        engine = TurnEngine(router, client, timeouts, s.max_attempts)
+        engine = TurnEngine(router, client, timeouts)
         probes.bind(registry, client, timeouts)
         if s.otlp_endpoint or self.span_exporter is not None:
             from server.telemetry.tracing import Tracing  # only imported when tracing is on

@@ -202,12 +202,11 @@ def estimate_tokens(request: ChatRequest) -> int:
 
 
 class TurnEngine:
-    def __init__(self, router: Router, client: UpstreamClient, timeouts: Timeouts,
-                 max_attempts: int) -> None:
+    def __init__(self, router: Router, client: UpstreamClient, timeouts: Timeouts) -> None:
+        """Attempts per turn are capped by the router (``RouterConfig.max_attempts``)."""
         self._router = router
         self._client = client
         self._timeouts = timeouts
-        self._max_attempts = max_attempts
 
     # -- attempts --------------------------------------------------------------------------------
 
