@@ -81,6 +81,10 @@ SERVICES = (
     registry_pb2.DESCRIPTOR.services_by_name["LlmRegistry"].full_name,
     conversations_pb2.DESCRIPTOR.services_by_name["Conversations"].full_name,
 )
+# Their RPCs are wrapped by the EdgeInterceptor, which also reports them to the gRPC metrics.
+EDGE_PREFIXES = tuple(f"/{name}/" for name in SERVICES)
+
+
 def _bind_error(host: str, port: int) -> str | None:
     """Why ``host:port`` cannot be bound (asked of the OS, as grpc binds: SO_REUSEADDR), or
     None. Checked before grpc binds, which would log its own multi-line error first."""
@@ -203,9 +207,10 @@ class Switchboard:
                              turns_in_flight=lambda: turns.in_flight)
 
         auth = StoreAuthenticator(store, s.api_keys, clock=clock)
-        self.interceptor = EdgeInterceptor(auth)
+        grpc_metrics = GrpcMetricsInterceptor(self.metrics, timed_by_edge=EDGE_PREFIXES)
+        self.interceptor = EdgeInterceptor(auth, timer=grpc_metrics)
         server = grpc.aio.server(
-            interceptors=[GrpcMetricsInterceptor(self.metrics), self.interceptor],
+            interceptors=[grpc_metrics, self.interceptor],
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
                      ("grpc.so_reuseport", 0)],
         )
