@@ -8,6 +8,7 @@ route (Azure ``api-version``), key, body, model; then the fault, if any.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -279,7 +280,11 @@ class _Routes:
         behavior = self.state.behavior
         kind = fault.kind if fault is not None else None
         prompt = last_user_text_gemini(body) if spec is Spec.GEMINI else last_user_text_openai(body)
-        prefix = prefill_text(body) if behavior.prefill is Prefill.CONTINUE else None
+        prefix = prefill_text(body)
+        if prefix and behavior.prefill is Prefill.IGNORE:  # starts over, repeating the prefix
+            behavior = dataclasses.replace(
+                behavior, text=f"{prefix} {behavior.answer_text(prompt)}", echo=False)
+            prefix = None
         answer = build_answer(behavior, body, model, prompt, prefix or "")
         record.answer_text = answer.full_text
         options = body.get("stream_options")

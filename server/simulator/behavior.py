@@ -46,8 +46,8 @@ class ReasoningDialect(enum.StrEnum):
 class Prefill(enum.StrEnum):
     """What the simulated model does with a request that ends with a partial assistant message.
 
-    - IGNORE: answers from the start, as if the partial message were a finished one (OpenAI's
-      own API does this).
+    - IGNORE: starts over, as if the partial message were a finished one (OpenAI's own API
+      does this): the answer repeats the partial text, then ``text``.
     - CONTINUE: continues it (llama.cpp, vLLM ``continue_final_message``, DeepSeek
       ``prefix``, Groq, Ollama): the answer is ``text`` after the partial message's text.
     - REJECT: 400 in the provider's own error body (``PREFILL_REJECTED_MESSAGES``).

@@ -110,3 +110,17 @@ async def test_the_front_door_still_ends_a_cut_stream_it_cannot_continue(
             async for _ in stream:
                 pass
         assert caught.value.body["code"] == "upstream_stream_broken"  # type: ignore[index]
+
+
+async def test_validation_detects_the_capability_and_turns_use_it(
+        door: Door, cut: Simulator) -> None:
+    async with Simulator("openai", Behavior(text=SIXTY, prefill=Prefill.CONTINUE)) as fallback:
+        cut.faults_enabled = False  # both endpoints validate healthy
+        created = await door.grpc.create_llm(lpb.Llm(display_name="detected", endpoints=[
+            endpoint(cut, priority=1), endpoint(fallback, priority=2)]))
+        cut.faults_enabled = True
+        caps = [e.capabilities.continues_partial_answer for e in created.llm.endpoints]
+        assert caps == [False, True]  # the cut endpoint (Prefill.IGNORE) started over
+        reply = await door.grpc.reply("Sixty words.", llm_id=created.llm.id)
+        assert [f.mode for f in reply.failovers] == [cpb.FAILOVER_MODE_CONTINUE]
+        assert reply.text == SIXTY
