@@ -2,7 +2,8 @@
 
 It starts two simulated upstreams speaking the OpenAI wire format (a fast "eu-west" one and a
 slower "us-east" one), a Switchboard server with a fresh SQLite file and a development master
-key, registers one LLM with both endpoints, and streams three turns of a session:
+key, registers one LLM with both endpoints, prints the URL of the Lab (the browser console on
+the HTTP port), and streams three turns of a session:
 
 1. a normal turn: routed to the fastest endpoint, reasoning printed apart from the text;
 2. the fast endpoint breaks mid-answer: Switchboard restarts the answer on the other endpoint
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -57,10 +59,17 @@ async def main() -> int:
                             api_keys=(API_KEY,), master_key_file=str(key_file),
                             allow_http_upstreams=True, upstream_allow_cidrs=("127.0.0.0/8",),
                             log_level="warning", log_format="console")
-        app = Switchboard(settings)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))  # the HTTP port: the Lab, Connect, the OpenAI front door
+        app = Switchboard(settings, http_sock=sock)
         await app.start()
+        lab = f"http://127.0.0.1:{app.http_port}/lab/"
+        say(f"the Lab: {lab} (sign in with API key {API_KEY})")
         try:
             await asyncio.to_thread(converse, app.port, eu, us)
+            if sys.stdin.isatty():
+                say(f"the Lab stays up at {lab} with the demo LLM; press Enter to stop")
+                await asyncio.to_thread(sys.stdin.readline)
         finally:
             await app.stop(grace_s=1.0)
     return 0
