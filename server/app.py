@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
+import os
 import random
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +64,7 @@ from server.turns.observer import fan_out
 from server.turns.probe_runner import ProbeRunner
 from server.turns.runner import TurnRunner
 from server.validation import Validation
+from server.vault.checks import verify_key_material
 from server.vault.keys import KeyringError
 from server.vault.redact import KnownSecrets
 from server.vault.sealer import VaultSealer
@@ -78,6 +82,40 @@ SERVICES = (
     registry_pb2.DESCRIPTOR.services_by_name["LlmRegistry"].full_name,
     conversations_pb2.DESCRIPTOR.services_by_name["Conversations"].full_name,
 )
+# Their RPCs are wrapped by the EdgeInterceptor, which also reports them to the gRPC metrics.
+EDGE_PREFIXES = tuple(f"/{name}/" for name in SERVICES)
+
+
+def _bind_error(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be bound (asked of the OS, as grpc binds: SO_REUSEADDR), or
+    None. Checked before grpc binds, which would log its own multi-line error first."""
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"cannot resolve {host!r}: {exc.strerror or exc}"
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                return _reason(exc)
+    return None
+
+
+def _reason(exc: OSError) -> str:
+    """The OS's own words for an error ("address already in use"), without asyncio's prefix."""
+    return (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+
+
+def _cannot_listen(address: str, setting: str, why: str) -> ConfigError:
+    return ConfigError(f"cannot listen on {address}: {why}; stop what is using it, or set "
+                       f"{setting} to a free port (0: any free port)")
+
+
 @dataclass
 class Switchboard:
     """One running server. ``await start()``, then ``await stop()``."""
@@ -155,7 +193,7 @@ class Switchboard:
             resolver=guarded)
         timeouts = Timeouts(s.connect_timeout_s, s.first_token_timeout_s,
                             s.between_chunks_timeout_s, s.turn_timeout_s)
-        engine = TurnEngine(router, client, timeouts, s.max_attempts)
+        engine = TurnEngine(router, client, timeouts)
         probes.bind(registry, client, timeouts)
         if s.otlp_endpoint or self.span_exporter is not None:
             from server.telemetry.tracing import Tracing  # only imported when tracing is on
@@ -170,9 +208,10 @@ class Switchboard:
                              turns_in_flight=lambda: turns.in_flight)
 
         auth = StoreAuthenticator(store, s.api_keys, clock=clock)
-        self.interceptor = EdgeInterceptor(auth)
+        grpc_metrics = GrpcMetricsInterceptor(self.metrics, timed_by_edge=EDGE_PREFIXES)
+        self.interceptor = EdgeInterceptor(auth, timer=grpc_metrics)
         server = grpc.aio.server(
-            interceptors=[GrpcMetricsInterceptor(self.metrics), self.interceptor],
+            interceptors=[grpc_metrics, self.interceptor],
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
                      ("grpc.so_reuseport", 0)],
         )
@@ -194,9 +233,15 @@ class Switchboard:
             key = await asyncio.to_thread(Path(s.tls_key_file).read_bytes)
             cert = await asyncio.to_thread(Path(s.tls_cert_file).read_bytes)
             creds = grpc.ssl_server_credentials([(key, cert)])
-            self.port = server.add_secure_port(address, creds)
-        else:
-            self.port = server.add_insecure_port(address)
+        why = _bind_error(s.host, s.grpc_port)
+        if why is not None:
+            raise _cannot_listen(address, "SWITCHBOARD_GRPC_PORT", why)
+        try:
+            self.port = (server.add_secure_port(address, creds) if s.tls_cert_file
+                         else server.add_insecure_port(address))
+        except RuntimeError:  # grpc says only "Failed to bind to address"
+            raise _cannot_listen(address, "SWITCHBOARD_GRPC_PORT",
+                                 "the address cannot be bound") from None
         await server.start()
         self._server = server
         for name in ("", *SERVICES):
@@ -212,11 +257,22 @@ class Switchboard:
                 s.max_request_bytes, s.max_messages, s.max_message_bytes, s.tls_cert_file,
                 s.tls_key_file, header_timeout_s=s.http_header_timeout_s), self.metrics,
                 surfaces=(connect, LabPages()))
-            self.http_port = await self._front_door.start(s.host, s.http_port, self.http_sock)
+            try:
+                self.http_port = await self._front_door.start(s.host, s.http_port,
+                                                              self.http_sock)
+            except OSError as exc:
+                await server.stop(0)
+                raise _cannot_listen(f"{s.host}:{s.http_port}", "SWITCHBOARD_HTTP_PORT",
+                                     _reason(exc)) from None
         if s.metrics_port or self.metrics_sock is not None:
             self._metrics_listener = MetricsListener(self.metrics)
-            self.metrics_port = await self._metrics_listener.start(
-                s.metrics_host or s.host, s.metrics_port, self.metrics_sock)
+            try:
+                self.metrics_port = await self._metrics_listener.start(
+                    s.metrics_host or s.host, s.metrics_port, self.metrics_sock)
+            except OSError as exc:
+                await server.stop(0)
+                raise _cannot_listen(f"{s.metrics_host or s.host}:{s.metrics_port}",
+                                     "SWITCHBOARD_METRICS_PORT", _reason(exc)) from None
         self._tasks.append(asyncio.create_task(self._sweep_sessions(), name="session-sweeper"))
         self._tasks.append(asyncio.create_task(probes.run(), name="probes"))
         log.info("serving", address=f"{s.host}:{self.port}", tls=bool(s.tls_cert_file),
@@ -234,9 +290,11 @@ class Switchboard:
         self._tasks.clear()
 
     async def _check_key_ids(self, sealer: VaultSealer) -> None:
-        """Fails startup when a stored secret names a master key that is not loaded."""
+        """Fails startup when a stored secret names a master key that is not loaded, or when a
+        loaded key's material is not the one that sealed the stored secrets."""
         assert self.store is not None
         loaded = set(sealer.keyring.key_ids)
+        samples: dict[str, Callable[[], bool]] = {}
         for record in await self.store.all_llms():
             for e in record.body.get("endpoints", ()):
                 for name, sealed in sealed_secrets(e):
@@ -247,6 +305,13 @@ class Switchboard:
                             f"key {key_id!r}, which is not loaded (loaded: "
                             f"{', '.join(sorted(loaded))}); add that key to "
                             "SWITCHBOARD_MASTER_KEYS or the key file")
+                    samples.setdefault(key_id, functools.partial(
+                        sealer.unwraps, sealed, record.account_id, record.id, e["id"], name))
+        try:
+            await verify_key_material(self.store, sealer.keyring,
+                                      self.settings.database.split("@")[-1], samples)
+        except KeyringError as exc:
+            raise ConfigError(str(exc)) from None
 
     async def _sweep_sessions(self) -> None:
         assert self.sessions is not None

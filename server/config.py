@@ -150,6 +150,31 @@ def settings_help() -> str:
     return "\n".join(lines)
 
 
+# SWITCHBOARD_* variables that are not server settings: the CLI's and clients' own, the file
+# name of the settings, and the test harness's.
+NOT_SETTINGS = frozenset({
+    "CONFIG", "API_KEY", "TARGET", "LLM_ID", "UPSTREAM_URL", "GRPCURL", "EXPECT_REASONING",
+    "EXPECT_TEXT", "TEST_POSTGRES_DSN", "GO_WORK", "GOCODE",
+})
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(variable, closest setting variable or "") for each SWITCHBOARD_* variable that is not
+    a setting: a misspelled one would otherwise be ignored without a word."""
+    import difflib
+
+    env = os.environ if environ is None else environ
+    names = [ENV_PREFIX + f.name.upper() for f in fields(Settings)]
+    found = []
+    for variable in sorted(env):
+        rest = variable.removeprefix(ENV_PREFIX)
+        if rest == variable or variable in names or rest in NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(variable, names, n=1, cutoff=0.75)
+        found.append((variable, close[0] if close else ""))
+    return found
+
+
 def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Builds settings from the TOML file (if any), the environment, then ``overrides``."""
     env = os.environ if environ is None else environ

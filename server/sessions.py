@@ -11,13 +11,23 @@ written when it ends, compare-and-set on the version its claim produced, so none
 
 ``truncate_turn`` keeps only what the user heard of the last turn's answer. Expired sessions
 read as NOT_FOUND and are swept in the background.
+
+Each replica keeps the sessions its turns used (``SessionCache``), so a turn's upstream
+request does not wait for the store: a turn on a cached session starts from the cached copy
+while its claim runs; the claim's version says whether the copy is current (the claim bumps
+the version by one; any other write in between leaves it further on). ``confirm`` awaits the
+claim before the turn's first output; a stale copy is replaced by the stored session and the
+turn starts again from it, before anything was sent. A turn's history write keeps the copy in
+step. Barge-in turns read the store first (their claim can wait for another turn).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -94,8 +104,9 @@ class SessionTurn:
 
     session: Session  # as read after the claim: its history is what this turn builds on
     turn_id: str
-    version: int  # the session version the claim produced
+    version: int  # the session version the claim produced (-1 while the claim is pending)
     new_messages: list[Message]
+    claim: asyncio.Future[int] | None = None  # pending: started with a cached session
     text_id: str = ""  # the text message being streamed
     text: list[str] = field(default_factory=list)
     written: bool = False
@@ -226,6 +237,43 @@ def truncated(messages: tuple[Message, ...], turn_id: str, heard_chars: int
     return (*messages[:i], cut, *messages[i + 1:])
 
 
+class SessionCache:
+    """The sessions this replica's turns used last, newest last, at most ``size`` of them.
+
+    An entry is the session as this replica last read or wrote it, at that version; a turn
+    never trusts it without its claim's version (``SessionService.confirm``)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str], Session] = OrderedDict()
+
+    def get(self, account_id: str, session_id: str) -> Session | None:
+        key = (account_id, session_id)
+        session = self._entries.get(key)
+        if session is None:
+            return None
+        if session.expire_time < datetime.now(UTC):
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return session
+
+    def put(self, session: Session) -> None:
+        if self._size <= 0:
+            return
+        key = (session.account_id, session.id)
+        self._entries[key] = session
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def drop(self, account_id: str, session_id: str) -> None:
+        self._entries.pop((account_id, session_id), None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class SessionService:
     def __init__(
         self,
@@ -233,9 +281,11 @@ class SessionService:
         registry: RegistryService,
         default_idle_ttl_s: float,
         on_active: Callable[[str, str, float], None] | None = None,
+        cache_size: int = 10_000,
     ) -> None:
         self._store = store
         self.holds = SessionHolds(store)
+        self.cache = SessionCache(cache_size)
         self._writes: set[asyncio.Task[None]] = set()  # history writes that outlive a cancel
         self._registry = registry
         self._default_ttl = default_idle_ttl_s
@@ -266,7 +316,9 @@ class SessionService:
         )
         await self._store.create_session(record)
         self._active(account_id, llm_id, ttl)
-        return _from_record(record)
+        session = _from_record(record)
+        self.cache.put(session)
+        return session
 
     async def get(self, account_id: str, session_id: str) -> Session:
         record = await self._store.get_session(account_id, session_id) if session_id else None
@@ -277,6 +329,7 @@ class SessionService:
         return _from_record(record)
 
     async def end(self, account_id: str, session_id: str) -> None:
+        self.cache.drop(account_id, session_id)
         if not await self._store.delete_session(account_id, session_id):
             raise NotFound(f"session {session_id!r} not found", reason="SESSION_NOT_FOUND",
                            resource_type="session", resource_name=session_id)
@@ -286,50 +339,123 @@ class SessionService:
                    new_messages: list[Message], *, barge_in: bool, hold_s: float
                    ) -> AsyncIterator[SessionTurn]:
         """Claims the session for one turn (SESSION_BUSY, or with ``barge_in`` interrupts the
-        running turn first) and writes the turn's history however the block ends."""
-        await self.get(account_id, session_id)  # NOT_FOUND for unknown, foreign or expired
-        version = await self.holds.claim(session_id, turn_id, barge_in=barge_in, hold_s=hold_s)
+        running turn first) and writes the turn's history however the block ends.
+
+        A session in this replica's cache is handed out at once with its claim still running:
+        ``await confirm(turn)`` before the turn's first output."""
+        cached = None if barge_in else self.cache.get(account_id, session_id)
         handle: SessionTurn | None = None
+        if cached is not None:
+            claim = asyncio.ensure_future(
+                self.holds.claim(session_id, turn_id, barge_in=False, hold_s=hold_s))
+            handle = SessionTurn(cached, turn_id, -1, new_messages, claim=claim)
+        else:
+            await self.get(account_id, session_id)  # NOT_FOUND for unknown, foreign or expired
+            version = await self.holds.claim(session_id, turn_id, barge_in=barge_in,
+                                             hold_s=hold_s)
         try:
-            handle = SessionTurn(await self.get(account_id, session_id), turn_id, version,
-                                 new_messages)
+            if handle is None:
+                handle = SessionTurn(await self.get(account_id, session_id), turn_id, version,
+                                     new_messages)
+                self.cache.put(handle.session)
             self._active(account_id, handle.session.llm_id, handle.session.idle_ttl_s)
             with self.holds.running(turn_id, handle.stop):
                 yield handle
         except BaseException as exc:
-            if handle is None or not handle.written:
+            claimed = await self._claimed(handle) if handle is not None else version
+            if claimed is not None and (handle is None or not handle.written):
                 keep = handle.messages(None) if handle is not None and _is_cut_short(exc) else []
-                await self._end_shielded(session_id, turn_id, version, keep,
-                                         handle.session.idle_ttl_s if handle else 0.0)
+                await self._end_shielded(handle.session if handle else None, session_id,
+                                         turn_id, claimed, keep)
             raise
         if not handle.written:
-            await self._end_shielded(session_id, turn_id, version, [], handle.session.idle_ttl_s)
+            await self.confirm(handle)
+            await self._end_shielded(handle.session, session_id, turn_id, handle.version, [])
+
+    async def confirm(self, turn: SessionTurn) -> bool:
+        """Waits for the turn's claim (raises SESSION_BUSY / NOT_FOUND as the claim does);
+        False when the cached session it started from was stale: ``turn.session`` is then the
+        stored one, which the turn must start again from."""
+        if turn.claim is None:
+            return True
+        claim, turn.claim = turn.claim, None
+        turn.version = await claim
+        if turn.version == turn.session.version + 1:  # nothing else wrote since our copy
+            return True
+        session = turn.session
+        try:
+            turn.session = await self.get(session.account_id, session.id)
+        except NotFound:
+            self.cache.drop(session.account_id, session.id)
+            raise
+        self.cache.put(turn.session)
+        return False
+
+    async def _claimed(self, turn: SessionTurn) -> int | None:
+        """The version the turn's claim produced, waiting for a pending claim; None if the
+        claim failed. Cancelled while it is pending: the hold it may take is freed behind."""
+        claim, turn.claim = turn.claim, None
+        if claim is not None:
+            try:
+                turn.version = await asyncio.shield(claim)
+            except asyncio.CancelledError:
+                self._release_when_claimed(claim, turn)
+                raise
+            except Exception:
+                return None
+        return turn.version if turn.version >= 0 else None
+
+    def _release_when_claimed(self, claim: asyncio.Future[int], turn: SessionTurn) -> None:
+        async def release() -> None:
+            with contextlib.suppress(Exception):
+                version = await claim
+                await self._end(None, turn.session.id, turn.turn_id, version, [])
+
+        task = asyncio.ensure_future(release())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     async def finish_turn(self, turn: SessionTurn, answer: Message) -> None:
         """Writes a finished turn: its new messages and the answer."""
+        await self.confirm(turn)
         turn.written = True
-        await self._end_shielded(turn.session.id, turn.turn_id, turn.version,
-                                 turn.messages(answer), turn.session.idle_ttl_s)
+        await self._end_shielded(turn.session, turn.session.id, turn.turn_id, turn.version,
+                                 turn.messages(answer))
 
-    async def _end_shielded(self, session_id: str, turn_id: str, version: int,
-                            messages: list[Message], ttl_s: float) -> None:
+    async def _end_shielded(self, session: Session | None, session_id: str, turn_id: str,
+                            version: int, messages: list[Message]) -> None:
         """The history write runs to the end even when the caller's task is cancelled again."""
-        task = asyncio.ensure_future(self._end(session_id, turn_id, version, messages, ttl_s))
+        task = asyncio.ensure_future(self._end(session, session_id, turn_id, version, messages))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
         await asyncio.shield(task)
 
-    async def _end(self, session_id: str, turn_id: str, version: int,
-                   messages: list[Message], ttl_s: float) -> None:
+    async def _end(self, session: Session | None, session_id: str, turn_id: str, version: int,
+                   messages: list[Message]) -> None:
+        ttl_s = session.idle_ttl_s if session is not None else 0.0
         expire = datetime.now(UTC) + timedelta(seconds=ttl_s or self._default_ttl)
         try:
             ok = await self._store.end_turn(session_id, turn_id, version,
                                             [message_to_dict(m) for m in messages], expire)
+            if session is not None:
+                self._cache_ended(session, version, messages, expire, ok)
             if not ok:  # its hold lapsed and another turn took the session (or it was ended)
                 log.warning("session turn not recorded: the session moved on", turn_id=turn_id,
                             session_id=session_id)
         finally:
             await self.holds.freed(session_id)
+
+    def _cache_ended(self, session: Session, version: int, messages: list[Message],
+                     expire: datetime, ok: bool) -> None:
+        """The cached copy after the turn's write: the session the turn started from plus its
+        messages, at the version ``end_turn`` produced (one past the claim's)."""
+        if not ok or version - session.version not in (0, 1):  # 1: a cached copy, confirmed
+            self.cache.drop(session.account_id, session.id)
+            return
+        self.cache.put(dataclasses.replace(
+            session, messages=(*session.messages, *messages), version=version + 1,
+            turn_count=session.turn_count + (1 if messages else 0), expire_time=expire,
+            running_turn_id="", running_until=None))
 
     async def _read_hold(self, account_id: str, session_id: str, turn_id: str
                          ) -> datetime | None:
@@ -398,6 +524,7 @@ class SessionService:
         return await self._replace(dataclasses.replace(session, **changes))
 
     async def _replace(self, session: Session) -> Session:
+        self.cache.drop(session.account_id, session.id)
         if not await self._store.replace_session(_to_record(session), session.version):
             raise Aborted(f"session {session.id!r} changed while it was being updated; read it "
                           "again and retry", reason="SESSION_CHANGED",
@@ -406,3 +533,4 @@ class SessionService:
 
     async def sweep(self) -> int:
         return await self._store.delete_expired_sessions(datetime.now(UTC))
+

@@ -42,13 +42,20 @@ _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
     Reason.ONLY_AVAILABLE: cpb.ROUTE_REASON_ONLY_AVAILABLE,
     Reason.HALF_OPEN_TRIAL: cpb.ROUTE_REASON_HALF_OPEN_TRIAL,
     Reason.LARGER_CONTEXT_WINDOW: cpb.ROUTE_REASON_LARGER_CONTEXT_WINDOW,
-    Reason.RETRY: cpb.ROUTE_REASON_FAILOVER,
+    Reason.RETRY: cpb.ROUTE_REASON_RETRY,
     "failover": cpb.ROUTE_REASON_FAILOVER,
     "hedge": cpb.ROUTE_REASON_HEDGE,
 }
 
 
 DEFAULT_HOLD_S = 300.0  # how long a session turn holds its session without any time limit
+
+
+@dataclass(slots=True)
+class _Stale:
+    """Set when a session turn found its cached session out of date, before any output."""
+
+    found: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,21 +142,30 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
             async for out in self._run(llm, chat, None, new_turn_id(), context):
                 yield out
             return
-        session = await self._sessions.get(call.account_id, request.session_id)
-        llm = await self._registry.resolve(call.account_id, session.llm_id)
         turn_id = new_turn_id()
         hold_s = self._turns.time_limit_s(context.time_remaining()) or DEFAULT_HOLD_S
-        async with self._sessions.turn(call.account_id, session.id, turn_id, new,
+        async with self._sessions.turn(call.account_id, request.session_id, turn_id, new,
                                        barge_in=request.barge_in, hold_s=hold_s) as held:
-            s = held.session  # read after the claim: a barged-in turn's answer is in it
-            chat = ChatRequest((*s.history(), *new), chat.tools, chat.tool_choice,
-                               self._turns.generation(chat.generation, s.generation,
-                                                      llm.generation))
-            async for out in self._run(llm, chat, held, turn_id, context):
-                yield out
+            llm = await self._registry.resolve(call.account_id, held.session.llm_id)
+            while True:
+                # held.session: read after the claim (a barged-in turn's answer is in it), or
+                # this replica's cached copy while the claim runs (confirmed before output).
+                s = held.session
+                turn_chat = ChatRequest((*s.history(), *new), chat.tools, chat.tool_choice,
+                                        self._turns.generation(chat.generation, s.generation,
+                                                               llm.generation))
+                stale = _Stale()
+                async for out in self._run(llm, turn_chat, held, turn_id, context, stale):
+                    yield out
+                if not stale.found:
+                    return
 
     async def _run(self, llm: Llm, chat: ChatRequest, held: SessionTurn | None, turn_id: str,
-                   context: ServicerContext) -> AsyncIterator[cpb.ConverseResponse]:
+                   context: ServicerContext, stale: _Stale | None = None
+                   ) -> AsyncIterator[cpb.ConverseResponse]:
+        """One turn. A session turn sends nothing before its claim is confirmed; a cached
+        session found stale ends the turn at once (its upstream request is closed) with
+        ``stale.found`` set, for the caller to start it again from ``held.session``."""
         call = rpc.call()
         call.summary["llm_id"] = llm.id
         async with self._turns.turn(llm, chat, edge="grpc", deadline_s=context.time_remaining(),
@@ -164,8 +180,14 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
             try:
                 first = await anext(turn.events, None)
             except SwitchboardError:
+                if held is not None:
+                    await self._sessions.confirm(held)  # a busy session's error comes first
                 yield started  # no endpoint could take the turn: it still started, then failed
                 raise
+            if held is not None and not await self._sessions.confirm(held):
+                assert stale is not None
+                stale.found = True  # leaving the block closes the turn and its request
+                return
             if isinstance(first, Route):
                 started.started.history_messages_omitted = first.history_omitted
             yield started

@@ -447,16 +447,3 @@ class RegistryService:
             self._cache.clear()
             log.info("legacy extra headers migrated", llms=count)
         return count
-
-    async def rewrap_all(self, rewrap: Callable[[LlmRecord], LlmRecord]) -> int:
-        """Re-seals every stored secret (key rotation); returns how many LLMs changed.
-
-        The etag is kept: the LLM's content does not change, only how its keys are wrapped.
-        """
-        count = 0
-        for record in await self._store.all_llms():
-            new = rewrap(record)
-            if new is not record and await self._store.replace_llm(new, record.etag):
-                count += 1
-        self._cache.clear()
-        return count

@@ -43,6 +43,7 @@ class HealthVerdict(enum.Enum):
     REJECTED_KEY = "rejected_key"  # our stored key is refused: open at once
     RATE_LIMITED = "rate_limited"  # cooldown only
     HEALTHY = "healthy"  # the endpoint answered properly; the request itself was the problem
+    NEUTRAL = "neutral"  # says nothing about health (a wrong model name): frees a trial only
 
 
 _VERDICTS = {
@@ -52,6 +53,10 @@ _VERDICTS = {
     ErrorKind.CONTEXT_LENGTH: HealthVerdict.HEALTHY,
     ErrorKind.CONTENT_FILTERED: HealthVerdict.HEALTHY,
     ErrorKind.BAD_REQUEST: HealthVerdict.HEALTHY,
+    ErrorKind.UNSUPPORTED_INPUT: HealthVerdict.HEALTHY,
+    # A 4xx other than auth and rate limits is about the request or the configuration, never
+    # a sign that the endpoint is down: one misaddressed turn must not take it offline.
+    ErrorKind.NOT_FOUND: HealthVerdict.NEUTRAL,
 }
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from server.clock import FakeClock
 from server.providers.base import ErrorKind, UpstreamError
 from server.registry.llm import ApiSpec, Endpoint, Llm
+from server.routing.attempt import Attempt
 from server.routing.probe_prompt import PROBE_PROMPT_TOKENS
 from server.routing.probe_schedule import ProbeScheduler
 from server.routing.router import Router
@@ -132,6 +133,7 @@ class _RouterPolicy:
         self.llm = llm
         self.hedging = config.hedging
         self.index = {ep.id: i for i, ep in enumerate(llm.endpoints)}
+        self.live: dict[str, Attempt] = {}  # admitted attempts of the current turn
 
     def __call__(self, turn: _SimTurn) -> tuple[float | None, int | None]:
         self.clock.advance(max(0.0, turn.at - self.clock.monotonic()))
@@ -143,14 +145,14 @@ class _RouterPolicy:
             return None, None
         ids = plan.endpoint_ids
         first = self.index[ids[0]]
-        if not self.router.attempt_started(ids[0]):  # only under concurrency; turns here are not
+        if not self._admit(ids[0]):  # only under concurrency; turns here are not
             return None, first
         t1 = self._ttft(ids[0], turn)
         if t1 is None:
             return self._failover(turn, ids[0], [ids[0]], _FAIL_AFTER_S), first
         if self.hedging and len(ids) > 1:
             delay = self.router.hedge_delay_s(ids[0], _PROMPT_TOKENS)
-            if t1 > delay and self.router.attempt_started(ids[1]):
+            if t1 > delay and self._admit(ids[1]):
                 return self._race(turn, ids[0], t1, ids[1], delay), first
         self._won(ids[0], t1)
         return t1, first
@@ -179,7 +181,7 @@ class _RouterPolicy:
                 return None
             c = plan.candidates[0]
             attempted.append(c.endpoint_id)
-            if not self.router.attempt_started(c.endpoint_id):
+            if not self._admit(c.endpoint_id):
                 continue
             elapsed += c.backoff_s
             t = self._ttft(c.endpoint_id, turn)
@@ -191,36 +193,40 @@ class _RouterPolicy:
             self._failed(failed)
 
     def _probe(self, eid: str, turn: _SimTurn) -> None:
-        if not self.router.attempt_started(eid, is_probe=True):
+        attempt = self.router.admit(eid, probe=True)
+        if attempt is None:
             return
         i = self.index[eid]
         if turn.up[i]:
             t = turn.means[i] * math.exp(self.probe_rng.gauss(-0.03, 0.25))
-            self.router.first_token(eid, t, PROBE_PROMPT_TOKENS, is_probe=True)
-            self.router.attempt_succeeded(eid, is_probe=True)
+            attempt.first_token(t, PROBE_PROMPT_TOKENS)
+            attempt.succeeded()
         else:
-            err = UpstreamError(ErrorKind.SERVER_ERROR, "simulated outage", status=503)
-            self.router.attempt_failed(eid, err, is_probe=True)
-        self.router.attempt_finished(eid, is_probe=True)
+            attempt.failed(UpstreamError(ErrorKind.SERVER_ERROR, "simulated outage", status=503))
 
     def _ttft(self, eid: str, turn: _SimTurn) -> float | None:
         i = self.index[eid]
         return turn.ttft[i] if turn.up[i] else None
 
+    def _admit(self, eid: str) -> bool:
+        attempt = self.router.admit(eid)
+        if attempt is not None:
+            self.live[eid] = attempt
+        return attempt is not None
+
     def _won(self, eid: str, ttft: float) -> None:
-        self.router.first_token(eid, ttft, _PROMPT_TOKENS)
-        self.router.attempt_succeeded(eid)
-        self.router.attempt_finished(eid)
+        attempt = self.live.pop(eid)
+        attempt.first_token(ttft, _PROMPT_TOKENS)
+        attempt.succeeded()
 
     def _lost(self, eid: str, waited: float) -> None:
-        self.router.first_token_missed(eid, waited, _PROMPT_TOKENS)
-        self.router.attempt_failed(eid, None)
-        self.router.attempt_finished(eid)
+        attempt = self.live.pop(eid)
+        attempt.first_token_missed(waited, _PROMPT_TOKENS)
+        attempt.cancelled()
 
     def _failed(self, eid: str) -> None:
         err = UpstreamError(ErrorKind.SERVER_ERROR, "simulated outage", status=503)
-        self.router.attempt_failed(eid, err)
-        self.router.attempt_finished(eid)
+        self.live.pop(eid).failed(err)
 
 
 def _random_policy(seed: int, n: int) -> Callable[[_SimTurn], tuple[float | None, int | None]]:

@@ -83,6 +83,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN running_turn_id TEXT COLLATE "C" NOT NULL DEFAULT '',
                          ADD COLUMN running_until TIMESTAMPTZ;
     """,
+    """
+    CREATE TABLE master_key_checks (
+        key_id TEXT COLLATE "C" PRIMARY KEY,
+        check_value TEXT NOT NULL
+    );
+    """,
 )
 
 # pg_advisory_xact_lock key for migrations ("SWBMIG" in ASCII); advisory locks are per database.
@@ -399,10 +405,6 @@ class PostgresStore:
         )
         return count == 1
 
-    async def touch_session(self, session_id: str, expire_time: datetime) -> None:
-        await self._execute(
-            "UPDATE sessions SET expire_time = $1 WHERE id = $2", _utc(expire_time), session_id)
-
     async def delete_session(self, account_id: str, session_id: str) -> bool:
         count = await self._execute(
             "DELETE FROM sessions WHERE id = $1 AND account_id = $2", session_id, account_id)
@@ -455,3 +457,11 @@ class PostgresStore:
         count = await self._execute(
             "UPDATE api_keys SET revoked = TRUE WHERE key_id = $1", key_id)
         return count == 1
+
+    async def master_key_checks(self) -> dict[str, str]:
+        rows = await self._fetch("SELECT key_id, check_value FROM master_key_checks")
+        return {r["key_id"]: r["check_value"] for r in rows}
+
+    async def add_master_key_check(self, key_id: str, check_value: str) -> None:
+        await self._execute("INSERT INTO master_key_checks VALUES ($1, $2) "
+                            "ON CONFLICT (key_id) DO NOTHING", key_id, check_value)

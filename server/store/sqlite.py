@@ -68,6 +68,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN running_turn_id TEXT NOT NULL DEFAULT '';
     ALTER TABLE sessions ADD COLUMN running_until TEXT;
     """,
+    """
+    CREATE TABLE master_key_checks (
+        key_id TEXT PRIMARY KEY,
+        check_value TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -402,13 +408,6 @@ class SqliteStore:
 
         return await self._run(run)
 
-    async def touch_session(self, session_id: str, expire_time: datetime) -> None:
-        await self._run(
-            self._write,
-            "UPDATE sessions SET expire_time = ? WHERE id = ?",
-            (_ts(expire_time), session_id),
-        )
-
     async def delete_session(self, account_id: str, session_id: str) -> bool:
         count = await self._run(
             self._write,
@@ -484,3 +483,16 @@ class SqliteStore:
             self._write, "UPDATE api_keys SET revoked = 1 WHERE key_id = ?", (key_id,)
         )
         return count == 1
+
+    # -- master key check values -----------------------------------------------------------------
+
+    async def master_key_checks(self) -> dict[str, str]:
+        def run() -> dict[str, str]:
+            rows = self._db.execute("SELECT key_id, check_value FROM master_key_checks")
+            return {r[0]: r[1] for r in rows.fetchall()}
+
+        return await self._run(run)
+
+    async def add_master_key_check(self, key_id: str, check_value: str) -> None:
+        await self._run(self._write, "INSERT OR IGNORE INTO master_key_checks VALUES (?, ?)",
+                        (key_id, check_value))

@@ -21,60 +21,15 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from server.chat import ChatRequest, FinishReason, Generation, Usage
+from server.chat import ChatRequest, FinishReason, Generation
 from server.errors import Aborted, DeadlineExceeded, ResourceExhausted, SwitchboardError
-from server.providers.base import UpstreamError
 from server.registry.llm import Endpoint, Llm
-from server.turns.engine import TurnEngine, TurnEvent
-from server.turns.observer import NO_OBSERVER, AttemptObserver, TurnObserver, TurnsObserver
+from server.turns.engine import TurnEngine, TurnEvent, TurnProgress
+from server.turns.observer import NO_OBSERVER, TurnsObserver
 
 
 def new_turn_id() -> str:
     return "turn_" + secrets.token_hex(8)
-
-
-class _Winner:
-    """Forwards attempt reports and remembers the attempt that won the first-token race."""
-
-    __slots__ = ("_inner", "_tap", "endpoint")
-
-    def __init__(self, tap: _Tap, endpoint: Endpoint, inner: AttemptObserver) -> None:
-        self._tap, self.endpoint, self._inner = tap, endpoint, inner
-
-    def first_token(self, ttft_s: float) -> None:
-        self._tap.winner = self.endpoint
-        self._inner.first_token(ttft_s)
-
-    def succeeded(self, usage: Usage, reason: FinishReason) -> None:
-        self._tap.finish = reason
-        self._inner.succeeded(usage, reason)
-
-    def failed(self, error: UpstreamError) -> None:
-        self._inner.failed(error)
-
-    def cancelled(self) -> None:
-        self._inner.cancelled()
-
-
-class _Tap:
-    """The turn's observer as the engine sees it: counts attempts, notes the winner."""
-
-    __slots__ = ("_inner", "attempts", "finish", "interrupted", "scope", "winner")
-
-    def __init__(self, inner: TurnObserver) -> None:
-        self._inner = inner
-        self.scope: asyncio.Timeout | None = None  # the turn's time limit, while it runs
-        self.interrupted = False
-        self.attempts = 0
-        self.winner: Endpoint | None = None
-        self.finish: FinishReason | None = None
-
-    def attempt_started(self, endpoint: Endpoint, attempt: int, reason: str) -> AttemptObserver:
-        self.attempts = attempt
-        return _Winner(self, endpoint, self._inner.attempt_started(endpoint, attempt, reason))
-
-    def finished(self, outcome: str, error_type: str = "") -> None:
-        self._inner.finished(outcome, error_type)
 
 
 @dataclass(slots=True)
@@ -83,26 +38,27 @@ class RunningTurn:
 
     id: str
     events: AsyncGenerator[TurnEvent, None]
-    _tap: _Tap
+    progress: TurnProgress
+    scope: asyncio.Timeout | None = None  # the turn's time limit, while it runs
+    interrupted: bool = False
 
     @property
     def attempts(self) -> int:
         """Attempts started so far (hedges and retries included)."""
-        return self._tap.attempts
+        return self.progress.attempts
 
     def interrupt(self) -> None:
         """Stops the turn at once (a newer turn of its session barged in): the block of
         ``TurnRunner.turn`` ends with ABORTED ``TURN_INTERRUPTED``."""
-        tap = self._tap
-        tap.interrupted = True
-        if tap.scope is not None and not tap.scope.expired():
-            tap.scope.reschedule(asyncio.get_running_loop().time())
+        self.interrupted = True
+        if self.scope is not None and not self.scope.expired():
+            self.scope.reschedule(asyncio.get_running_loop().time())
 
     @property
     def winner(self) -> Endpoint | None:
         """The endpoint whose attempt produced the current answer's first token (after a
         failover: the new one); None before the first token."""
-        return self._tap.winner
+        return self.progress.winner
 
 
 class TurnRunner:
@@ -155,22 +111,23 @@ class TurnRunner:
             raise ResourceExhausted(
                 f"this replica is at its limit of {self._max} concurrent streams; retry "
                 "shortly or on another replica", reason="TOO_MANY_STREAMS", retry_after_s=0.5)
-        tap = _Tap(observer)
-        turn = RunningTurn(turn_id, self._engine.run_turn(llm, request, turn_id, tap), tap)
+        progress = TurnProgress()
+        turn = RunningTurn(turn_id, self._engine.run_turn(llm, request, turn_id, observer,
+                                                          progress), progress)
         outcome, error_type = "cancelled", ""
         self.in_flight += 1
         self._idle.clear()
         try:
             async with asyncio.timeout(limit) as scope:
-                tap.scope = scope
-                if tap.interrupted:
+                turn.scope = scope
+                if turn.interrupted:
                     scope.reschedule(asyncio.get_running_loop().time())
                 yield turn
-            if tap.finish is not None:
-                complete = tap.finish in (FinishReason.STOP, FinishReason.TOOL_CALLS)
+            if progress.finish is not None:
+                complete = progress.finish in (FinishReason.STOP, FinishReason.TOOL_CALLS)
                 outcome = "ok" if complete else "incomplete"
         except TimeoutError:
-            if tap.interrupted:
+            if turn.interrupted:
                 outcome, error_type = "interrupted", "TURN_INTERRUPTED"
                 raise Aborted("a newer turn of this session barged in and interrupted this one",
                               reason="TURN_INTERRUPTED") from None
@@ -192,7 +149,7 @@ class TurnRunner:
             outcome, error_type = "internal", type(exc).__name__
             raise
         finally:
-            tap.scope = None
+            turn.scope = None
             self.in_flight -= 1
             if not self.in_flight:
                 self._idle.set()

@@ -26,7 +26,7 @@ from server.chat import ChatRequest, Generation
 from server.providers.adapters import adapter_for
 from server.registry.llm import Endpoint
 from server.secret import Secret
-from server.validation import admission, capabilities, catalog, exchange, stream_checks
+from server.validation import admission, capability_checks, catalog, exchange, stream_checks
 from server.validation.audit import StreamAudit, new_audit
 from server.validation.catalog import CheckVerdict
 from server.validation.network import Target, connect, handshake, resolve
@@ -173,7 +173,7 @@ class _EndpointRun:
         for name in group:
             self.emit(CheckStarted(self.id, name))
         http = adapter_for(self.endpoint.api_spec).build_request(
-            self.endpoint, capabilities.ping(self.generation))
+            self.endpoint, capability_checks.ping(self.generation))
         audit = new_audit(self.endpoint.api_spec)
         ex = await exchange.run(self.session, http, self.limits.turn, audit)
         audit.close()
@@ -190,7 +190,8 @@ class _EndpointRun:
             self.ttft_s = audit.first_content_at - ex.sent_at
             self.prompt_tokens = (audit.usage.input_tokens if audit.usage is not None
                                   and audit.usage.input_tokens
-                                  else capabilities.estimate_tokens(capabilities.PING_PROMPT))
+                                  else capability_checks.estimate_tokens(
+                                      capability_checks.PING_PROMPT))
         first_token = self.results[catalog.FIRST_TOKEN].status
         usable = not admitted and ex.streamed and audit.events > 0 and (
             first_token is not CheckStatus.FAIL)
@@ -207,19 +208,19 @@ class _EndpointRun:
             nonlocal dialect
             probe = None
             duration = 0.0
-            if not basic.reasoning and capabilities.wants_reasoning_probe(gen):
-                ex, audit = await self._probe(capabilities.with_reasoning(gen))
+            if not basic.reasoning and capability_checks.wants_reasoning_probe(gen):
+                ex, audit = await self._probe(capability_checks.with_reasoning(gen))
                 probe, duration = (ex, audit), ex.duration_s
-            verdict, dialect = capabilities.reasoning_verdict(basic, probe, endpoint)
+            verdict, dialect = capability_checks.reasoning_verdict(basic, probe, endpoint)
             self._finish(verdict, duration)
 
         async def tools() -> None:
-            ex, audit = await self._probe(capabilities.with_tool(gen))
-            self._finish(capabilities.tool_verdict(ex, audit, endpoint), ex.duration_s)
+            ex, audit = await self._probe(capability_checks.with_tool(gen))
+            self._finish(capability_checks.tool_verdict(ex, audit, endpoint), ex.duration_s)
 
         async def image() -> None:
-            ex, audit = await self._probe(capabilities.with_image(gen))
-            self._finish(capabilities.image_verdict(ex, audit, endpoint), ex.duration_s)
+            ex, audit = await self._probe(capability_checks.with_image(gen))
+            self._finish(capability_checks.image_verdict(ex, audit, endpoint), ex.duration_s)
 
         async with asyncio.TaskGroup() as tasks:
             for probe in (reasoning, tools, image):

@@ -8,6 +8,9 @@
 * ``SwitchboardDriver``: ``Conversations.Converse`` over gRPC, stateless (``llm_id`` +
   messages) or session turns (a session is reused for a few turns, then replaced, so the
   history stays the size of a short conversation; creating it is not timed).
+* ``ConnectDriver``: the same ``Conversations.Converse`` over the Connect protocol
+  (``application/connect+proto`` envelopes) on Switchboard's aiohttp listener: the gRPC
+  edge's servicers and interceptor, the HTTP edge's transport.
 * ``TensorZeroDriver``: TensorZero's embedded gateway (PyPI ``tensorzero``, its Rust core
   inside this process: no network hop between caller and gateway), one OpenAI-compatible
   provider pointed at the simulator, observability off. Its CPU is the load generator's.
@@ -20,6 +23,7 @@ delta; ``marks`` are the arrival times of every text delta, for the gaps.
 from __future__ import annotations
 
 import itertools
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,6 +135,70 @@ class HttpSseDriver:
             await self._session.close()
 
 
+# -- Switchboard over Connect ---------------------------------------------------------------------
+
+
+_ENVELOPE = struct.Struct(">BI")
+
+
+class ConnectDriver:
+    """``Converse`` as a Connect server stream: one request envelope, response envelopes
+    parsed as they arrive (flag 0x02 ends the stream, with an error JSON if it failed)."""
+
+    def __init__(self, name: str, root_url: str, api_key: str, llm_id: str) -> None:
+        self.name = name
+        self._url = root_url + "/switchboard.v1.Conversations/Converse"
+        message = cpb.Message(role=cpb.ROLE_USER, parts=[cpb.ContentPart(text=PROMPT)])
+        body = cpb.ConverseRequest(llm_id=llm_id, messages=[message]).SerializeToString()
+        self._body = _ENVELOPE.pack(0, len(body)) + body
+        self._headers = {"Authorization": f"Bearer {api_key}", "Connect-Protocol-Version": "1",
+                         "Content-Type": "application/connect+proto"}
+        self._http = HttpSseDriver(name, root_url, "", api_key)  # for its connection pool
+
+    def worker(self) -> ConnectDriver:
+        return self
+
+    async def turn(self, scheduled: float | None = None) -> TurnResult:
+        result = TurnResult(scheduled if scheduled is not None else time.perf_counter())
+        marks = result.marks
+        complete = False
+        try:
+            async with self._http.session().post(self._url, data=self._body,
+                                                 headers=self._headers) as resp:
+                if resp.status != 200:
+                    result.error = f"HTTP {resp.status}"
+                    return result
+                buf = b""
+                async for chunk in resp.content.iter_any():
+                    buf += chunk
+                    while len(buf) >= 5:
+                        flags, size = _ENVELOPE.unpack_from(buf)
+                        if len(buf) < 5 + size:
+                            break
+                        payload, buf = buf[5:5 + size], buf[5 + size:]
+                        if flags & 0x02:
+                            if b'"error"' in payload:
+                                result.error = "connect error"
+                            continue
+                        response = cpb.ConverseResponse.FromString(payload)
+                        kind = response.WhichOneof("event")
+                        if kind == "text":
+                            marks.append(time.perf_counter())
+                        elif kind == "finished":
+                            complete = response.finished.complete
+            if not complete and not result.error:
+                result.error = "incomplete"
+        except Exception as exc:
+            result.error = type(exc).__name__
+        result.end = time.perf_counter()
+        if marks:
+            result.first = marks[0]
+        return result
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
 # -- TensorZero (embedded) ----------------------------------------------------------------------
 
 
@@ -159,7 +227,7 @@ class TensorZeroDriver:
     async def start(self) -> None:
         from tensorzero import AsyncTensorZeroGateway  # the bench's extra, not the server's
 
-        self._gateway = await AsyncTensorZeroGateway.build_embedded(
+        self._gateway = await AsyncTensorZeroGateway.build_embedded(  # type: ignore[misc]
             config_file=self._config_file)
 
     def worker(self) -> TensorZeroDriver:

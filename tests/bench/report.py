@@ -17,6 +17,7 @@ NAMES = {"direct": "direct (baseline)",
          "tensorzero": "TensorZero embedded (in-process)",
          "switchboard": "Switchboard gRPC", "session": "Switchboard gRPC, session turns",
          "frontdoor": "Switchboard OpenAI front door",
+         "connect": "Switchboard Converse over Connect (HTTP port)",
          "floor": "grpc.aio relay floor", "litellm": "LiteLLM proxy"}
 
 

@@ -12,7 +12,8 @@ grpc.aio server can do on this host) and the LiteLLM proxy each run in their own
 their CPU and RSS are read from /proc; this process is the load generator, and it embeds
 TensorZero's gateway (``tensorzero``: its Rust core runs in the caller's process, so its CPU is
 the load generator's). Switchboard is measured on both edges: gRPC ``Converse`` (stateless and
-session turns) and the OpenAI-compatible front door on its HTTP port. Every point is measured
+session turns), the same Converse over the Connect protocol on its HTTP port, and the
+OpenAI-compatible front door on that port. Every point is measured
 against the same simulator in the same run: "added" figures are the target minus the direct
 client at the same load.
 """
@@ -40,6 +41,7 @@ from switchboard_client import AsyncClient
 from tests.bench import report
 from tests.bench.drivers import (
     TENSORZERO_KEY_ENV,
+    ConnectDriver,
     Driver,
     HttpSseDriver,
     SwitchboardDriver,
@@ -90,7 +92,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--litellm-concurrency", type=_ints, default=None,
                    help="default: the same as --concurrency")
     p.add_argument("--targets",
-                   default="direct,tensorzero,switchboard,frontdoor,floor,session,litellm",
+                   default="direct,tensorzero,switchboard,frontdoor,connect,floor,session,litellm",
                    help="which targets to run (comma separated)")
     p.add_argument("--channels", type=int, default=1,
                    help="gRPC channels the load generator spreads its workers over")
@@ -149,7 +151,7 @@ class Bench:
                 "simulator-slow", Pace(a.ttft_ms, 20, a.stream_seconds * 1000 / 20), w)
             self.procs.append(self.slow)
         env = dict(item.split("=", 1) for item in a.server_env)
-        self.http_port = free_port() if "frontdoor" in a.targets else 0
+        self.http_port = free_port() if {"frontdoor", "connect"} & a.targets else 0
         self.server, self.target = start_switchboard(w, loop=a.server_loop, extra_env=env,
                                                      http_port=self.http_port)
         self.procs.append(self.server)
@@ -217,7 +219,9 @@ class Bench:
         litellm = HttpSseDriver("litellm", self.litellm_root + "/v1", MODEL, LITELLM_KEY) \
             if self.litellm is not None else None
         front = HttpSseDriver("frontdoor", f"http://127.0.0.1:{self.http_port}/v1", llm_id,
-                              API_KEY) if self.http_port else None
+                              API_KEY) if "frontdoor" in a.targets else None
+        connect = ConnectDriver("connect", f"http://127.0.0.1:{self.http_port}", API_KEY,
+                                llm_id) if "connect" in a.targets else None
         t0 = await self._tensorzero() if "tensorzero" in a.targets else None
         try:
             if litellm is not None:  # LiteLLM's first requests take seconds (lazy imports)
@@ -233,6 +237,8 @@ class Bench:
                     await self._point(sb, "switchboard", self.server, "closed", c)
                 if front is not None:
                     await self._point(front, "frontdoor", self.server, "closed", c)
+                if connect is not None:
+                    await self._point(connect, "connect", self.server, "closed", c)
                 if floor is not None:
                     await self._point(floor, "floor", self.floor, "closed", c)
                 if c in a.session_concurrency and "session" in a.targets:
@@ -254,7 +260,7 @@ class Bench:
                 print(f"{a.streams} concurrent slow streams", flush=True)
                 self.streams = await self._hold_streams(slow_id)
         finally:
-            for d in (direct, sb, floor, session, litellm, front, t0):
+            for d in (direct, sb, floor, session, litellm, front, connect, t0):
                 if d is not None:
                     await d.close()
 

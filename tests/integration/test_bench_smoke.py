@@ -27,7 +27,8 @@ def test_quick_bench_runs_every_process_and_reports_each_target(tmp_path: Path) 
     report = json.loads(out.read_text())
     points = {(p["target"], p["load"]): p for p in report["points"]}
     assert set(points) == {("direct", 1), ("tensorzero", 1), ("switchboard", 1),
-                           ("frontdoor", 1), ("floor", 1), ("session", 1)}, report["notes"]
+                           ("frontdoor", 1), ("connect", 1), ("floor", 1), ("session", 1)}, \
+        report["notes"]
     for point in points.values():
         assert point["turns"] > 0 and point["errors"] == 0, point
         assert point["ttft_p50_ms"] is not None

@@ -161,7 +161,8 @@ def test_a_lost_trial_frees_its_slot_after_the_trial_timeout() -> None:
 def test_verdicts() -> None:
     assert verdict_of(ErrorKind.SERVER_ERROR) is HealthVerdict.FAILURE
     assert verdict_of(ErrorKind.TIMEOUT) is HealthVerdict.FAILURE
-    assert verdict_of(ErrorKind.NOT_FOUND) is HealthVerdict.FAILURE
+    assert verdict_of(ErrorKind.NOT_FOUND) is HealthVerdict.NEUTRAL  # a 4xx: not its health
+    assert verdict_of(ErrorKind.UNSUPPORTED_INPUT) is HealthVerdict.HEALTHY
     assert verdict_of(ErrorKind.AUTHENTICATION) is HealthVerdict.REJECTED_KEY
     assert verdict_of(ErrorKind.RATE_LIMITED) is HealthVerdict.RATE_LIMITED
     assert verdict_of(ErrorKind.QUOTA_EXHAUSTED) is HealthVerdict.RATE_LIMITED

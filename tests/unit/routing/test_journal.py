@@ -28,14 +28,14 @@ def test_live_and_probe_first_tokens_are_kept_oldest_first_and_bounded(
 
 
 def test_probes_record_their_outcome_and_first_token(router: Router, clock: FakeClock) -> None:
-    assert router.attempt_started("a", is_probe=True)
-    router.first_token("a", 0.042, 1500, is_probe=True)
-    router.attempt_succeeded("a", is_probe=True)
-    router.attempt_finished("a", is_probe=True)
+    probe = router.admit("a", probe=True)
+    assert probe
+    probe.first_token(0.042, 1500)
+    probe.succeeded()
     clock.advance(3.0)
-    assert router.attempt_started("a", is_probe=True)
-    router.attempt_failed("a", UpstreamError(ErrorKind.TIMEOUT, "slow"), is_probe=True)
-    router.attempt_finished("a", is_probe=True)
+    probe = router.admit("a", probe=True)
+    assert probe
+    probe.failed(UpstreamError(ErrorKind.TIMEOUT, "slow"))
     newest, oldest = router.journal("a").probes
     assert (newest.ok, newest.ttft_ms, newest.error, newest.age_s) == (False, None, "timeout", 0)
     assert (oldest.ok, round(oldest.ttft_ms or 0), oldest.error, oldest.age_s) == (
@@ -46,9 +46,9 @@ def test_a_failover_is_recorded_on_the_failed_endpoint_with_its_cause(
         router: Router, clock: FakeClock, make_llm: MakeLlm) -> None:
     llm = make_llm("a", "b", priority={"b": 1})
     error = UpstreamError(ErrorKind.SERVER_ERROR, "boom", status=500)
-    assert router.attempt_started("a")
-    router.attempt_failed("a", error)
-    router.attempt_finished("a")
+    attempt = router.admit("a")
+    assert attempt
+    attempt.failed(error)
     plan = router.next_after(llm, 100, "a", error, ["a"])
     assert plan.endpoint_ids[0] == "b"
     (record,) = router.journal("a").failovers
@@ -68,9 +68,8 @@ def test_the_state_proto_orders_by_rank_and_stamps_reopen_time(
     serve("a", 0.050)
     serve("b", 0.020)
     for _ in range(10):  # enough consecutive failures to open a's circuit
-        if router.attempt_started("a"):
-            router.attempt_failed("a", UpstreamError(ErrorKind.CONNECTION, "refused"))
-            router.attempt_finished("a")
+        if attempt := router.admit("a"):
+            attempt.failed(UpstreamError(ErrorKind.CONNECTION, "refused"))
     wall = 1_800_000_000.0
     state = routing_reader(router, fill_health(router), wall=lambda: wall)(llm)
     first, second = state.endpoints

@@ -60,7 +60,7 @@ def test_stall_timeout_is_kx_p99_gap_within_bounds(router: Router, serve: Serve)
 
 
 def test_chunk_gaps_for_unknown_endpoints_are_ignored(router: Router) -> None:
-    router.chunk_gap("never-started", 1.0)
+    router.record_gaps("never-started", [1.0])
     assert router.snapshot("never-started").gap_p99_ms is None
 
 

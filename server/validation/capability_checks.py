@@ -1,4 +1,4 @@
-"""The requests validation sends, and the optional ``capability.*`` verdicts.
+"""The requests validation sends (real turns), and the optional ``capability.*`` verdicts.
 
 Every request is a real conversation turn built by the spec's adapter, so what validates is
 exactly what conversations send: the basic ``ping`` turn (with the LLM's generation
