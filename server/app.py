@@ -45,6 +45,7 @@ from server.edge.registry_servicer import RegistryServicer
 from server.edge.routing_state import routing_reader
 from server.edge.validator import ConformanceValidator
 from server.http.app import FrontDoor, FrontDoorConfig
+from server.http.lab import LabPages
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
 from server.providers.transport import Timeouts, UpstreamClient
 from server.registry.codec import sealed_secrets
@@ -255,7 +256,7 @@ class Switchboard:
             self._front_door = FrontDoor(auth, registry, turns, FrontDoorConfig(
                 s.max_request_bytes, s.max_messages, s.max_message_bytes, s.tls_cert_file,
                 s.tls_key_file, header_timeout_s=s.http_header_timeout_s), self.metrics,
-                surfaces=(connect,))
+                surfaces=(connect, LabPages()))
             try:
                 self.http_port = await self._front_door.start(s.host, s.http_port,
                                                               self.http_sock)
