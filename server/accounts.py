@@ -68,9 +68,6 @@ class StoreAuthenticator:
         self._cache[digest] = (now, record.account_id)
         return record.account_id
 
-    def forget(self, key_hash: str) -> None:
-        self._cache.pop(key_hash, None)
-
 
 class AccountAdmin:
     """What ``switchboard admin`` does."""

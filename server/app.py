@@ -46,6 +46,7 @@ from server.edge.registry_servicer import RegistryServicer
 from server.edge.routing_state import routing_reader
 from server.edge.validator import ConformanceValidator
 from server.http.app import FrontDoor, FrontDoorConfig
+from server.http.lab import LabPages
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
 from server.providers.transport import Timeouts, UpstreamClient
 from server.registry.codec import sealed_secrets
@@ -83,6 +84,10 @@ SERVICES = (
     registry_pb2.DESCRIPTOR.services_by_name["LlmRegistry"].full_name,
     conversations_pb2.DESCRIPTOR.services_by_name["Conversations"].full_name,
 )
+# Their RPCs are wrapped by the EdgeInterceptor, which also reports them to the gRPC metrics.
+EDGE_PREFIXES = tuple(f"/{name}/" for name in SERVICES)
+
+
 def _bind_error(host: str, port: int) -> str | None:
     """Why ``host:port`` cannot be bound (asked of the OS, as grpc binds: SO_REUSEADDR), or
     None. Checked before grpc binds, which would log its own multi-line error first."""
@@ -190,7 +195,7 @@ class Switchboard:
             resolver=guarded)
         timeouts = Timeouts(s.connect_timeout_s, s.first_token_timeout_s,
                             s.between_chunks_timeout_s, s.turn_timeout_s)
-        engine = TurnEngine(router, client, timeouts, s.max_attempts)
+        engine = TurnEngine(router, client, timeouts)
         probes.bind(registry, client, timeouts)
         if s.otlp_endpoint or self.span_exporter is not None:
             from server.telemetry.tracing import Tracing  # only imported when tracing is on
@@ -205,9 +210,10 @@ class Switchboard:
                              turns_in_flight=lambda: turns.in_flight)
 
         auth = StoreAuthenticator(store, s.api_keys, clock=clock)
-        self.interceptor = EdgeInterceptor(auth)
+        grpc_metrics = GrpcMetricsInterceptor(self.metrics, timed_by_edge=EDGE_PREFIXES)
+        self.interceptor = EdgeInterceptor(auth, timer=grpc_metrics)
         server = grpc.aio.server(
-            interceptors=[GrpcMetricsInterceptor(self.metrics), self.interceptor],
+            interceptors=[grpc_metrics, self.interceptor],
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
                      ("grpc.so_reuseport", 0)],
         )
@@ -252,7 +258,7 @@ class Switchboard:
             self._front_door = FrontDoor(auth, registry, turns, FrontDoorConfig(
                 s.max_request_bytes, s.max_messages, s.max_message_bytes, s.tls_cert_file,
                 s.tls_key_file, header_timeout_s=s.http_header_timeout_s), self.metrics,
-                surfaces=(connect,))
+                surfaces=(connect, LabPages()))
             try:
                 self.http_port = await self._front_door.start(s.host, s.http_port,
                                                               self.http_sock)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 import structlog
 import uvloop
@@ -14,7 +13,7 @@ from server.config import ConfigError, load, unknown_variables
 from server.vault.redact import KnownSecrets, Redactor
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main() -> int:
     try:
         settings = load()
     except ConfigError as exc:
@@ -35,4 +34,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -153,7 +153,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
                 s = held.session
                 turn_chat = ChatRequest((*s.history(), *new), chat.tools, chat.tool_choice,
                                         self._turns.generation(chat.generation, s.generation,
-                                                               llm.generation))
+                                                               llm.generation),
+                                        fit_history=True)
                 stale = _Stale()
                 async for out in self._run(llm, turn_chat, held, turn_id, context, stale):
                     yield out

@@ -162,7 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _needs_server("serve")
     from server.main import main as serve_main
 
-    return serve_main([])
+    return serve_main()
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
