@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 import structlog
 import uvloop
@@ -14,25 +13,25 @@ from server.config import ConfigError, load, unknown_variables
 from server.vault.redact import KnownSecrets, Redactor
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main() -> int:
     try:
         settings = load()
     except ConfigError as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
     known = KnownSecrets()  # the server registers every key it opens; the redactor masks them
-    logs.configure(settings.log_level, settings.log_format, Redactor(known))
+    json_lines = logs.configure(settings.log_level, settings.log_format, Redactor(known))
     for variable, closest in unknown_variables():
         structlog.get_logger("switchboard.config").warning(
             f"{variable} is not a setting and is ignored"
             + (f"; did you mean {closest}?" if closest else "; `switchboard serve --help` "
                "lists the settings"), variable=variable, closest=closest or None)
     try:
-        return uvloop.run(serve(settings, known))
+        return uvloop.run(serve(settings, known, json_lines))
     except ConfigError as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -72,6 +72,7 @@ def with_capabilities(llm: Llm, report: rpb.ValidationReport | None) -> Llm:
             "tool_calling": r.capabilities.tool_calling,
             "image_input": r.capabilities.image_input,
             "reported_context_window_tokens": r.capabilities.reported_context_window_tokens,
+            "continues_partial_answer": r.capabilities.continues_partial_answer,
         }
         for r in report.endpoints if r.HasField("capabilities")
     }

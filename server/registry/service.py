@@ -51,6 +51,7 @@ class EndpointDraft:
     label: str = ""
     priority: int = 0
     context_window_tokens: int = 0
+    continues_partial_answer: bool | None = None  # declared; None: what validation detected
     # (name, value): a ``Secret`` for a secret header, None for "keep the stored secret value".
     extra_headers: tuple[tuple[str, HeaderValue | None], ...] = ()
 
@@ -272,6 +273,7 @@ class RegistryService:
                     label=e.label,
                     priority=e.priority,
                     context_window_tokens=e.context_window_tokens,
+                    continues_partial_answer=e.continues_partial_answer,
                     extra_headers=_headers(e, old),
                     capabilities=old.capabilities if old else {},
                 )
@@ -446,17 +448,4 @@ class RegistryService:
         if count:
             self._cache.clear()
             log.info("legacy extra headers migrated", llms=count)
-        return count
-
-    async def rewrap_all(self, rewrap: Callable[[LlmRecord], LlmRecord]) -> int:
-        """Re-seals every stored secret (key rotation); returns how many LLMs changed.
-
-        The etag is kept: the LLM's content does not change, only how its keys are wrapped.
-        """
-        count = 0
-        for record in await self._store.all_llms():
-            new = rewrap(record)
-            if new is not record and await self._store.replace_llm(new, record.etag):
-                count += 1
-        self._cache.clear()
         return count

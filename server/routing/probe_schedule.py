@@ -95,9 +95,6 @@ class ProbeScheduler:
     def forget_llm(self, llm_id: str) -> None:
         self._active_until.pop(llm_id, None)
 
-    def forget_endpoint(self, endpoint_id: str) -> None:
-        self._endpoints.pop(endpoint_id, None)
-
     # -- scheduling --------------------------------------------------------------------------
 
     def due(self, now: float, llms: Iterable[Llm]) -> list[tuple[str, str]]:

@@ -405,10 +405,6 @@ class PostgresStore:
         )
         return count == 1
 
-    async def touch_session(self, session_id: str, expire_time: datetime) -> None:
-        await self._execute(
-            "UPDATE sessions SET expire_time = $1 WHERE id = $2", _utc(expire_time), session_id)
-
     async def delete_session(self, account_id: str, session_id: str) -> bool:
         count = await self._execute(
             "DELETE FROM sessions WHERE id = $1 AND account_id = $2", session_id, account_id)

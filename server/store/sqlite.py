@@ -408,13 +408,6 @@ class SqliteStore:
 
         return await self._run(run)
 
-    async def touch_session(self, session_id: str, expire_time: datetime) -> None:
-        await self._run(
-            self._write,
-            "UPDATE sessions SET expire_time = ? WHERE id = ?",
-            (_ts(expire_time), session_id),
-        )
-
     async def delete_session(self, account_id: str, session_id: str) -> bool:
         count = await self._run(
             self._write,

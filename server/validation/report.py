@@ -46,7 +46,8 @@ class CheckFinished:
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """Optional capabilities detected on one endpoint (``as_dict`` is what the registry
-    stores: keys ``reasoning``, ``reasoning_dialect``, ``tool_calling``, ``image_input``)."""
+    stores: keys ``reasoning``, ``reasoning_dialect``, ``tool_calling``, ``image_input``,
+    ``continues_partial_answer``)."""
 
     reasoning: bool = False
     reasoning_dialect: str = ""  # reasoning_content | reasoning | think_tags | thought_parts
@@ -54,6 +55,7 @@ class Capabilities:
     image_input: bool = False
     # The window the server itself reported (GET /v1/models, llama.cpp's /props); 0: none.
     reported_context_window_tokens: int = 0
+    continues_partial_answer: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ class Capabilities:
             "tool_calling": self.tool_calling,
             "image_input": self.image_input,
             "reported_context_window_tokens": self.reported_context_window_tokens,
+            "continues_partial_answer": self.continues_partial_answer,
         }
 
 

@@ -51,6 +51,9 @@ async def test_async_calls_raise_typed_errors(client: AsyncClient, server: Switc
                 pass
     assert denied.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert denied.value.reason == "API_KEY_INVALID"
+    # the dev key "dev-key" is accepted, so the message must not say keys look like sb_...
+    assert "SWITCHBOARD_API_KEYS" in denied.value.message
+    assert "not a Switchboard key" not in denied.value.message
 
 
 async def test_streaming_failure_carries_retry_delay(client: AsyncClient) -> None:

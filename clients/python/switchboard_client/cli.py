@@ -147,19 +147,33 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return 0
 
 
+def _needs_server(command: str) -> None:
+    """The server-side commands import the server; the client package alone does not have it."""
+    import importlib.util
+
+    if importlib.util.find_spec("server") is None:
+        print(f"switchboard: `switchboard {command}` needs the server, which this installation "
+              "does not have: install the repository's root package (pip install .)",
+              file=sys.stderr)
+        raise SystemExit(2)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    _needs_server("serve")
     from server.main import main as serve_main
 
-    return serve_main([])
+    return serve_main()
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
+    _needs_server("keys" if args.admin == "keys" else "admin")
     from server.admin import run_admin
 
     return int(asyncio.run(run_admin(args)))
 
 
 def cmd_check_endpoint(args: argparse.Namespace) -> int:
+    _needs_server("check-endpoint")
     from server.admin import check_endpoint
 
     endpoint = cli_llm.llm_from_args(args)[0].endpoints[0]
@@ -173,6 +187,7 @@ class _SettingsHelp(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        _needs_server("serve")
         from server.config import settings_help
 
         parser.print_help()
