@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
+from server.edge.context import Continuation, Handler
 from server.telemetry.metrics import Metrics
 
 UNKNOWN_METHOD = "_OTHER"
@@ -35,7 +36,7 @@ def _code_name(context: Any, error: BaseException | None) -> str:
                 "UNKNOWN")
 
 
-class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
 
@@ -46,9 +47,9 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(details)
         method = str(details.method).lstrip("/")
         if handler is None:
