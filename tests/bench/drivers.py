@@ -289,7 +289,7 @@ class SwitchboardDriver:
 
 
 class _SwitchboardWorker:
-    def __init__(self, driver: SwitchboardDriver, stub: cgrpc.ConversationsStub) -> None:
+    def __init__(self, driver: SwitchboardDriver, stub: cgrpc.ConversationsAsyncStub) -> None:
         self._d = driver
         self._stub = stub
         self._session_id = ""

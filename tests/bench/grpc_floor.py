@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 import uvloop
@@ -34,7 +35,8 @@ class _Echo(cgrpc.ConversationsServicer):
     def __init__(self, ttft_s: float, messages: int, gap_s: float) -> None:
         self._ttft_s, self._messages, self._gap_s = ttft_s, messages, gap_s
 
-    async def Converse(self, request: cpb.ConverseRequest, context: grpc.aio.ServicerContext
+    async def Converse(self, request: cpb.ConverseRequest,
+                       context: grpc.aio.ServicerContext[Any, Any]
                        ) -> AsyncIterator[cpb.ConverseResponse]:
         ttft_s = 0.0 if request.llm_id == "now" else self._ttft_s
         if ttft_s:
