@@ -7,7 +7,10 @@ Every RPC of ``switchboard.v1`` passes through ``EdgeInterceptor``:
 4. runs the handler, mapping domain errors to rich ``google.rpc.Status`` and anything
    unexpected to INTERNAL with the request id (never UNKNOWN);
 5. logs one summary line (status, duration, and what the servicer added: attempts,
-   endpoint, ttft_ms, tokens).
+   endpoint, ttft_ms, tokens);
+6. on the gRPC port, reports the call to ``RpcTimer`` (the gRPC metrics: duration by method
+   and status, open streams), so the metrics need no interceptor layer of their own around
+   these calls: one async-generator hop per message instead of two (tests/bench/FINDINGS.md).
 Health and reflection are served without authentication.
 """
 
@@ -21,6 +24,7 @@ from typing import Any, Protocol
 import grpc
 import structlog
 
+from server import logs
 from server.edge import context as rpc
 from server.edge.context import Continuation, Handler, ServicerContext
 from server.edge.status import to_status
@@ -50,9 +54,27 @@ def _bearer(metadata: tuple[tuple[str, Any], ...] | None) -> str:
                           reason="MISSING_API_KEY")
 
 
+class RpcTimer(Protocol):
+    """Where the gRPC calls this interceptor wraps are counted (``GrpcMetricsInterceptor``)."""
+
+    def rpc_started(self, method: str, streaming: bool) -> None: ...
+
+    def rpc_finished(self, method: str, streaming: bool, status: str, seconds: float
+                     ) -> None: ...
+
+
+class _NoTimer:
+    def rpc_started(self, method: str, streaming: bool) -> None:
+        pass
+
+    def rpc_finished(self, method: str, streaming: bool, status: str, seconds: float) -> None:
+        pass
+
+
 class EdgeInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, timer: RpcTimer | None = None) -> None:
         self._auth = authenticator
+        self._timer = timer
         self.draining = False
 
     async def intercept_service(
@@ -65,15 +87,16 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
         metadata = details.invocation_metadata
+        timer = self._timer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self.wrap_unary(handler.unary_unary, method, metadata),
+                self.wrap_unary(handler.unary_unary, method, metadata, timer),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self.wrap_stream(handler.unary_stream, method, metadata),
+                self.wrap_stream(handler.unary_stream, method, metadata, timer),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -82,6 +105,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
     async def _begin(self, method: str, metadata: Any) -> rpc.Call:
         call = rpc.Call(request_id=secrets.token_hex(8), method=method.rsplit("/", 1)[-1])
         rpc.current.set(call)
+        logs.request_summary.set(call.summary)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=call.request_id, rpc=call.method)
         if self.draining:
@@ -91,13 +115,18 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         structlog.contextvars.bind_contextvars(account=call.account_id)
         return call
 
-    def wrap_unary(self, behavior: Any, method: str, metadata: Any) -> Any:
-        """``behavior`` (a unary handler) with steps 1-5 around it; the Connect transport
-        (``server.connect``) wraps the same servicers with it, so both edges share them."""
+    def wrap_unary(self, behavior: Any, method: str, metadata: Any,
+                   timer: RpcTimer | None = None) -> Any:
+        """``behavior`` (a unary handler) with steps 1-5 (6 with ``timer``) around it; the
+        Connect transport (``server.connect``) wraps the same servicers with it, so both edges
+        share them."""
+        name, timed = method.lstrip("/"), timer or _NoTimer()
+
         async def handle(request: Any, context: ServicerContext) -> Any:
             start = time.perf_counter()
             status = "CANCELLED"
             call: rpc.Call | None = None
+            timed.rpc_started(name, False)
             try:
                 call = await self._begin(method, metadata)
                 result = await behavior(request, context)
@@ -107,16 +136,21 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
                 status = exc.code if isinstance(exc, SwitchboardError) else "INTERNAL"
                 await self._abort(context, exc, call)
             finally:
-                self._summary(call, status, start)
+                seconds = self._summary(call, status, start)
+                timed.rpc_finished(name, False, status, seconds)
 
         return handle
 
-    def wrap_stream(self, behavior: Any, method: str, metadata: Any) -> Any:
-        """``behavior`` (a server-streaming handler) with steps 1-5 around it."""
+    def wrap_stream(self, behavior: Any, method: str, metadata: Any,
+                    timer: RpcTimer | None = None) -> Any:
+        """``behavior`` (a server-streaming handler) with steps 1-5 (6 with ``timer``)."""
+        name, timed = method.lstrip("/"), timer or _NoTimer()
+
         async def handle(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
             start = time.perf_counter()
             status = "CANCELLED"
             call: rpc.Call | None = None
+            timed.rpc_started(name, True)
             try:
                 call = await self._begin(method, metadata)
                 async for response in behavior(request, context):
@@ -126,7 +160,8 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
                 status = exc.code if isinstance(exc, SwitchboardError) else "INTERNAL"
                 await self._abort(context, exc, call)
             finally:
-                self._summary(call, status, start)
+                seconds = self._summary(call, status, start)
+                timed.rpc_finished(name, True, status, seconds)
 
         return handle
 
@@ -142,7 +177,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         await context.abort(status.code, status.details, status.trailing_metadata)
 
     @staticmethod
-    def _summary(call: rpc.Call | None, status: str, start: float) -> None:
+    def _summary(call: rpc.Call | None, status: str, start: float) -> float:
+        """Logs the summary line; returns the call's duration in seconds."""
+        seconds = time.perf_counter() - start
         fields = call.summary if call else {}
-        log.info("rpc", status=status, duration_ms=round((time.perf_counter() - start) * 1e3, 2),
-                 **fields)
+        log.info("rpc", status=status, duration_ms=round(seconds * 1e3, 2), **fields)
+        return seconds

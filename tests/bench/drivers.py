@@ -227,7 +227,7 @@ class TensorZeroDriver:
     async def start(self) -> None:
         from tensorzero import AsyncTensorZeroGateway  # the bench's extra, not the server's
 
-        self._gateway = await AsyncTensorZeroGateway.build_embedded(
+        self._gateway = await AsyncTensorZeroGateway.build_embedded(  # type: ignore[misc, unused-ignore]
             config_file=self._config_file)
 
     def worker(self) -> TensorZeroDriver:

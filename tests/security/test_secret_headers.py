@@ -59,9 +59,9 @@ async def test_secret_header_is_sealed_sent_and_only_hinted(
         for header in got.endpoints[0].extra_headers:
             header.value = "" if header.secret else header.value_hint  # plain values again
             header.value_hint = ""
-        updated = await client.update_llm(got, ["display_name", "endpoints"],
-                                          skip_validation=True)
-        assert headers_of(updated.llm)["X-Api-Key"].value_hint == "..." + CANARY[-4:]
+        updated = (await client.update_llm(got, ["display_name", "endpoints"],
+                                           skip_validation=True)).llm
+        assert headers_of(updated)["X-Api-Key"].value_hint == "..." + CANARY[-4:]
         assert CANARY[:-4].encode() not in updated.SerializeToString()
         server.registry._cache.clear()  # type: ignore[union-attr]  # read the stored row
         assert (await client.reply("again", llm_id=created.id)).text == "ok"
