@@ -346,3 +346,46 @@ def test_no_secret_reaches_the_page(served: Served, browser: WebDriver) -> None:
         assert canary_key not in value and canary_header not in value
     assert canary_key[-4:] in browser.page_source  # the hint is shown, the key never
     shot(browser, "13-canary")
+
+
+async def _foreign_page(request: Any) -> Any:
+    from aiohttp import web
+    return web.Response(content_type="text/html", text=(
+        "<!doctype html><title>elsewhere</title><pre id=out>running</pre><script>"
+        "const lab = new URLSearchParams(location.search).get('lab');"
+        "const out = document.getElementById('out');"
+        "const tries = ["
+        " fetch(lab + '/switchboard.v1.LlmRegistry/ListLlms', {method: 'POST', headers: {"
+        "  'Content-Type': 'application/json', 'Authorization': 'Bearer " + API_KEY + "'},"
+        "  body: '{}'}).then(r => r.status, e => 'blocked'),"
+        " fetch(lab + '/switchboard.v1.LlmRegistry/ListLlms', {method: 'POST', mode: 'no-cors',"
+        "  headers: {'Content-Type': 'text/plain'}, body: '{}'}).then(r => r.type, e => 'blocked'),"
+        "];"
+        "Promise.all(tries).then(r => { out.textContent = 'done ' + r.join(' '); });"
+        "</script>"))
+
+
+def test_a_page_on_another_origin_cannot_use_the_labs_transport(served: Served,
+                                                               browser: WebDriver) -> None:
+    from aiohttp import web
+
+    async def start() -> tuple[web.AppRunner, int]:
+        app = web.Application()
+        app.router.add_get("/", _foreign_page)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, int(runner.addresses[0][1])
+
+    runner, port = served.run(start())
+    try:
+        lab = f"http://127.0.0.1:{served.app.http_port}"
+        browser.get(f"http://127.0.0.1:{port}/?lab={lab}")
+        result = wait(browser, "#out", "done").text
+        # The call with a key needs a CORS preflight, which gets no CORS header: the browser
+        # blocks it. A "simple" no-cors POST is opaque to the page (and the server refuses it
+        # for its Origin: test_connect.py).
+        assert result == "done blocked opaque", result
+    finally:
+        served.run(runner.cleanup())
