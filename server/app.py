@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import json
 import os
 import random
 import signal
@@ -56,6 +57,7 @@ from server.routing.router import Router
 from server.sessions import SessionService
 from server.store.base import Store
 from server.store.open import open_store
+from server.telemetry.attempt_log import AttemptLog
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
 from server.telemetry.scrape import MetricsListener
@@ -202,7 +204,7 @@ class Switchboard:
         self.turns = turns = TurnRunner(
             engine, max_concurrent=s.max_concurrent_streams,
             max_output_tokens=s.max_output_tokens, max_turn_s=s.turn_timeout_s,
-            observer=fan_out(self.metrics.observer(), self._tracing))
+            observer=fan_out(self.metrics.observer(), self._tracing, AttemptLog()))
         self.metrics.routing(circuit_state=lambda e: router.snapshot(e).state.value,
                              probes_sent=lambda: probes.sent,
                              turns_in_flight=lambda: turns.in_flight)
@@ -363,7 +365,8 @@ class Switchboard:
         log.info("stopped")
 
 
-async def serve(settings: Settings, known_secrets: KnownSecrets | None = None) -> int:
+async def serve(settings: Settings, known_secrets: KnownSecrets | None = None,
+                json_lines: bool = False) -> int:
     """Runs until SIGTERM or SIGINT, then drains within the grace period; returns 0.
 
     ``known_secrets``: the instance the log redactor masks (``server.main`` shares it)."""
@@ -377,7 +380,11 @@ async def serve(settings: Settings, known_secrets: KnownSecrets | None = None) -
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"SWITCHBOARD listening on {settings.host}:{app.port}", flush=True)
+    banner = f"SWITCHBOARD listening on {settings.host}:{app.port}"  # scripts wait for it
+    if json_lines:  # one format per output: the banner too is a JSON line among the logs
+        banner = json.dumps({"event": banner, "address": f"{settings.host}:{app.port}",
+                             "level": "info"})
+    print(banner, flush=True)
     await stop.wait()
     log.info("draining", grace_s=settings.grace_period_s)
     await app.stop()
