@@ -165,7 +165,7 @@ def wait_text(driver: WebDriver, css: str, text: str = "", timeout: float = 15) 
             pass
         return False
     try:
-        return WebDriverWait(driver, timeout).until(found)  # type: ignore[no-any-return]
+        return cast("str", WebDriverWait(driver, timeout).until(found))
     except TimeoutException:
         page = driver.find_element(By.TAG_NAME, "body").text
         raise AssertionError(f"no {css!r} with {text!r} in:\n{page}") from None
