@@ -156,6 +156,8 @@ class ChatRequest:
     generation: Generation = field(default_factory=Generation)
     # The last message is a partial assistant answer for the model to continue (prefill).
     continues_answer: bool = False
+    # A session's history: may be cut to the oldest messages' expense to fit a window.
+    fit_history: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

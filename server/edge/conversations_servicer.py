@@ -153,7 +153,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
                 s = held.session
                 turn_chat = ChatRequest((*s.history(), *new), chat.tools, chat.tool_choice,
                                         self._turns.generation(chat.generation, s.generation,
-                                                               llm.generation))
+                                                               llm.generation),
+                                        fit_history=True)
                 stale = _Stale()
                 async for out in self._run(llm, turn_chat, held, turn_id, context, stale):
                     yield out
@@ -240,6 +241,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
         call.summary.update(attempts=event.attempts, ttft_ms=round(event.ttft_s * 1e3, 2),
                             tokens_in=event.usage.input_tokens,
                             tokens_out=event.usage.output_tokens,
+                            tokens_reasoning=event.usage.reasoning_tokens,
                             finish=event.reason.value)
         return cpb.ConverseResponse(finished=cpb.TurnFinished(
             finish_reason=FINISH_TO_PB[event.reason], complete=event.complete,

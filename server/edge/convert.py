@@ -139,6 +139,8 @@ def llm_draft_from_pb(llm: lpb.Llm, require_keys: bool = True) -> LlmDraft:
                 label=e.label,
                 priority=e.priority if e.HasField("priority") else 0,
                 context_window_tokens=e.context_window_tokens,
+                continues_partial_answer=(e.continues_partial_answer
+                                          if e.HasField("continues_partial_answer") else None),
                 extra_headers=tuple(_header_from_pb(h) for h in e.extra_headers),
             )
         )
@@ -169,6 +171,8 @@ def endpoint_to_pb(e: Endpoint, out: lpb.Endpoint) -> None:
     if e.priority:
         out.priority = e.priority
     out.context_window_tokens = e.context_window_tokens
+    if e.continues_partial_answer is not None:
+        out.continues_partial_answer = e.continues_partial_answer
     for name, value in e.extra_headers:
         if isinstance(value, Secret):
             out.extra_headers.add(name=name, secret=True, value_hint=value.hint)
@@ -180,6 +184,7 @@ def endpoint_to_pb(e: Endpoint, out: lpb.Endpoint) -> None:
         out.capabilities.reasoning_dialect = str(caps.get("reasoning_dialect", ""))
         out.capabilities.tool_calling = bool(caps.get("tool_calling"))
         out.capabilities.image_input = bool(caps.get("image_input"))
+        out.capabilities.continues_partial_answer = bool(caps.get("continues_partial_answer"))
 
 
 def llm_to_pb(llm: Llm) -> lpb.Llm:

@@ -39,6 +39,7 @@ def with_capabilities(llm: Llm, report: rpb.ValidationReport | None) -> Llm:
             "reasoning_dialect": r.capabilities.reasoning_dialect,
             "tool_calling": r.capabilities.tool_calling,
             "image_input": r.capabilities.image_input,
+            "continues_partial_answer": r.capabilities.continues_partial_answer,
         }
         for r in report.endpoints if r.HasField("capabilities")
     }

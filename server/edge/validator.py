@@ -60,6 +60,7 @@ def endpoint_report_to_pb(r: EndpointReport, validate_time: datetime) -> rpb.End
     out.capabilities.CopyFrom(lpb.EndpointCapabilities(
         reasoning=caps.reasoning, reasoning_dialect=caps.reasoning_dialect,
         tool_calling=caps.tool_calling, image_input=caps.image_input,
+        continues_partial_answer=caps.continues_partial_answer,
         validate_time=timestamp(validate_time)))
     if r.ttft_s is not None:
         out.time_to_first_token.CopyFrom(duration(r.ttft_s))

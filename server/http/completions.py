@@ -11,13 +11,15 @@ SDKs raise as ``RateLimitError`` / ``InternalServerError``... and retry; failove
 before the first token are invisible except in the headers, which name the endpoint that won.
 
 Failover after output. An OpenAI client appends every delta it receives and has no way to take
-text back, so a streamed answer is never restarted on another endpoint: for a streaming request
-the LLM's ``failover_after_first_token`` is switched off, and a stream that breaks after output
-ends with an in-band error event (``data: {"error": {..., "code": "upstream_stream_broken"}}``,
-no ``[DONE]``), which the SDKs raise as ``APIError``, so a truncated answer never looks complete.
-The caller retries the turn. A non-streaming request buffers the answer anyway, so it keeps the
-LLM's policy: a broken answer is restarted on the next endpoint and only the final one is
-returned. A ``: failover`` comment is therefore never needed in a stream.
+text back, so a streamed answer is never restarted on another endpoint. It is continued where
+it can be: when the next endpoint continues partial answers (assistant prefill), it completes
+the answer and the caller just receives the rest of the text. Otherwise a stream that breaks
+after output ends with an in-band error event (``data: {"error": {..., "code":
+"upstream_stream_broken"}}``, no ``[DONE]``), which the SDKs raise as ``APIError``, so a
+truncated answer never looks complete. The caller retries the turn. A non-streaming request
+buffers the answer anyway, so it keeps the LLM's policy: a broken answer is continued or
+restarted on the next endpoint and only the final one is returned. A ``: failover`` comment
+is therefore never needed in a stream.
 """
 
 from __future__ import annotations
@@ -85,9 +87,8 @@ class Completions:
                            self._runner.generation(req.chat.generation, llm.generation))
         summary.update(llm_id=llm.id, stream=req.stream)
         if req.stream:
-            if llm.policy.failover_after_first_token:
-                llm = dataclasses.replace(llm, policy=dataclasses.replace(
-                    llm.policy, failover_after_first_token=False))
+            llm = dataclasses.replace(llm, policy=dataclasses.replace(
+                llm.policy, continue_only_after_output=True))
             return await self._stream(request, request_id, llm, chat, req, summary)
         return await self._complete(request_id, llm, chat, summary)
 
@@ -129,7 +130,7 @@ class Completions:
                         if req.include_usage:
                             data += chunks.usage(event.usage)
                         data += DONE
-                    else:  # Route, Usage (sent with the finish)
+                    else:  # Route, Usage (sent with the finish), a continuing Failover
                         continue
                     if response is None:
                         endpoint = turn.winner.id if turn.winner else ""
@@ -167,5 +168,5 @@ def _summarize(summary: dict[str, Any], finished: TurnFinished) -> None:
     usage: Usage = finished.usage
     summary.update(endpoint=finished.endpoint.id, attempts=finished.attempts,
                    ttft_ms=round(finished.ttft_s * 1e3, 2), tokens_in=usage.input_tokens,
-                   tokens_out=usage.output_tokens + usage.reasoning_tokens,
+                   tokens_out=usage.output_tokens, tokens_reasoning=usage.reasoning_tokens,
                    finish=finished.reason.value)

@@ -51,6 +51,7 @@ class EndpointDraft:
     label: str = ""
     priority: int = 0
     context_window_tokens: int = 0
+    continues_partial_answer: bool | None = None  # declared; None: what validation detected
     # (name, value): a ``Secret`` for a secret header, None for "keep the stored secret value".
     extra_headers: tuple[tuple[str, HeaderValue | None], ...] = ()
 
@@ -272,6 +273,7 @@ class RegistryService:
                     label=e.label,
                     priority=e.priority,
                     context_window_tokens=e.context_window_tokens,
+                    continues_partial_answer=e.continues_partial_answer,
                     extra_headers=_headers(e, old),
                     capabilities=old.capabilities if old else {},
                 )

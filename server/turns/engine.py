@@ -8,9 +8,13 @@ Reading order for a turn:
    to produce a token wins and the other is cancelled, closing its HTTP request. If an attempt
    fails before any token, the next endpoint starts at once.
 3. ``run_turn`` streams the winner's events to the caller. If the stream breaks after output
-   was sent (cut, stall, malformed chunk, error inside the stream) the answer restarts on the
-   next endpoint, announced by a ``Failover`` event naming the message ids to discard, unless
-   a tool call was already streamed or the LLM's policy forbids it.
+   was sent (cut, stall, malformed chunk, error inside the stream) the answer moves to the
+   next endpoint, unless a tool call was already streamed or the LLM's policy forbids it. An
+   endpoint that continues partial answers (``Endpoint.continues_answers``) gets the request
+   with the text so far as a final assistant message: a ``Failover`` with ``continued`` and
+   nothing to discard, and its text extends the same message. Otherwise, or when that
+   continuation is refused or fails before any output, the answer restarts, announced by a
+   ``Failover`` naming the message ids to discard.
 4. With nothing left to try, the turn raises a typed error (UNAVAILABLE with a retry hint,
    or the upstream's own non-retryable status); a truncated answer is never a success.
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
@@ -55,6 +60,7 @@ from server.routing.attempt import Attempt
 from server.routing.plan import Candidate, Reason, RoutePlan, StopReason
 from server.routing.router import Router
 from server.turns.observer import NO_TURN, TurnObserver
+from server.turns.shaping import continuation, estimate_tokens, fit_history
 
 log = structlog.get_logger("switchboard.engine")
 
@@ -159,6 +165,7 @@ class _TurnState:
     attempted: list[str] = field(default_factory=list)
     errors: list[UpstreamError] = field(default_factory=list)
     observer: TurnObserver = NO_TURN
+    broken: list[str] = field(default_factory=list)  # endpoints whose stream broke mid-answer
     progress: TurnProgress = field(default_factory=TurnProgress)
 
 
@@ -196,17 +203,13 @@ def _retrieve(task: asyncio.Task[StreamEvent]) -> None:
         task.exception()
 
 
-def estimate_tokens(request: ChatRequest) -> int:
-    """A cheap prompt size estimate (about 4 characters a token) for routing by size class."""
-    return sum(m.size_bytes() for m in request.messages) // 4 + 8 * len(request.messages)
-
-
 class TurnEngine:
     def __init__(self, router: Router, client: UpstreamClient, timeouts: Timeouts) -> None:
         """Attempts per turn are capped by the router (``RouterConfig.max_attempts``)."""
         self._router = router
         self._client = client
         self._timeouts = timeouts
+        self._refuses_prefill: set[str] = set()  # endpoint ids that rejected a continuation
 
     # -- attempts --------------------------------------------------------------------------------
 
@@ -220,7 +223,8 @@ class TurnEngine:
         attempt.observer = turn.observer.attempt_started(endpoint, route.attempt,
                                                          str(route.reason))
         turn.progress.attempts = route.attempt
-        stream = self._client.stream(adapter_for(endpoint.api_spec), endpoint, request,
+        fitted, _ = fit_history(request, endpoint.context_window_tokens)
+        stream = self._client.stream(adapter_for(endpoint.api_spec), endpoint, fitted,
                                      timeouts=timeouts)
         sent = _Request(endpoint, attempt, stream, time.monotonic())
         sent.first = asyncio.ensure_future(anext(stream))
@@ -235,7 +239,8 @@ class TurnEngine:
                 return candidate, attempt
         return None
 
-    def _route(self, llm: Llm, candidate: Candidate, turn: _TurnState, hedge: bool) -> Route:
+    def _route(self, llm: Llm, candidate: Candidate, turn: _TurnState, hedge: bool,
+               request: ChatRequest) -> Route:
         turn.attempted.append(candidate.endpoint_id)
         reason: Reason | str = candidate.reason
         if hedge:
@@ -245,7 +250,9 @@ class TurnEngine:
             reason = FAILOVER  # another endpoint; the same one again stays RETRY
         endpoint = llm.endpoint(candidate.endpoint_id)
         assert endpoint is not None
-        return Route(endpoint, reason, len(turn.attempted), candidate.expected_ttft_ms or 0.0)
+        _, omitted = fit_history(request, endpoint.context_window_tokens)
+        return Route(endpoint, reason, len(turn.attempted), candidate.expected_ttft_ms or 0.0,
+                     omitted)
 
     def _after_failure(self, llm: Llm, turn: _TurnState, endpoint_id: str, error: UpstreamError
                        ) -> None:
@@ -277,7 +284,7 @@ class TurnEngine:
                         except BaseException:
                             admitted.cancelled()
                             raise
-                    route = self._route(llm, candidate, turn, hedge=False)
+                    route = self._route(llm, candidate, turn, hedge=False, request=request)
                     # Sent before the route is told: one loop pass lets the request leave,
                     # so the upstream's time to first token runs while the caller is written
                     # to (and a caller gone at the yield has the attempt closed below).
@@ -298,7 +305,7 @@ class TurnEngine:
                             llm, turn.prompt_tokens, exclude=turn.attempted).candidates)
                     taken = self._take(turn.plan)
                     if taken is not None:
-                        route = self._route(llm, taken[0], turn, hedge=True)
+                        route = self._route(llm, taken[0], turn, hedge=True, request=request)
                         running.append(self._start(route, taken[1], request, turn))
                         yield route
                     continue
@@ -318,6 +325,9 @@ class TurnEngine:
                             ErrorKind.INCOMPLETE, "the stream ended before any output")
                         sent.attempt.failed(error)
                         await sent.close()
+                        if not running and request.continues_answer:
+                            turn.errors.append(error)  # the caller restarts the answer instead
+                            return
                         if not running:
                             self._after_failure(llm, turn, sent.endpoint.id, error)
                         else:  # one of two racers failed: the other gets a hedge of its own
@@ -358,12 +368,13 @@ class TurnEngine:
         answer = _Answer(text_id=f"{turn_id}.m1")
         ttft_s = 0.0
         turn_start = time.monotonic()
-        broke: UpstreamError | None = None  # why the answer restarted, if it did
+        broke: UpstreamError | None = None  # why the answer moved, if it did
+        sending, sending_llm = request, llm  # a continuation sends the partial answer too
         while True:
             winner: _Request | None = None
             first: StreamEvent | None = None
             try:
-                async for item in self._first_token(llm, request, turn):
+                async for item in self._first_token(sending_llm, sending, turn):
                     if isinstance(item, Route):
                         yield item
                     else:
@@ -371,7 +382,22 @@ class TurnEngine:
             except SwitchboardError as exc:  # e.g. the fallback refused the restarted turn
                 if broke is None:
                     raise
-                raise _restart_failed(broke, exc) from None
+                if not sending.continues_answer:
+                    raise _restart_failed(broke, exc) from None
+            if (winner is None or first is None) and sending.continues_answer:
+                # The continuation was refused (prefill not supported) or failed before any
+                # output: never the turn's error, the answer restarts instead.
+                self._refused_continuation(turn)
+                turn.plan = list(self._router.plan(llm, prompt_tokens,
+                                                   exclude=turn.broken).candidates)
+                if not turn.plan or llm.policy.continue_only_after_output:
+                    raise _after_output(broke or turn.errors[-1], False)
+                cause = turn.errors[-1].message if turn.errors else "the continuation failed"
+                yield Failover(turn.attempted[-1], turn.plan[0].endpoint_id,
+                               f"the continuation was refused: {cause}", tuple(answer.sent_ids))
+                answer = _Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
+                sending, sending_llm = request, llm
+                continue
             if winner is None or first is None:
                 raise self._exhausted(llm, turn)
             try:
@@ -388,20 +414,51 @@ class TurnEngine:
             except UpstreamError as exc:
                 winner.attempt.failed(exc)
                 await winner.close()
+                turn.broken.append(winner.endpoint.id)
                 if answer.tool_calls or not llm.policy.failover_after_first_token:
                     raise _after_output(exc, bool(answer.tool_calls)) from None
                 self._after_failure(llm, turn, winner.endpoint.id, exc)
                 if not turn.plan:
                     raise _after_output(exc, False) from None
                 broke = exc
+                nxt = self._continuer(llm, turn, answer)
+                if nxt is not None:  # the next endpoint continues the answer: nothing to discard
+                    turn.plan = [nxt]
+                    yield Failover(winner.endpoint.id, nxt.endpoint_id, exc.message, (),
+                                   continued=True)
+                    answer.in_reasoning = False
+                    sending = continuation(request, "".join(answer.text))
+                    sending_llm = _without_hedging(llm)
+                    continue
+                if llm.policy.continue_only_after_output:
+                    raise _after_output(exc, False) from None
                 yield Failover(winner.endpoint.id, turn.plan[0].endpoint_id, exc.message,
                                tuple(answer.sent_ids))
                 answer = _Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
+                sending, sending_llm = request, llm
             except BaseException:  # the caller went away mid-answer: end and free the attempt
                 if not winner.attempt.ended:
                     winner.attempt.cancelled()
                     await winner.close()
                 raise
+
+    def _continuer(self, llm: Llm, turn: _TurnState, answer: _Answer) -> Candidate | None:
+        """The first candidate left that can continue this partial answer, if any."""
+        if not answer.text or answer.tool_calls:
+            return None
+        for candidate in turn.plan:
+            endpoint = llm.endpoint(candidate.endpoint_id)
+            if endpoint is not None and endpoint.continues_answers and \
+                    endpoint.id not in self._refuses_prefill:
+                return candidate
+        return None
+
+    def _refused_continuation(self, turn: _TurnState) -> None:
+        """An endpoint that rejected a continuation as a bad request is not asked again by this
+        replica (its declaration or validation was wrong)."""
+        if turn.errors and turn.errors[-1].kind is ErrorKind.BAD_REQUEST and turn.attempted:
+            self._refuses_prefill.add(turn.attempted[-1])
+            log.warning("endpoint refused an answer continuation", endpoint=turn.attempted[-1])
 
     async def _stream(self, sent: _Request, first: StreamEvent, answer: _Answer, turn: _TurnState
                       ) -> AsyncIterator[_AnswerEvent]:
@@ -480,6 +537,14 @@ class TurnEngine:
         causes = "; ".join(dict.fromkeys(e.message for e in errors))
         return Unavailable(f"no endpoint could answer after {len(turn.attempted)} attempt(s): "
                            f"{causes}", reason="UPSTREAM_UNAVAILABLE", retry_after_s=retry)
+
+
+def _without_hedging(llm: Llm) -> Llm:
+    """A continuation goes to one endpoint that continues answers: no hedge elsewhere."""
+    if not llm.policy.hedging_enabled:
+        return llm
+    return dataclasses.replace(llm, policy=dataclasses.replace(llm.policy,
+                                                               hedging_enabled=False))
 
 
 def _capable(llm: Llm, request: ChatRequest) -> Llm:

@@ -25,8 +25,10 @@ from server.chat import (
 )
 from server.providers.adapters import adapter_for
 from server.registry.llm import Endpoint
+from server.turns.shaping import continuation
 from server.validation.audit import StreamAudit
 from server.validation.catalog import (
+    CONTINUATION,
     IMAGE_INPUT,
     REASONING,
     TOOL_CALLING,
@@ -39,6 +41,8 @@ from server.validation.exchange import Exchange
 PING_PROMPT = "Reply with the single word: pong"
 TOOL_PROMPT = "What is the weather in Paris right now? Call the get_weather tool to find out."
 IMAGE_PROMPT = "What colour is this image? Answer with one word."
+COUNT_PROMPT = "Count from one to ten in words, separated by spaces."
+COUNT_PREFIX = "one two three"
 WEATHER_TOOL = Tool(
     name="get_weather",
     description="The current weather in a city.",
@@ -75,6 +79,12 @@ def with_tool(generation: Generation) -> ChatRequest:
 def with_image(generation: Generation) -> ChatRequest:
     image = ImagePart(mime_type="image/png", data=tiny_png())
     return ChatRequest(_user(TextPart(IMAGE_PROMPT), image), generation=generation)
+
+
+def with_partial_answer(generation: Generation) -> ChatRequest:
+    """A count the model has started: a model that continues it goes on from "four"."""
+    request = ChatRequest(_user(TextPart(COUNT_PROMPT)), generation=generation)
+    return continuation(request, COUNT_PREFIX)
 
 
 def with_reasoning(generation: Generation) -> ChatRequest:
@@ -147,6 +157,21 @@ def tool_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> CheckV
     return warned(TOOL_CALLING, "answered with text instead of calling the offered tool",
                   "optional: the model may not support tool calling, or the server needs it "
                   "enabled (vLLM: --enable-auto-tool-choice --tool-call-parser)")
+
+
+def continuation_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint
+                         ) -> CheckVerdict:
+    why = refusal(ex, endpoint) or _broken(audit)
+    hint = ("optional: a broken answer restarts on this endpoint instead of continuing; "
+            "declare continues_partial_answer if it does continue assistant prefills")
+    if why:
+        return warned(CONTINUATION, f"a partial answer was refused ({why})", hint)
+    answer = audit.answer.strip()
+    if not answer:
+        return warned(CONTINUATION, "a partial answer got no continuation", hint)
+    if answer.lower().startswith(COUNT_PREFIX.split()[0]):
+        return warned(CONTINUATION, f"the answer started over ({answer[:40]!r})", hint)
+    return passed(CONTINUATION, f"continued {COUNT_PREFIX!r} with {answer[:40]!r}")
 
 
 def image_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> CheckVerdict:

@@ -222,14 +222,20 @@ class _EndpointRun:
             ex, audit = await self._probe(capability_checks.with_image(gen))
             self._finish(capability_checks.image_verdict(ex, audit, endpoint), ex.duration_s)
 
+        async def continuation() -> None:
+            ex, audit = await self._probe(capability_checks.with_partial_answer(gen))
+            self._finish(capability_checks.continuation_verdict(ex, audit, endpoint),
+                         ex.duration_s)
+
         async with asyncio.TaskGroup() as tasks:
-            for probe in (reasoning, tools, image):
+            for probe in (reasoning, tools, image, continuation):
                 tasks.create_task(probe())
         r = self.results
         self.capabilities = Capabilities(
             reasoning=bool(dialect), reasoning_dialect=dialect,
             tool_calling=r[catalog.TOOL_CALLING].status is CheckStatus.PASS,
-            image_input=r[catalog.IMAGE_INPUT].status is CheckStatus.PASS)
+            image_input=r[catalog.IMAGE_INPUT].status is CheckStatus.PASS,
+            continues_partial_answer=r[catalog.CONTINUATION].status is CheckStatus.PASS)
 
     async def _probe(self, request: ChatRequest) -> tuple[exchange.Exchange, StreamAudit]:
         http = adapter_for(self.endpoint.api_spec).build_request(self.endpoint, request)

@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -23,7 +24,8 @@ from switchboard_client import AsyncClient
 from server.app import Switchboard
 from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
-from server.simulator import Behavior, Fault, FaultKind, ReasoningDialect, Simulator
+from server.simulator import Behavior, Fault, FaultKind, Prefill, ReasoningDialect, Simulator
+from server.simulator.answer import prefill_text
 from server.validation import (
     CheckFinished,
     CheckStarted,
@@ -183,7 +185,26 @@ async def test_absent_capabilities_warn_and_never_fail() -> None:
         report, _ = await run(domain_endpoint(sim, "openai"))
     statuses = {c.check: c.status for c in report.endpoints[0].checks if not c.required}
     assert statuses == {catalog.REASONING: WARN, catalog.TOOL_CALLING: WARN,
-                        catalog.IMAGE_INPUT: CheckStatus.PASS}
+                        catalog.IMAGE_INPUT: CheckStatus.PASS, catalog.CONTINUATION: WARN}
+    assert not report.endpoints[0].capabilities.continues_partial_answer
+
+
+@pytest.mark.parametrize("spec", ["openai", "groq", "gemini"])
+@pytest.mark.parametrize("prefill", [Prefill.CONTINUE, Prefill.IGNORE, Prefill.REJECT])
+async def test_continuing_a_partial_answer_is_detected_with_a_real_request(
+        spec: str, prefill: Prefill) -> None:
+    count = "one two three four five six seven eight nine ten"
+    async with Simulator(spec, dataclasses.replace(BEHAVIOR, text=count, prefill=prefill),
+                         api_key=KEY) as sim:
+        report, _ = await run(domain_endpoint(sim, spec))
+        probe = next(r for r in sim.requests if prefill_text(r.body) is not None)
+    check = report.endpoints[0].check(catalog.CONTINUATION)
+    assert check is not None
+    continues = prefill is Prefill.CONTINUE
+    assert check.status is (CheckStatus.PASS if continues else WARN), check.observed
+    assert report.endpoints[0].capabilities.continues_partial_answer is continues
+    assert prefill_text(probe.body) == "one two three"
+    assert report.passed
     assert report.passed
 
 

@@ -257,3 +257,24 @@ async def test_busy_and_barge_in_hold_across_two_replicas(
         assert sent == [("user", "Count."), ("assistant", "one two"), ("user", "Wait.")]
         assert history(await ca.get_session(session.id))[-1] == (cpb.ROLE_ASSISTANT, "Okay.",
                                                                  False)
+
+
+async def test_a_history_too_long_for_the_window_sends_the_newest_exchanges(
+        client: AsyncClient, sim: Simulator) -> None:
+    sim.behavior = Behavior(text="x" * 400)  # each exchange is about 100 tokens
+    llm = await create_llm(client, endpoint(sim, context_window_tokens=350))
+    session = await client.create_session(llm.id, system_prompt="Be brief.")
+    omitted = []
+    for i in range(5):
+        events = [e async for e in client.converse(f"Question {i}?", session_id=session.id)]
+        started = events[0]
+        assert isinstance(started, cpb.TurnStarted)
+        omitted.append(started.history_messages_omitted)
+        assert isinstance(events[-1], cpb.TurnFinished)
+    assert omitted[:2] == [0, 0] and omitted[-1] > 0
+    sent = [(m["role"], m["content"]) for m in sim.requests[-1].body["messages"]]
+    assert sent[0] == ("system", "Be brief.")
+    assert sent[-1] == ("user", "Question 4?")
+    assert sent[1][0] == "user"  # cut where an exchange starts
+    assert len(sent) == 1 + 9 - omitted[-1]  # the stored history is intact
+    assert len((await client.get_session(session.id)).messages) == 10
