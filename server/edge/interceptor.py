@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import grpc
 import structlog
-from grpc.aio import ServicerContext
 
 from server import logs
 from server.edge import context as rpc
+from server.edge.context import Continuation, Handler, ServicerContext
 from server.edge.status import to_status
 from server.errors import SwitchboardError, Unauthenticated, Unavailable
 
@@ -71,7 +71,7 @@ class _NoTimer:
         pass
 
 
-class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class EdgeInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authenticator: Authenticator, timer: RpcTimer | None = None) -> None:
         self._auth = authenticator
         self._timer = timer
@@ -79,9 +79,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(details)
         method: str = details.method
         if handler is None or method.startswith(OPEN_PREFIXES):

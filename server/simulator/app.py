@@ -146,7 +146,8 @@ class _Routes:
         fmt = self.state.formats[spec]
         reply = self._auth(request, spec, fmt, ErrorContext(path=request.path))
         if reply is None:
-            names = sorted(self.state.known_models or {"gpt-4o-mini", "gpt-4o"})
+            served = {"gpt-4o-mini", "gpt-4o", *self.state.served_models}
+            names = sorted(self.state.known_models or served)
             data = [
                 {"id": n, "object": "model", "created": 1715367049, "owned_by": "system"}
                 for n in names
@@ -180,6 +181,8 @@ class _Routes:
         if reply is not None:
             return await self.respond.send(request, record, reply)
         assert body is not None
+        if self.state.known_models is None and model:
+            self.state.served_models.add(model)
         streaming = stream_route if spec is Spec.GEMINI else body.get("stream") is True
         fault = self.state.take_fault(streaming)
         record.fault = fault.kind if fault is not None else None

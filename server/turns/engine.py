@@ -167,6 +167,7 @@ class _TurnState:
     observer: TurnObserver = NO_TURN
     broken: list[str] = field(default_factory=list)  # endpoints whose stream broke mid-answer
     progress: TurnProgress = field(default_factory=TurnProgress)
+    every_endpoint: bool = True  # False: the capabilities the turn needs left some out
 
 
 @dataclass(slots=True)
@@ -263,7 +264,7 @@ class TurnEngine:
         turn.plan = list(nxt.candidates)
         if not turn.plan and nxt.stop in (StopReason.NOT_RETRYABLE,
                                           StopReason.NO_LARGER_CONTEXT_WINDOW):
-            raise _terminal(error)
+            raise _terminal(error, turn.every_endpoint)
 
     async def _first_token(self, llm: Llm, request: ChatRequest, turn: _TurnState
                            ) -> AsyncIterator[Route | tuple[_Request, StreamEvent]]:
@@ -358,13 +359,15 @@ class TurnEngine:
                        observer: TurnObserver = NO_TURN,
                        progress: TurnProgress | None = None) -> AsyncGenerator[TurnEvent, None]:
         """The turn's events; ``progress`` (if given) is kept up to date as it runs."""
-        llm = _capable(llm, request)
+        capable = _capable(llm, request)
+        every = len(capable.endpoints) == len(llm.endpoints)
+        llm = capable
         prompt_tokens = estimate_tokens(request)
         route_plan = self._router.plan(llm, prompt_tokens)
         if not route_plan.candidates:
             raise _no_plan(route_plan)
         turn = _TurnState(prompt_tokens, list(route_plan.candidates), observer=observer,
-                          progress=progress or TurnProgress())
+                          progress=progress or TurnProgress(), every_endpoint=every)
         answer = _Answer(text_id=f"{turn_id}.m1")
         ttft_s = 0.0
         turn_start = time.monotonic()
@@ -559,9 +562,13 @@ def _capable(llm: Llm, request: ChatRequest) -> Llm:
     return capable
 
 
-def _terminal(error: UpstreamError) -> SwitchboardError:
+def _terminal(error: UpstreamError, every_endpoint: bool = True) -> SwitchboardError:
     if error.kind is ErrorKind.CONTEXT_LENGTH:
-        return InvalidArgument(f"the conversation is too long for every endpoint of this LLM: "
+        # Every endpoint was tried or has a known window too small (an unknown one is tried):
+        # "every endpoint" is true unless the turn's capabilities left some out.
+        which = ("every endpoint of this LLM" if every_endpoint
+                 else "every endpoint of this LLM that supports what this turn needs")
+        return InvalidArgument(f"the conversation is too long for {which}: "
                                f"{error.message}", reason="CONTEXT_LENGTH_EXCEEDED")
     if error.kind is ErrorKind.CONTENT_FILTERED:
         return FailedPrecondition(f"the provider's content filter refused: {error.message}",
