@@ -36,12 +36,12 @@ export SWITCHBOARD_LLAMA_HOME := $(LLAMA_CACHE)/llama-cpp-python-$(LLAMA_CPP_PYT
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/generated:$(CURDIR)/clients/python
 
-.PHONY: help venv demo test test-unit test-integration generate check-generated lint typecheck \
+.PHONY: help venv demo test test-fast test-unit test-integration generate check-generated lint typecheck \
         bench bench-router soak run clean buf-lint buf-breaking go-deps generate-clients \
         check-generated-clients lab lab-deps grpcurl llama-server
 
 help:
-	@echo "make demo | test | generate | check-generated | lint | typecheck | bench | bench-router | soak | run"
+	@echo "make demo | test | test-fast | generate | check-generated | lint | typecheck | bench | bench-router | soak | run"
 	@echo "make generate-clients | check-generated-clients | go-deps | grpcurl | buf-lint | buf-breaking"
 	@echo "make lab (build /lab) | lab-deps | browser-deps"
 

@@ -106,6 +106,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", metavar="DIR",
                    help="after the run, record the server with py-spy at --profile-concurrency")
     p.add_argument("--profile-concurrency", type=int, default=50)
+    p.add_argument("--profile-target", choices=("switchboard", "session", "frontdoor", "connect"),
+                   default="switchboard", help="which of the server's edges to profile")
     p.add_argument("--profile-rate", type=int, default=400, help="py-spy samples per second")
     p.add_argument("--profile-native", action="store_true",
                    help="py-spy --native (C frames too; pauses the server while sampling)")
@@ -255,7 +257,12 @@ class Bench:
                 if floor is not None:
                     await self._point(floor, "floor", self.floor, "open", rate)
             if a.profile:
-                await self._profile(sb)
+                drivers: dict[str, Driver | None] = {
+                    "switchboard": sb, "session": session, "frontdoor": front, "connect": connect}
+                chosen = drivers[a.profile_target]
+                if chosen is None:
+                    raise SystemExit(f"--profile-target {a.profile_target}: add it to --targets")
+                await self._profile(chosen)
             if slow_id:
                 print(f"{a.streams} concurrent slow streams", flush=True)
                 self.streams = await self._hold_streams(slow_id)
@@ -291,13 +298,13 @@ class Bench:
             api_key=UPSTREAM_KEY)]), skip_validation=True)
         return str(created.llm.id)
 
-    async def _profile(self, sb: SwitchboardDriver) -> None:
+    async def _profile(self, sb: Driver) -> None:
         """py-spy on the server during one extra (unrecorded) point."""
         a = self.args
         out = Path(a.profile)  # created by main()
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         seconds = int(max(a.duration, 5))
-        stem = out / f"profile-c{a.profile_concurrency}"
+        stem = out / f"profile-{a.profile_target}-c{a.profile_concurrency}"
         mode = ["--native"] if a.profile_native else ["--nonblocking"]
         cmds = [[spy, "record", "--pid", str(self.server.pid), "--duration", str(seconds),
                  "--rate", str(a.profile_rate), *mode, "--format", fmt, "-o", f"{stem}.{ext}"]
