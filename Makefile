@@ -32,7 +32,7 @@ export SWITCHBOARD_GRPCURL := $(GRPCURL_DIR)/grpcurl
 # vendors; cached outside the clone, keyed by this pinned version (tests/llama/README.md).
 LLAMA_CPP_PYTHON_VERSION := $(shell cat tests/llama/VERSION)
 LLAMA_CACHE ?= $(HOME)/.cache/switchboard
-export SWITCHBOARD_LLAMA_HOME := $(LLAMA_CACHE)/llama-cpp-python-$(LLAMA_CPP_PYTHON_VERSION)
+export LLAMA_SERVER_HOME := $(LLAMA_CACHE)/llama-cpp-python-$(LLAMA_CPP_PYTHON_VERSION)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/generated:$(CURDIR)/clients/python
 
