@@ -406,7 +406,8 @@ class TurnEngine:
                 turn.plan = list(self._router.plan(llm, prompt_tokens,
                                                    exclude=turn.broken).candidates)
                 if not turn.plan or llm.policy.continue_only_after_output:
-                    raise _after_output(broke or turn.errors[-1], False)
+                    why = NO_TAKE_BACK if turn.plan else NOTHING_LEFT
+                    raise _after_output(broke or turn.errors[-1], why)
                 cause = turn.errors[-1].message if turn.errors else "the continuation failed"
                 yield Failover(turn.attempted[-1], turn.plan[0].endpoint_id,
                                f"the continuation was refused: {cause}", tuple(answer.sent_ids))
@@ -431,10 +432,11 @@ class TurnEngine:
                 await winner.close()
                 turn.broken.append(winner.endpoint.id)
                 if answer.tool_calls or not llm.policy.failover_after_first_token:
-                    raise _after_output(exc, bool(answer.tool_calls)) from None
+                    raise _after_output(exc, TOOL_CALL_SENT if answer.tool_calls
+                                        else POLICY_NO_RESTART) from None
                 self._after_failure(llm, turn, winner.endpoint.id, exc)
                 if not turn.plan:
-                    raise _after_output(exc, False) from None
+                    raise _after_output(exc, NOTHING_LEFT) from None
                 broke = exc
                 nxt = self._continuer(llm, turn, answer)
                 if nxt is not None:  # the next endpoint continues the answer: nothing to discard
@@ -446,7 +448,7 @@ class TurnEngine:
                     sending_llm = _without_hedging(llm)
                     continue
                 if llm.policy.continue_only_after_output:
-                    raise _after_output(exc, False) from None
+                    raise _after_output(exc, NO_TAKE_BACK) from None
                 yield Failover(winner.endpoint.id, turn.plan[0].endpoint_id, exc.message,
                                tuple(answer.sent_ids))
                 answer = _Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
@@ -595,9 +597,15 @@ def _terminal(error: UpstreamError, every_endpoint: bool = True) -> SwitchboardE
                        retry_after_s=error.retry_after_s or 1.0)
 
 
-def _after_output(error: UpstreamError, tool_call_sent: bool) -> SwitchboardError:
-    why = ("a tool call was already streamed and is never replayed" if tool_call_sent
-           else "no other endpoint is left to restart the answer")
+# Why a broken answer was not restarted on another endpoint (the error says which).
+TOOL_CALL_SENT = "a tool call was already streamed and is never replayed"
+POLICY_NO_RESTART = "this LLM's routing policy does not restart an answer after its first token"
+NOTHING_LEFT = "no other endpoint is left to restart the answer"
+NO_TAKE_BACK = ("an OpenAI-compatible client cannot take back text it was sent, so the "
+                "answer is not restarted, and no other endpoint could continue it")
+
+
+def _after_output(error: UpstreamError, why: str) -> SwitchboardError:
     return Unavailable(f"the answer broke after output was streamed ({error.message}) and "
                        f"{why}; discard the partial answer and retry the turn",
                        reason="UPSTREAM_STREAM_BROKEN", retry_after_s=1.0)

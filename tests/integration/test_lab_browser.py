@@ -374,7 +374,22 @@ def test_no_secret_reaches_the_page(served: Served, browser: WebDriver) -> None:
     for value in values:
         assert canary_key not in value and canary_header not in value
     assert canary_key[-4:] in browser.page_source  # the hint is shown, the key never
-    shot(browser, "13-canary")
+    shot(browser, "13-canary", wait(browser, "fieldset.endpoint"))
+    browser.set_window_size(420, 900)
+    shot(browser, "14-editor-narrow", wait(browser, "fieldset.endpoint"))
+    browser.set_window_size(1280, 800)
+
+    # Edit with the key and the secret header left empty: both stay as stored.
+    fill(wait(browser, "form.editor"), "displayName", "canary-renamed")
+    browser.find_element(By.CSS_SELECTOR, "#skip-validation").click()
+    wait(browser, "button", "Save changes").click()
+    wait(browser, ".llm-list", "canary-renamed")
+    wait(browser, "fieldset.endpoint .help", f"Stored key ...{canary_key[-4:]}")
+    wait(browser, "fieldset.endpoint .help", f"Stored secret ...{canary_header[-4:]}")
+    wait(browser, "button", "Delete LLM").click()
+    browser.switch_to.alert.accept()
+    WebDriverWait(browser, 15).until(
+        lambda d: "canary-renamed" not in d.find_element(By.TAG_NAME, "body").text)
 
 
 async def _foreign_page(request: Any) -> Any:

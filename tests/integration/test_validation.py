@@ -22,6 +22,7 @@ from switchboard.v1 import registry_pb2 as rpb
 from switchboard_client import AsyncClient
 
 from server.app import Switchboard
+from server.edge.check_endpoint import check_endpoint
 from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 from server.simulator import Behavior, Fault, FaultKind, Prefill, ReasoningDialect, Simulator
@@ -36,7 +37,6 @@ from server.validation import (
     ValidationReport,
     catalog,
 )
-from server.validation.cli import check_endpoint
 from server.validation.exchange import Phases
 from tests.support import endpoint
 

@@ -8,7 +8,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { ApiSpec, FinishReason, type ConverseEvent, Reply, Role, SwitchboardClient } from "../src/index";
+import type { ServiceError } from "@grpc/grpc-js";
+
+import {
+  ApiSpec, FinishReason, type ConverseEvent, Reply, Role, richError, SwitchboardClient,
+} from "../src/index";
 
 const env = process.env;
 const target = env.SWITCHBOARD_TARGET ?? "";
@@ -117,6 +121,21 @@ describe("a running Switchboard", { skip: missing && "set SWITCHBOARD_TARGET, SW
       [Role.ROLE_USER, false], [Role.ROLE_ASSISTANT, true],
       [Role.ROLE_USER, false], [Role.ROLE_ASSISTANT, false]]);
     await sb.endSession(session.id, { timeoutMs: 10_000 });
+  });
+
+  test("failures decode the server's error model from grpc-status-details-bin", async () => {
+    const missing = await sb.getLlm("llm_missing", { timeoutMs: 10_000 }).catch((e: unknown) => e);
+    const notFound = richError(missing as ServiceError);
+    assert.equal(notFound.code, 5);
+    assert.equal(notFound.reason, "LLM_NOT_FOUND");
+    assert.equal(notFound.domain, "switchboard.dev");
+    assert.ok(notFound.requestId.length > 0);
+    const bad = await sb.createLlm({ displayName: "no-endpoints", endpoints: [] },
+      { timeoutMs: 10_000 }).catch((e: unknown) => e);
+    const invalid = richError(bad as ServiceError);
+    assert.equal(invalid.code, 3);
+    assert.deepEqual(invalid.fieldViolations.map((v) => v.field), ["llm.endpoints"]);
+    assert.ok(invalid.details.some((d) => d.typeName === "google.rpc.BadRequest"));
   });
 
   test("a bad API key is UNAUTHENTICATED", async () => {
