@@ -28,7 +28,6 @@ the caller's ``TurnProgress``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
@@ -51,6 +50,7 @@ from server.registry.llm import Llm
 from server.routing.attempt import Attempt
 from server.routing.plan import Candidate, Reason, StopReason
 from server.routing.router import Router
+from server.turns import failures
 from server.turns.events import (
     AnswerReasoning,
     AnswerText,
@@ -59,20 +59,14 @@ from server.turns.events import (
     TurnEvent,
     TurnProgress,
 )
-from server.turns.failures import (
-    NO_TAKE_BACK,
-    NOTHING_LEFT,
-    POLICY_NO_RESTART,
-    TOOL_CALL_SENT,
-    after_output,
-    capable_llm,
-    exhausted,
-    no_plan,
-    restart_failed,
-    terminal,
-)
 from server.turns.observer import NO_TURN, TurnObserver
-from server.turns.shaping import continuation, estimate_tokens, fit_history
+from server.turns.shaping import (
+    Windows,
+    continuation,
+    continuation_llm,
+    estimate_tokens,
+    fit_history,
+)
 from server.turns.state import Answer, SentRequest, TurnState
 
 log = structlog.get_logger("switchboard.engine")
@@ -82,6 +76,7 @@ _OUTPUT = (AnswerText, AnswerReasoning, ToolCallDelta)
 
 HEDGE = "hedge"
 FAILOVER = "failover"
+MAX_REFITS = 4  # retries of a turn whose history was rejected as too long, each sending less
 
 
 class TurnEngine:
@@ -91,6 +86,7 @@ class TurnEngine:
         self._client = client
         self._timeouts = timeouts
         self._refuses_prefill: set[str] = set()  # endpoint ids that rejected a continuation
+        self._windows = Windows()  # declared, or learned from rejections
 
     # -- attempts --------------------------------------------------------------------------------
 
@@ -104,7 +100,7 @@ class TurnEngine:
         attempt.observer = turn.observer.attempt_started(endpoint, route.attempt,
                                                          str(route.reason))
         turn.progress.attempts = route.attempt
-        fitted, _ = fit_history(request, endpoint.context_window_tokens)
+        fitted, _ = fit_history(request, self._windows.of(endpoint))
         stream = self._client.stream(adapter_for(endpoint.api_spec), endpoint, fitted,
                                      timeouts=timeouts)
         sent = SentRequest(endpoint, attempt, stream, time.monotonic())
@@ -131,7 +127,7 @@ class TurnEngine:
             reason = FAILOVER  # another endpoint; the same one again stays RETRY
         endpoint = llm.endpoint(candidate.endpoint_id)
         assert endpoint is not None
-        _, omitted = fit_history(request, endpoint.context_window_tokens)
+        _, omitted = fit_history(request, self._windows.of(endpoint))
         return Route(endpoint, reason, len(turn.attempted), candidate.expected_ttft_ms or 0.0,
                      omitted)
 
@@ -144,7 +140,7 @@ class TurnEngine:
         turn.plan = list(nxt.candidates)
         if not turn.plan and nxt.stop in (StopReason.NOT_RETRYABLE,
                                           StopReason.NO_LARGER_CONTEXT_WINDOW):
-            raise terminal(error, turn.every_endpoint)
+            raise failures.terminal(error, turn.every_endpoint)
 
     async def _first_token(self, llm: Llm, request: ChatRequest, turn: TurnState
                            ) -> AsyncIterator[Route | tuple[SentRequest, StreamEvent]]:
@@ -206,6 +202,8 @@ class TurnEngine:
                             ErrorKind.INCOMPLETE, "the stream ended before any output")
                         sent.attempt.failed(error)
                         await sent.close()
+                        if error.kind is ErrorKind.CONTEXT_LENGTH and request.fit_history:
+                            turn.relearned |= self._windows.learn(sent.endpoint, request)
                         if not running and request.continues_answer:
                             turn.errors.append(error)  # the caller restarts the answer instead
                             return
@@ -239,13 +237,13 @@ class TurnEngine:
                        observer: TurnObserver = NO_TURN,
                        progress: TurnProgress | None = None) -> AsyncGenerator[TurnEvent, None]:
         """The turn's events; ``progress`` (if given) is kept up to date as it runs."""
-        capable = capable_llm(llm, request)
+        capable = failures.capable_llm(llm, request)
         every = len(capable.endpoints) == len(llm.endpoints)
         llm = capable
         prompt_tokens = estimate_tokens(request)
         route_plan = self._router.plan(llm, prompt_tokens)
         if not route_plan.candidates:
-            raise no_plan(route_plan)
+            raise failures.no_plan(route_plan)
         turn = TurnState(prompt_tokens, list(route_plan.candidates), observer=observer,
                           progress=progress or TurnProgress(), every_endpoint=every)
         answer = Answer(text_id=f"{turn_id}.m1")
@@ -253,6 +251,7 @@ class TurnEngine:
         turn_start = time.monotonic()
         broke: UpstreamError | None = None  # why the answer moved, if it did
         sending, sending_llm = request, llm  # a continuation sends the partial answer too
+        refits = 0
         while True:
             winner: SentRequest | None = None
             first: StreamEvent | None = None
@@ -263,10 +262,16 @@ class TurnEngine:
                     else:
                         winner, first = item
             except SwitchboardError as exc:  # e.g. the fallback refused the restarted turn
+                if broke is None and exc.reason == "CONTEXT_LENGTH_EXCEEDED" and \
+                        turn.relearned and refits < MAX_REFITS:
+                    # The history was too long for a window now learned: send less of it.
+                    refits, turn.relearned = refits + 1, False
+                    turn.plan = list(self._router.plan(llm, prompt_tokens).candidates)
+                    continue
                 if broke is None:
                     raise
                 if not sending.continues_answer:
-                    raise restart_failed(broke, exc) from None
+                    raise failures.restart_failed(broke, exc) from None
             if (winner is None or first is None) and sending.continues_answer:
                 # The continuation was refused (prefill not supported) or failed before any
                 # output: never the turn's error, the answer restarts instead.
@@ -274,8 +279,8 @@ class TurnEngine:
                 turn.plan = list(self._router.plan(llm, prompt_tokens,
                                                    exclude=turn.broken).candidates)
                 if not turn.plan or llm.policy.continue_only_after_output:
-                    why = NO_TAKE_BACK if turn.plan else NOTHING_LEFT
-                    raise after_output(broke or turn.errors[-1], why)
+                    why = failures.NO_TAKE_BACK if turn.plan else failures.NOTHING_LEFT
+                    raise failures.after_output(broke or turn.errors[-1], why)
                 cause = turn.errors[-1].message if turn.errors else "the continuation failed"
                 yield Failover(turn.attempted[-1], turn.plan[0].endpoint_id,
                                f"the continuation was refused: {cause}", tuple(answer.sent_ids))
@@ -283,7 +288,7 @@ class TurnEngine:
                 sending, sending_llm = request, llm
                 continue
             if winner is None or first is None:
-                raise exhausted(turn, lambda: self._router.plan(
+                raise failures.exhausted(turn, lambda: self._router.plan(
                     llm, turn.prompt_tokens, exclude=turn.attempted))
             try:
                 async for event in self._stream(winner, first, answer, turn):
@@ -300,11 +305,11 @@ class TurnEngine:
                 await winner.close()
                 turn.broken.append(winner.endpoint.id)
                 if answer.tool_calls or not llm.policy.failover_after_first_token:
-                    raise after_output(exc, TOOL_CALL_SENT if answer.tool_calls
-                                        else POLICY_NO_RESTART) from None
+                    raise failures.after_output(exc, failures.TOOL_CALL_SENT if answer.tool_calls
+                                        else failures.POLICY_NO_RESTART) from None
                 self._after_failure(llm, turn, winner.endpoint.id, exc)
                 if not turn.plan:
-                    raise after_output(exc, NOTHING_LEFT) from None
+                    raise failures.after_output(exc, failures.NOTHING_LEFT) from None
                 broke = exc
                 nxt = self._continuer(llm, turn, answer)
                 if nxt is not None:  # the next endpoint continues the answer: nothing to discard
@@ -313,10 +318,10 @@ class TurnEngine:
                                    continued=True)
                     answer.in_reasoning = False
                     sending = continuation(request, "".join(answer.text))
-                    sending_llm = _without_hedging(llm)
+                    sending_llm = continuation_llm(llm)
                     continue
                 if llm.policy.continue_only_after_output:
-                    raise after_output(exc, NO_TAKE_BACK) from None
+                    raise failures.after_output(exc, failures.NO_TAKE_BACK) from None
                 yield Failover(winner.endpoint.id, turn.plan[0].endpoint_id, exc.message,
                                tuple(answer.sent_ids))
                 answer = Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
@@ -385,12 +390,3 @@ class TurnEngine:
         finally:
             if event is not None:  # the caller stopped reading mid-answer
                 attempt.gaps(gaps)
-
-def _without_hedging(llm: Llm) -> Llm:
-    """A continuation goes to one endpoint that continues answers: no hedge elsewhere."""
-    if not llm.policy.hedging_enabled:
-        return llm
-    return dataclasses.replace(llm, policy=dataclasses.replace(llm.policy,
-                                                               hedging_enabled=False))
-
-

@@ -63,6 +63,7 @@ class TurnState:
     errors: list[UpstreamError] = field(default_factory=list)
     observer: TurnObserver = NO_TURN
     broken: list[str] = field(default_factory=list)  # endpoints whose stream broke mid-answer
+    relearned: bool = False  # an endpoint's window was learned smaller: the history can shrink
     progress: TurnProgress = field(default_factory=TurnProgress)
     every_endpoint: bool = True  # False: the capabilities the turn needs left some out
 
