@@ -60,7 +60,7 @@ from server.routing.attempt import Attempt
 from server.routing.plan import Candidate, Reason, RoutePlan, StopReason
 from server.routing.router import Router
 from server.turns.observer import NO_TURN, TurnObserver
-from server.turns.shaping import continuation, estimate_tokens, fit_history
+from server.turns.shaping import Windows, continuation, estimate_tokens, fit_history
 
 log = structlog.get_logger("switchboard.engine")
 
@@ -118,6 +118,7 @@ _OUTPUT = (AnswerText, AnswerReasoning, ToolCallDelta)
 
 HEDGE = "hedge"
 FAILOVER = "failover"
+MAX_REFITS = 4  # retries of a turn whose history was rejected as too long, each sending less
 
 
 @dataclass(slots=True)
@@ -166,6 +167,7 @@ class _TurnState:
     errors: list[UpstreamError] = field(default_factory=list)
     observer: TurnObserver = NO_TURN
     broken: list[str] = field(default_factory=list)  # endpoints whose stream broke mid-answer
+    relearned: bool = False  # an endpoint's window was learned smaller: the history can shrink
     progress: TurnProgress = field(default_factory=TurnProgress)
     every_endpoint: bool = True  # False: the capabilities the turn needs left some out
 
@@ -211,6 +213,7 @@ class TurnEngine:
         self._client = client
         self._timeouts = timeouts
         self._refuses_prefill: set[str] = set()  # endpoint ids that rejected a continuation
+        self._windows = Windows()  # declared, or learned from rejections
 
     # -- attempts --------------------------------------------------------------------------------
 
@@ -224,7 +227,7 @@ class TurnEngine:
         attempt.observer = turn.observer.attempt_started(endpoint, route.attempt,
                                                          str(route.reason))
         turn.progress.attempts = route.attempt
-        fitted, _ = fit_history(request, endpoint.context_window_tokens)
+        fitted, _ = fit_history(request, self._windows.of(endpoint))
         stream = self._client.stream(adapter_for(endpoint.api_spec), endpoint, fitted,
                                      timeouts=timeouts)
         sent = _Request(endpoint, attempt, stream, time.monotonic())
@@ -251,7 +254,7 @@ class TurnEngine:
             reason = FAILOVER  # another endpoint; the same one again stays RETRY
         endpoint = llm.endpoint(candidate.endpoint_id)
         assert endpoint is not None
-        _, omitted = fit_history(request, endpoint.context_window_tokens)
+        _, omitted = fit_history(request, self._windows.of(endpoint))
         return Route(endpoint, reason, len(turn.attempted), candidate.expected_ttft_ms or 0.0,
                      omitted)
 
@@ -326,6 +329,8 @@ class TurnEngine:
                             ErrorKind.INCOMPLETE, "the stream ended before any output")
                         sent.attempt.failed(error)
                         await sent.close()
+                        if error.kind is ErrorKind.CONTEXT_LENGTH and request.fit_history:
+                            turn.relearned |= self._windows.learn(sent.endpoint, request)
                         if not running and request.continues_answer:
                             turn.errors.append(error)  # the caller restarts the answer instead
                             return
@@ -373,6 +378,7 @@ class TurnEngine:
         turn_start = time.monotonic()
         broke: UpstreamError | None = None  # why the answer moved, if it did
         sending, sending_llm = request, llm  # a continuation sends the partial answer too
+        refits = 0
         while True:
             winner: _Request | None = None
             first: StreamEvent | None = None
@@ -383,6 +389,12 @@ class TurnEngine:
                     else:
                         winner, first = item
             except SwitchboardError as exc:  # e.g. the fallback refused the restarted turn
+                if broke is None and exc.reason == "CONTEXT_LENGTH_EXCEEDED" and \
+                        turn.relearned and refits < MAX_REFITS:
+                    # The history was too long for a window now learned: send less of it.
+                    refits, turn.relearned = refits + 1, False
+                    turn.plan = list(self._router.plan(llm, prompt_tokens).candidates)
+                    continue
                 if broke is None:
                     raise
                 if not sending.continues_answer:
@@ -394,7 +406,8 @@ class TurnEngine:
                 turn.plan = list(self._router.plan(llm, prompt_tokens,
                                                    exclude=turn.broken).candidates)
                 if not turn.plan or llm.policy.continue_only_after_output:
-                    raise _after_output(broke or turn.errors[-1], False)
+                    why = NO_TAKE_BACK if turn.plan else NOTHING_LEFT
+                    raise _after_output(broke or turn.errors[-1], why)
                 cause = turn.errors[-1].message if turn.errors else "the continuation failed"
                 yield Failover(turn.attempted[-1], turn.plan[0].endpoint_id,
                                f"the continuation was refused: {cause}", tuple(answer.sent_ids))
@@ -419,10 +432,11 @@ class TurnEngine:
                 await winner.close()
                 turn.broken.append(winner.endpoint.id)
                 if answer.tool_calls or not llm.policy.failover_after_first_token:
-                    raise _after_output(exc, bool(answer.tool_calls)) from None
+                    raise _after_output(exc, TOOL_CALL_SENT if answer.tool_calls
+                                        else POLICY_NO_RESTART) from None
                 self._after_failure(llm, turn, winner.endpoint.id, exc)
                 if not turn.plan:
-                    raise _after_output(exc, False) from None
+                    raise _after_output(exc, NOTHING_LEFT) from None
                 broke = exc
                 nxt = self._continuer(llm, turn, answer)
                 if nxt is not None:  # the next endpoint continues the answer: nothing to discard
@@ -434,7 +448,7 @@ class TurnEngine:
                     sending_llm = _without_hedging(llm)
                     continue
                 if llm.policy.continue_only_after_output:
-                    raise _after_output(exc, False) from None
+                    raise _after_output(exc, NO_TAKE_BACK) from None
                 yield Failover(winner.endpoint.id, turn.plan[0].endpoint_id, exc.message,
                                tuple(answer.sent_ids))
                 answer = _Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
@@ -583,9 +597,15 @@ def _terminal(error: UpstreamError, every_endpoint: bool = True) -> SwitchboardE
                        retry_after_s=error.retry_after_s or 1.0)
 
 
-def _after_output(error: UpstreamError, tool_call_sent: bool) -> SwitchboardError:
-    why = ("a tool call was already streamed and is never replayed" if tool_call_sent
-           else "no other endpoint is left to restart the answer")
+# Why a broken answer was not restarted on another endpoint (the error says which).
+TOOL_CALL_SENT = "a tool call was already streamed and is never replayed"
+POLICY_NO_RESTART = "this LLM's routing policy does not restart an answer after its first token"
+NOTHING_LEFT = "no other endpoint is left to restart the answer"
+NO_TAKE_BACK = ("an OpenAI-compatible client cannot take back text it was sent, so the "
+                "answer is not restarted, and no other endpoint could continue it")
+
+
+def _after_output(error: UpstreamError, why: str) -> SwitchboardError:
     return Unavailable(f"the answer broke after output was streamed ({error.message}) and "
                        f"{why}; discard the partial answer and retry the turn",
                        reason="UPSTREAM_STREAM_BROKEN", retry_after_s=1.0)
