@@ -17,7 +17,7 @@ import dataclasses
 import structlog
 
 from server.chat import ChatRequest, Message, Role, TextPart
-from server.registry.llm import Endpoint
+from server.registry.llm import Endpoint, Llm
 
 log = structlog.get_logger("switchboard.engine")
 
@@ -82,3 +82,11 @@ def continuation(request: ChatRequest, partial_text: str) -> ChatRequest:
     prefill = Message(Role.ASSISTANT, (TextPart(partial_text),))
     return dataclasses.replace(request, messages=(*request.messages, prefill),
                                continues_answer=True)
+
+
+def continuation_llm(llm: Llm) -> Llm:
+    """A continuation goes to one endpoint that continues answers: no hedge elsewhere."""
+    if not llm.policy.hedging_enabled:
+        return llm
+    return dataclasses.replace(llm, policy=dataclasses.replace(llm.policy,
+                                                               hedging_enabled=False))
