@@ -296,3 +296,22 @@ async def test_a_window_learned_from_a_rejection_keeps_a_long_session_alive(
     sent = [(m["role"], m["content"]) for m in sim.requests[-1].body["messages"]]
     assert sent[0] == ("system", "Be brief.") and sent[-1] == ("user", "Question 5?")
     assert len((await client.get_session(session.id)).messages) == 12
+
+
+async def test_a_turn_past_its_deadline_is_recorded_as_interrupted(
+        client: AsyncClient, sim: Simulator) -> None:
+    sim.behavior = stalls_after(2)
+    llm = await create_llm(client, endpoint(sim))
+    session = await client.create_session(llm.id)
+    turn_id, heard = "", ""
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        async for event in client.converse("Count.", session_id=session.id, timeout=1.0):
+            if isinstance(event, cpb.TurnStarted):
+                turn_id = event.turn_id
+            elif isinstance(event, cpb.TextDelta):
+                heard += event.delta
+    assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert heard == "one two"
+    after = await client.truncate_turn(session.id, turn_id, len(heard))
+    assert history(after) == [(cpb.ROLE_USER, "Count.", False),
+                              (cpb.ROLE_ASSISTANT, "one two", True)]
