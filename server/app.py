@@ -41,6 +41,7 @@ from server.edge.registry_servicer import RegistryServicer
 from server.edge.validator import ConformanceValidator
 from server.engine import TurnEngine
 from server.http.app import FrontDoor, FrontDoorConfig
+from server.memory import MemoryTrimmer
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
 from server.observe import fan_out
 from server.probes import ProbeRunner
@@ -182,11 +183,15 @@ class Switchboard:
                              turns_in_flight=lambda: turns.in_flight)
 
         auth = StoreAuthenticator(store, s.api_keys, clock=clock)
-        self.interceptor = EdgeInterceptor(auth)
+        self.interceptor = EdgeInterceptor(auth, max_metadata_bytes=s.max_metadata_bytes)
         server = grpc.aio.server(
             interceptors=[GrpcMetricsInterceptor(self.metrics), self.interceptor],
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
-                     ("grpc.so_reuseport", 0)],
+                     ("grpc.so_reuseport", 0),
+                     # Announced to callers; a caller that never acknowledges SETTINGS is not
+                     # held to them, so the interceptor also refuses oversized metadata.
+                     ("grpc.max_metadata_size", s.max_metadata_bytes),
+                     ("grpc.absolute_max_metadata_size", 2 * s.max_metadata_bytes)],
         )
         registry_servicer = RegistryServicer(registry, ConformanceValidator(
             registry, router, Validation(resolver=guarded)), fill_health(router))
@@ -232,6 +237,9 @@ class Switchboard:
                 s.metrics_host or s.host, s.metrics_port, self.metrics_sock)
         self._tasks.append(asyncio.create_task(self._sweep_sessions(), name="session-sweeper"))
         self._tasks.append(asyncio.create_task(probes.run(), name="probes"))
+        interceptor = self.interceptor
+        self._tasks.append(asyncio.create_task(
+            MemoryTrimmer(lambda: interceptor.refused_oversized).run(), name="memory-trimmer"))
         log.info("serving", address=f"{s.host}:{self.port}", tls=bool(s.tls_cert_file),
                  http_port=self.http_port or None, metrics_port=self.metrics_port or None,
                  tracing=self._tracing is not None,

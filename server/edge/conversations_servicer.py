@@ -22,7 +22,7 @@ from server.edge.convert import (
 )
 from server.engine import Failover, Finished, Reasoning, Route, Text, TurnEvent
 from server.errors import SwitchboardError, Unimplemented, Violations
-from server.registry.service import RegistryService
+from server.registry.service import RegistryService, check_generation
 from server.routing.model import Reason
 from server.sessions import Session, SessionService
 from server.turns import TurnRunner
@@ -97,8 +97,9 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
         if choice is not None and choice.function_name and not any(
                 t.name == choice.function_name for t in tools):
             v.add("tool_choice.function_name", "must name one of the request's tools")
-        v.raise_if_any()
         gen = generation_from_pb(request.generation)
+        check_generation(gen, "generation", v)  # the same bounds as registration and HTTP
+        v.raise_if_any()
         return new, ChatRequest(messages=tuple(new), tools=tools, tool_choice=choice,
                                 generation=gen)
 
