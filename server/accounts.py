@@ -15,9 +15,9 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from server.clock import Clock, SystemClock
 from server.errors import NotFound, Unauthenticated
-from server.registry.service import new_id
-from server.routing.clock import Clock, SystemClock
+from server.ids import new_id
 from server.secret import Secret
 from server.store.base import ApiKeyRecord, Store
 from server.vault import apikeys
@@ -55,8 +55,10 @@ class StoreAuthenticator:
         try:
             key_id = apikeys.parse(api_key)
         except Unauthenticated:
-            raise Unauthenticated("the API key is not a Switchboard key (sb_...)",
-                                  reason="API_KEY_INVALID") from None
+            raise Unauthenticated(
+                "the API key is not valid: use a key from `switchboard admin create-key` "
+                "(sb_...) or one of the server's SWITCHBOARD_API_KEYS",
+                reason="API_KEY_INVALID") from None
         record = await self._store.get_api_key(key_id)
         if record is None or record.revoked or not apikeys.verify(api_key, record.key_hash):
             self._cache.pop(digest, None)
@@ -65,9 +67,6 @@ class StoreAuthenticator:
             self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self._ttl}
         self._cache[digest] = (now, record.account_id)
         return record.account_id
-
-    def forget(self, key_hash: str) -> None:
-        self._cache.pop(key_hash, None)
 
 
 class AccountAdmin:

@@ -31,9 +31,17 @@ from server.errors import SwitchboardError
 from server.registry.codec import resealed, sealed_secrets
 from server.store.base import LlmRecord, Store
 from server.store.open import open_store
+from server.vault.checks import verify_key_material
 from server.vault.envelope import Keyring
 from server.vault.errors import KeyringError, VaultError
-from server.vault.keys import ENV_KEYS, add_key, load_keyring, remove_key
+from server.vault.keys import (
+    ENV_KEY_FILE,
+    ENV_KEYS,
+    add_key,
+    generate_key_file,
+    load_keyring,
+    remove_key,
+)
 from server.vault.redact import KnownSecrets
 from server.vault.sealer import VaultSealer
 
@@ -128,6 +136,7 @@ async def rotate_keys(settings: Settings, *, use_existing: bool = False,
     sealer = VaultSealer(keyring, KnownSecrets())
     store = await open_store(settings.database)
     try:
+        await verify_key_material(store, keyring, settings.database.split("@")[-1])
         changed, failures = await rewrap_all(store, sealer)
         usage = await key_usage(store)
     finally:
@@ -229,9 +238,22 @@ async def _accounts(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def init_key_file(path: str, key_id: str | None) -> str:
+    """``switchboard keys init FILE``: a new key file with one primary key (never overwrites)."""
+    if not path:
+        raise KeyringError("name the key file to create: switchboard keys init FILE")
+    created = generate_key_file(path, key_id=key_id)
+    return (f"created {path} with master key {created} (mode 0600). Back it up: the provider "
+            f"keys stored under it cannot be opened without it. Use it with "
+            f"{ENV_KEY_FILE}={path}")
+
+
 async def run_admin(args: argparse.Namespace) -> int:
     """``switchboard keys ...`` and ``switchboard admin ...``; 0 on success."""
     try:
+        if args.admin == "keys" and args.action == "init":
+            print(init_key_file(args.key_id or "", args.new_key_id))
+            return 0
         settings = load()
         if args.admin == "keys":
             return await _keys(args, settings)

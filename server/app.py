@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
+import os
 import random
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +26,6 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection, reflection_pb2
 from switchboard.v1 import (
     conversations_pb2,
     conversations_pb2_grpc,
@@ -32,24 +34,23 @@ from switchboard.v1 import (
 )
 
 from server.accounts import StoreAuthenticator
+from server.clock import Clock, SystemClock
 from server.config import ConfigError, Settings
 from server.connect import ConnectRoutes
-from server.edge.conversations_servicer import ConversationsServicer, Limits
+from server.edge.conversations_servicer import ConversationsServicer, MessageLimits
 from server.edge.health import fill_health
 from server.edge.interceptor import EdgeInterceptor
+from server.edge.reflection import add_reflection
 from server.edge.registry_servicer import RegistryServicer
+from server.edge.routing_state import routing_reader
 from server.edge.validator import ConformanceValidator
-from server.engine import TurnEngine
 from server.http.app import FrontDoor, FrontDoorConfig
 from server.memory import MemoryTrimmer
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
-from server.observe import fan_out
-from server.probes import ProbeRunner
 from server.providers.transport import Timeouts, UpstreamClient
 from server.registry.codec import sealed_secrets
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.routing.clock import Clock, SystemClock
 from server.routing.config import RouterConfig
 from server.routing.router import Router
 from server.sessions import SessionService
@@ -58,8 +59,12 @@ from server.store.open import open_store
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
 from server.telemetry.scrape import MetricsListener
-from server.turns import TurnRunner
+from server.turns.engine import TurnEngine
+from server.turns.observer import fan_out
+from server.turns.probe_runner import ProbeRunner
+from server.turns.runner import TurnRunner
 from server.validation import Validation
+from server.vault.checks import verify_key_material
 from server.vault.keys import KeyringError
 from server.vault.redact import KnownSecrets
 from server.vault.sealer import VaultSealer
@@ -77,19 +82,38 @@ SERVICES = (
     registry_pb2.DESCRIPTOR.services_by_name["LlmRegistry"].full_name,
     conversations_pb2.DESCRIPTOR.services_by_name["Conversations"].full_name,
 )
-REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+# Their RPCs are wrapped by the EdgeInterceptor, which also reports them to the gRPC metrics.
+EDGE_PREFIXES = tuple(f"/{name}/" for name in SERVICES)
 
 
-def _reflection_v1_handler(servicer: reflection.aio.ReflectionServicer
-                           ) -> grpc.GenericRpcHandler:
-    """Serves reflection v1 with the v1alpha servicer: the two protos are identical on the wire
-    (same messages and field numbers), only the service name differs. grpcurl tries v1 first."""
-    handler = grpc.stream_stream_rpc_method_handler(
-        servicer.ServerReflectionInfo,
-        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
-        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
-    )
-    return grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler})
+def _bind_error(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be bound (asked of the OS, as grpc binds: SO_REUSEADDR), or
+    None. Checked before grpc binds, which would log its own multi-line error first."""
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"cannot resolve {host!r}: {exc.strerror or exc}"
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                return _reason(exc)
+    return None
+
+
+def _reason(exc: OSError) -> str:
+    """The OS's own words for an error ("address already in use"), without asyncio's prefix."""
+    return (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+
+
+def _cannot_listen(address: str, setting: str, why: str) -> ConfigError:
+    return ConfigError(f"cannot listen on {address}: {why}; stop what is using it, or set "
+                       f"{setting} to a free port (0: any free port)")
 
 
 @dataclass
@@ -160,6 +184,7 @@ class Switchboard:
         self.probes = probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
         self.sessions = sessions = SessionService(store, registry, s.default_idle_ttl_s,
                                                   on_active=probes.touch)
+        await sessions.holds.start()  # barge-in interrupts and freed sessions, across replicas
         # Every upstream connection (turns, probes, validation) is checked against the policy.
         guarded = GuardedResolver(policy, self.upstream_resolver)
         pool = 2 * s.max_concurrent_streams  # a streaming turn holds a connection (a hedge: 2)
@@ -168,7 +193,7 @@ class Switchboard:
             resolver=guarded)
         timeouts = Timeouts(s.connect_timeout_s, s.first_token_timeout_s,
                             s.between_chunks_timeout_s, s.turn_timeout_s)
-        engine = TurnEngine(router, client, timeouts, s.max_attempts)
+        engine = TurnEngine(router, client, timeouts)
         probes.bind(registry, client, timeouts)
         if s.otlp_endpoint or self.span_exporter is not None:
             from server.telemetry.tracing import Tracing  # only imported when tracing is on
@@ -183,9 +208,11 @@ class Switchboard:
                              turns_in_flight=lambda: turns.in_flight)
 
         auth = StoreAuthenticator(store, s.api_keys, clock=clock)
-        self.interceptor = EdgeInterceptor(auth, max_metadata_bytes=s.max_metadata_bytes)
+        grpc_metrics = GrpcMetricsInterceptor(self.metrics, timed_by_edge=EDGE_PREFIXES)
+        self.interceptor = EdgeInterceptor(auth, timer=grpc_metrics,
+                                           max_metadata_bytes=s.max_metadata_bytes)
         server = grpc.aio.server(
-            interceptors=[GrpcMetricsInterceptor(self.metrics), self.interceptor],
+            interceptors=[grpc_metrics, self.interceptor],
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
                      ("grpc.so_reuseport", 0),
                      # Announced to callers; a caller that never acknowledges SETTINGS is not
@@ -193,28 +220,33 @@ class Switchboard:
                      ("grpc.max_metadata_size", s.max_metadata_bytes),
                      ("grpc.absolute_max_metadata_size", 2 * s.max_metadata_bytes)],
         )
+        health = fill_health(router)
         registry_servicer = RegistryServicer(registry, ConformanceValidator(
-            registry, router, Validation(resolver=guarded)), fill_health(router))
-        conversations_servicer = ConversationsServicer(registry, sessions, turns, Limits(
+            registry, router, Validation(resolver=guarded)), health,
+            routing_reader(router, health))
+        conversations_servicer = ConversationsServicer(registry, sessions, turns, MessageLimits(
             s.max_message_bytes, s.max_messages))
         registry_pb2_grpc.add_LlmRegistryServicer_to_server(registry_servicer, server)
         conversations_pb2_grpc.add_ConversationsServicer_to_server(conversations_servicer,
                                                                    server)
         self._health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME, REFLECTION_V1)
-        reflection.enable_server_reflection(names, server)
-        refl = reflection.aio.ReflectionServicer(names)
-        server.add_generic_rpc_handlers((_reflection_v1_handler(refl),))
+        add_reflection(server, (*SERVICES,
+                                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         address = f"{s.host}:{s.grpc_port}"
         if s.tls_cert_file:
             key = await asyncio.to_thread(Path(s.tls_key_file).read_bytes)
             cert = await asyncio.to_thread(Path(s.tls_cert_file).read_bytes)
             creds = grpc.ssl_server_credentials([(key, cert)])
-            self.port = server.add_secure_port(address, creds)
-        else:
-            self.port = server.add_insecure_port(address)
+        why = _bind_error(s.host, s.grpc_port)
+        if why is not None:
+            raise _cannot_listen(address, "SWITCHBOARD_GRPC_PORT", why)
+        try:
+            self.port = (server.add_secure_port(address, creds) if s.tls_cert_file
+                         else server.add_insecure_port(address))
+        except RuntimeError:  # grpc says only "Failed to bind to address"
+            raise _cannot_listen(address, "SWITCHBOARD_GRPC_PORT",
+                                 "the address cannot be bound") from None
         await server.start()
         self._server = server
         for name in ("", *SERVICES):
@@ -230,11 +262,22 @@ class Switchboard:
                 s.max_request_bytes, s.max_messages, s.max_message_bytes, s.tls_cert_file,
                 s.tls_key_file, header_timeout_s=s.http_header_timeout_s), self.metrics,
                 surfaces=(connect,))
-            self.http_port = await self._front_door.start(s.host, s.http_port, self.http_sock)
+            try:
+                self.http_port = await self._front_door.start(s.host, s.http_port,
+                                                              self.http_sock)
+            except OSError as exc:
+                await server.stop(0)
+                raise _cannot_listen(f"{s.host}:{s.http_port}", "SWITCHBOARD_HTTP_PORT",
+                                     _reason(exc)) from None
         if s.metrics_port or self.metrics_sock is not None:
             self._metrics_listener = MetricsListener(self.metrics)
-            self.metrics_port = await self._metrics_listener.start(
-                s.metrics_host or s.host, s.metrics_port, self.metrics_sock)
+            try:
+                self.metrics_port = await self._metrics_listener.start(
+                    s.metrics_host or s.host, s.metrics_port, self.metrics_sock)
+            except OSError as exc:
+                await server.stop(0)
+                raise _cannot_listen(f"{s.metrics_host or s.host}:{s.metrics_port}",
+                                     "SWITCHBOARD_METRICS_PORT", _reason(exc)) from None
         self._tasks.append(asyncio.create_task(self._sweep_sessions(), name="session-sweeper"))
         self._tasks.append(asyncio.create_task(probes.run(), name="probes"))
         interceptor = self.interceptor
@@ -255,9 +298,11 @@ class Switchboard:
         self._tasks.clear()
 
     async def _check_key_ids(self, sealer: VaultSealer) -> None:
-        """Fails startup when a stored secret names a master key that is not loaded."""
+        """Fails startup when a stored secret names a master key that is not loaded, or when a
+        loaded key's material is not the one that sealed the stored secrets."""
         assert self.store is not None
         loaded = set(sealer.keyring.key_ids)
+        samples: dict[str, Callable[[], bool]] = {}
         for record in await self.store.all_llms():
             for e in record.body.get("endpoints", ()):
                 for name, sealed in sealed_secrets(e):
@@ -268,6 +313,13 @@ class Switchboard:
                             f"key {key_id!r}, which is not loaded (loaded: "
                             f"{', '.join(sorted(loaded))}); add that key to "
                             "SWITCHBOARD_MASTER_KEYS or the key file")
+                    samples.setdefault(key_id, functools.partial(
+                        sealer.unwraps, sealed, record.account_id, record.id, e["id"], name))
+        try:
+            await verify_key_material(self.store, sealer.keyring,
+                                      self.settings.database.split("@")[-1], samples)
+        except KeyringError as exc:
+            raise ConfigError(str(exc)) from None
 
     async def _sweep_sessions(self) -> None:
         assert self.sessions is not None

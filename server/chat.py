@@ -58,6 +58,9 @@ class Message:
     - assistant: ``parts`` (text), ``tool_calls``, ``reasoning`` (kept for the history, never
       sent back upstream), ``thought_signature`` (opaque signature for the text part, Gemini).
     - tool: ``tool_call_id``, ``name`` (the function), ``parts`` (the result as text).
+
+    In a session history, ``turn_id`` names the turn that added the message and
+    ``interrupted`` marks an assistant answer the caller cut short; adapters ignore both.
     """
 
     role: Role
@@ -67,6 +70,8 @@ class Message:
     name: str = ""
     reasoning: str = ""
     thought_signature: str = ""
+    interrupted: bool = False
+    turn_id: str = ""
 
     @property
     def text(self) -> str:
@@ -149,6 +154,10 @@ class ChatRequest:
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice | None = None
     generation: Generation = field(default_factory=Generation)
+    # The last message is a partial assistant answer for the model to continue (prefill).
+    continues_answer: bool = False
+    # A session's history: may be cut to the oldest messages' expense to fit a window.
+    fit_history: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -105,6 +105,78 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+_MEANING: dict[str, str] = {
+    "host": "gRPC (and HTTP) listen address",
+    "grpc_port": "gRPC port (0: any free port)",
+    "http_port": "OpenAI-compatible front door and /metrics (0: off)",
+    "tls_cert_file": "PEM certificate: serve TLS",
+    "tls_key_file": "PEM private key of tls_cert_file",
+    "grace_period_s": "drain time on SIGTERM/SIGINT",
+    "database": "SQLite path or postgresql:// DSN",
+    "api_keys": "static development caller keys, comma separated (account default)",
+    "master_keys": "vault master keys kid:base64url,... (or master_key_file)",
+    "master_key_file": "vault master key file (TOML, mode 0600; switchboard keys init)",
+    "primary_key_id": "which master key seals new secrets (default: the first)",
+    "connect_timeout_s": "upstream connect timeout",
+    "first_token_timeout_s": "upstream time to first token",
+    "between_chunks_timeout_s": "upstream silence allowed between chunks",
+    "turn_timeout_s": "a whole turn",
+    "max_attempts": "attempts per turn, hedges and retries included",
+    "probes_per_hour": "latency probes per endpoint per hour while a session is active",
+    "max_concurrent_streams": "beyond it: RESOURCE_EXHAUSTED",
+    "max_request_bytes": "largest gRPC request",
+    "max_message_bytes": "largest message in a request",
+    "max_messages": "most messages in a request",
+    "max_upstream_event_bytes": "largest SSE event from an upstream",
+    "max_output_tokens": "server-wide output token cap (0: none)",
+    "default_idle_ttl_s": "session idle time to live",
+    "allow_http_upstreams": "allow http:// upstream URLs",
+    "upstream_allow_hosts": "upstream host names admitted past the SSRF guard",
+    "upstream_allow_cidrs": "upstream networks admitted past the SSRF guard",
+    "log_level": "debug | info | warning | error",
+    "log_format": "auto (JSON when not a TTY) | json | console",
+    "otlp_endpoint": "OpenTelemetry traces, OTLP/HTTP (empty: off)",
+}
+
+
+def settings_help() -> str:
+    """One line per setting: its environment name, default and meaning."""
+    lines = []
+    for f in fields(Settings):
+        default = getattr(Settings(), f.name)
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        shown = "" if f.name == "master_keys" else str(default)
+        lines.append(f"  {ENV_PREFIX + f.name.upper():<42} {shown or '-':<20} "
+                     f"{_MEANING.get(f.name, '')}")
+    return "\n".join(lines)
+
+
+# SWITCHBOARD_* variables that are not server settings: the CLI's and clients' own, the file
+# name of the settings, and the test harness's.
+NOT_SETTINGS = frozenset({
+    "CONFIG", "API_KEY", "TARGET", "LLM_ID", "UPSTREAM_URL", "GRPCURL", "EXPECT_REASONING",
+    "EXPECT_TEXT", "TEST_POSTGRES_DSN", "GO_WORK", "GOCODE",
+})
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(variable, closest setting variable or "") for each SWITCHBOARD_* variable that is not
+    a setting: a misspelled one would otherwise be ignored without a word."""
+    import difflib
+
+    env = os.environ if environ is None else environ
+    names = [ENV_PREFIX + f.name.upper() for f in fields(Settings)]
+    found = []
+    for variable in sorted(env):
+        rest = variable.removeprefix(ENV_PREFIX)
+        if rest == variable or variable in names or rest in NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(variable, names, n=1, cutoff=0.75)
+        found.append((variable, close[0] if close else ""))
+    return found
+
+
 def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Builds settings from the TOML file (if any), the environment, then ``overrides``."""
     env = os.environ if environ is None else environ

@@ -2,12 +2,17 @@
 
 It starts two simulated upstreams speaking the OpenAI wire format (a fast "eu-west" one and a
 slower "us-east" one), a Switchboard server with a fresh SQLite file and a development master
-key, registers one LLM with both endpoints, and streams three turns of a session:
+key, registers one LLM with both endpoints, and runs six turns of a session, every one of them
+reported:
 
-1. a normal turn: routed to the fastest endpoint, reasoning printed apart from the text;
-2. the fast endpoint breaks mid-answer: Switchboard restarts the answer on the other endpoint
-   and tells the client which text to discard (a ``failover`` event);
-3. the fast endpoint is healthy again and the conversation goes on with its history.
+1. a normal turn, streamed: routed to the fastest endpoint, reasoning printed apart from the
+   text;
+2. to 4. three warm-up turns, one line each, so that the router has measured both endpoints;
+5. streamed: the fast endpoint breaks mid-answer, Switchboard restarts the answer on the other
+   endpoint and tells the client which text to discard (a ``failover`` event);
+6. streamed: the fast endpoint is healthy again and the conversation goes on with its history.
+
+Its key and database live in a temporary directory that is removed when the demo ends.
 """
 
 from __future__ import annotations
@@ -39,11 +44,16 @@ def say(text: str) -> None:
 
 
 async def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="switchboard-demo-"))
+    with tempfile.TemporaryDirectory(prefix="switchboard-demo-") as work:
+        return await run(Path(work))
+
+
+async def run(work: Path) -> int:
     key_file = work / "master-keys.toml"
     generate_key_file(key_file)
-    print(f"created a local development master key in {key_file} (mode 0600); real deployments "
-          "bring their own keys (see README, Security)")
+    print(f"created a throwaway development master key in {key_file} (mode 0600; the directory "
+          "is removed when the demo ends); real deployments bring their own keys (see README, "
+          "Security)")
     logs.configure("warning", "console")
     answer = ("Switchboard routes every turn to the fastest endpoint it has measured, "
               "and restarts an answer elsewhere when an endpoint fails.")
@@ -73,15 +83,22 @@ def converse(port: int, eu: Simulator, us: Simulator) -> None:
                          api_key="sk-demo-eu", label="eu-west"),
             lpb.Endpoint(api_spec=lpb.API_SPEC_OPENAI, base_url=us.base_url, model="demo-model",
                          api_key="sk-demo-us", label="us-east"),
-        ]), skip_validation=True)
+        ]), skip_validation=True).llm
         keys = ", ".join(f"{e.label}: key {e.api_key_hint}" for e in llm.endpoints)
         say(f"registered LLM {llm.id} with 2 endpoints ({keys})")
         session = sb.create_session(llm.id, system_prompt="You are a concise voice assistant.")
         say("turn 1: routed to the fastest endpoint; reasoning shown apart from the answer")
         stream_turn(sb, "How does Switchboard pick an endpoint?", session_id=session.id)
-        for _ in range(3):  # warm the latency picture of both endpoints
-            sb.reply("Again, briefly.", session_id=session.id)
-        say("turn 2: the eu-west endpoint cuts its stream after 5 chunks")
+        say("turns 2-4: warm-up, so that the router has measured both endpoints (one line each)")
+        labels = {e.id: e.label for e in llm.endpoints}
+        for turn in range(2, 5):
+            warm = sb.reply("Again, briefly.", session_id=session.id)
+            done = warm.finished
+            assert done is not None
+            print(f"turn {turn}: answered by {labels.get(done.endpoint_id, done.endpoint_id)} "
+                  f"in {done.attempts} attempt(s), time to first token "
+                  f"{done.time_to_first_token.ToMilliseconds()} ms")
+        say("turn 5: the eu-west endpoint cuts its stream after 5 chunks")
         eu.behavior = dataclasses.replace(eu.behavior,
                                           fault=Fault(FaultKind.CUT_AFTER, chunk=5),
                                           fault_times=1)
@@ -90,10 +107,11 @@ def converse(port: int, eu: Simulator, us: Simulator) -> None:
         print(f"assembled answer after failover ({time.monotonic() - started:.2f}s): "
               f"{reply.text!r}")
         assert reply.complete and reply.failovers, "the demo expected a failover"
-        say("turn 3: eu-west is healthy again")
+        say("turn 6: eu-west is healthy again")
         stream_turn(sb, "Thanks!", session_id=session.id)
         history = sb.get_session(session.id)
-        say(f"session {session.id} holds {len(history.messages)} messages; done")
+        say(f"session {session.id} holds {len(history.messages)} messages from "
+            f"{history.turn_count} turns (a question and an answer each); done")
 
 
 if __name__ == "__main__":

@@ -68,10 +68,6 @@ class NotFound(SwitchboardError):
     reason = "NOT_FOUND"
 
 
-class AlreadyExists(SwitchboardError):
-    code = "ALREADY_EXISTS"
-    reason = "ALREADY_EXISTS"
-
 
 class Aborted(SwitchboardError):
     """Optimistic concurrency failure (etag mismatch)."""
@@ -90,10 +86,6 @@ class Unauthenticated(SwitchboardError):
     reason = "UNAUTHENTICATED"
 
 
-class PermissionDenied(SwitchboardError):
-    code = "PERMISSION_DENIED"
-    reason = "PERMISSION_DENIED"
-
 
 class ResourceExhausted(SwitchboardError):
     code = "RESOURCE_EXHAUSTED"
@@ -109,10 +101,6 @@ class DeadlineExceeded(SwitchboardError):
     code = "DEADLINE_EXCEEDED"
     reason = "DEADLINE_EXCEEDED"
 
-
-class Unimplemented(SwitchboardError):
-    code = "UNIMPLEMENTED"
-    reason = "NOT_IMPLEMENTED"
 
 
 class Internal(SwitchboardError):

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
+import structlog
 import uvloop
 
 from server import logs
 from server.app import serve
-from server.config import ConfigError, load
+from server.config import ConfigError, load, unknown_variables
 from server.vault.redact import KnownSecrets, Redactor
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main() -> int:
     try:
         settings = load()
     except ConfigError as exc:
@@ -21,6 +21,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     known = KnownSecrets()  # the server registers every key it opens; the redactor masks them
     logs.configure(settings.log_level, settings.log_format, Redactor(known))
+    for variable, closest in unknown_variables():
+        structlog.get_logger("switchboard.config").warning(
+            f"{variable} is not a setting and is ignored"
+            + (f"; did you mean {closest}?" if closest else "; `switchboard serve --help` "
+               "lists the settings"), variable=variable, closest=closest or None)
     try:
         return uvloop.run(serve(settings, known))
     except ConfigError as exc:
@@ -29,4 +34,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,23 +1,57 @@
 """Sessions: server-kept conversation history on an LLM, with an idle time to live.
 
 A session's history is stored (so a session continues on another replica sharing the
-database) and appended atomically when a turn completes. Expired sessions read as NOT_FOUND
-and are swept in the background.
+database). One turn at a time runs on a session (``SessionHolds``); a turn's messages are
+written when it ends, compare-and-set on the version its claim produced, so none is lost:
+
+- finished: the new messages and the answer;
+- cut short by the caller (cancelled, deadline, a newer turn barging in): the new messages
+  and, when text was streamed, an assistant message with that text marked ``interrupted``;
+- failed: nothing (the caller retries the turn).
+
+``truncate_turn`` keeps only what the user heard of the last turn's answer. Expired sessions
+read as NOT_FOUND and are swept in the background.
+
+Each replica keeps the sessions its turns used (``SessionCache``), so a turn's upstream
+request does not wait for the store: a turn on a cached session starts from the cached copy
+while its claim runs; the claim's version says whether the copy is current (the claim bumps
+the version by one; any other write in between leaves it further on). ``confirm`` awaits the
+claim before the turn's first output; a stale copy is replaced by the stored session and the
+turn starts again from it, before anything was sent. A turn's history write keeps the copy in
+step. Barge-in turns read the store first (their claim can wait for another turn).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import Callable
-from dataclasses import dataclass
+import contextlib
+import dataclasses
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from server.chat import Generation, ImagePart, Message, Part, Role, TextPart, ToolCall
-from server.errors import NotFound, Violations
+from server.errors import (
+    Aborted,
+    DeadlineExceeded,
+    FailedPrecondition,
+    NotFound,
+    SwitchboardError,
+    Violations,
+)
+from server.ids import new_id
 from server.registry.codec import generation_from_dict, generation_to_dict
-from server.registry.service import RegistryService, check_generation, new_id
+from server.registry.service import RegistryService, check_generation
+from server.session_holds import SessionHolds, session_busy
 from server.store.base import SessionRecord, Store
+
+log = structlog.get_logger("switchboard.sessions")
 
 MAX_IDLE_TTL_S = 86400.0
 
@@ -35,6 +69,79 @@ class Session:
     turn_count: int
     messages: tuple[Message, ...]
     version: int
+    running_turn_id: str = ""
+    running_until: datetime | None = None
+
+    def running(self, now: datetime) -> str:
+        """The id of the turn in flight, "" when none (or its hold lapsed)."""
+        if self.running_turn_id and self.running_until is not None and self.running_until >= now:
+            return self.running_turn_id
+        return ""
+
+    def history(self) -> list[Message]:
+        """What a turn sends before its new messages: the system prompt, then the messages."""
+        out: list[Message] = []
+        if self.system_prompt:
+            out.append(Message(Role.SYSTEM, (TextPart(self.system_prompt),)))
+        out.extend(self.messages)
+        return out
+
+
+def _is_cut_short(exc: BaseException) -> bool:
+    """Whether a turn ended because its caller went away, its deadline passed or a newer turn
+    barged in (as opposed to failing)."""
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit, ConnectionError)):
+        return True
+    if isinstance(exc, DeadlineExceeded):
+        return True
+    return isinstance(exc, SwitchboardError) and exc.reason == "TURN_INTERRUPTED"
+
+
+@dataclass(slots=True)
+class SessionTurn:
+    """One turn of a session, from its claim to its history write: it watches what the turn
+    streams, so that however the turn ends, the history records what happened."""
+
+    session: Session  # as read after the claim: its history is what this turn builds on
+    turn_id: str
+    version: int  # the session version the claim produced (-1 while the claim is pending)
+    new_messages: list[Message]
+    claim: asyncio.Future[int] | None = None  # pending: started with a cached session
+    text_id: str = ""  # the text message being streamed
+    text: list[str] = field(default_factory=list)
+    written: bool = False
+    _stop: Callable[[], None] | None = None
+    _stop_requested: bool = False
+
+    def on_stop(self, stop: Callable[[], None]) -> None:
+        """What stops the running turn when a newer turn barges in (called at once when one
+        already did)."""
+        self._stop = stop
+        if self._stop_requested:
+            stop()
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        if self._stop is not None:
+            self._stop()
+
+    def streamed(self, message_id: str, delta: str) -> None:
+        if message_id != self.text_id:  # a restarted answer replaces the text so far
+            self.text_id, self.text = message_id, []
+        self.text.append(delta)
+
+    def restarted(self) -> None:
+        self.text_id, self.text = "", []
+
+    def messages(self, answer: Message | None) -> list[Message]:
+        """The turn's messages for the history: the new ones tagged with the turn, then the
+        answer (None: the turn was cut short; the text streamed so far, if any)."""
+        out = [dataclasses.replace(m, turn_id=self.turn_id) for m in self.new_messages]
+        if answer is None and self.text:
+            answer = Message(Role.ASSISTANT, (TextPart("".join(self.text)),), interrupted=True)
+        if answer is not None:
+            out.append(dataclasses.replace(answer, turn_id=self.turn_id))
+        return out
 
 
 def message_to_dict(m: Message) -> dict[str, Any]:
@@ -52,7 +159,8 @@ def message_to_dict(m: Message) -> dict[str, Any]:
              "thought_signature": c.thought_signature}
             for c in m.tool_calls
         ]
-    for key in ("tool_call_id", "name", "reasoning", "thought_signature"):
+    for key in ("tool_call_id", "name", "reasoning", "thought_signature", "interrupted",
+                "turn_id"):
         if getattr(m, key):
             out[key] = getattr(m, key)
     return out
@@ -78,6 +186,8 @@ def message_from_dict(d: dict[str, Any]) -> Message:
         name=d.get("name", ""),
         reasoning=d.get("reasoning", ""),
         thought_signature=d.get("thought_signature", ""),
+        interrupted=bool(d.get("interrupted", False)),
+        turn_id=d.get("turn_id", ""),
     )
 
 
@@ -87,7 +197,81 @@ def _from_record(r: SessionRecord) -> Session:
         generation=generation_from_dict(r.generation), idle_ttl_s=r.idle_ttl_s,
         create_time=r.create_time, expire_time=r.expire_time, turn_count=r.turn_count,
         messages=tuple(message_from_dict(m) for m in r.messages), version=r.version,
+        running_turn_id=r.running_turn_id, running_until=r.running_until,
     )
+
+
+def _to_record(s: Session) -> SessionRecord:
+    return SessionRecord(
+        id=s.id, account_id=s.account_id, llm_id=s.llm_id, system_prompt=s.system_prompt,
+        generation=generation_to_dict(s.generation), idle_ttl_s=s.idle_ttl_s,
+        create_time=s.create_time, expire_time=s.expire_time, turn_count=s.turn_count,
+        messages=[message_to_dict(m) for m in s.messages], version=s.version,
+    )
+
+
+def truncated(messages: tuple[Message, ...], turn_id: str, heard_chars: int
+              ) -> tuple[Message, ...]:
+    """The history with turn ``turn_id``'s answer cut to the first ``heard_chars`` characters
+    (its tool calls dropped unless the whole text was heard; an answer left empty removed).
+    NOT_FOUND for a turn not in the history, FAILED_PRECONDITION for one that is not last."""
+    mine = [i for i, m in enumerate(messages) if m.turn_id == turn_id]
+    if not mine:
+        raise NotFound(f"turn {turn_id!r} is not in this session's history",
+                       reason="TURN_NOT_FOUND", resource_type="turn", resource_name=turn_id)
+    if any(m.turn_id != turn_id for m in messages[mine[0]:]):
+        raise FailedPrecondition(f"turn {turn_id!r} is not the session's last turn; only the "
+                                 "last turn's answer can be truncated", reason="TURN_NOT_LAST")
+    answers = [i for i in mine if messages[i].role is Role.ASSISTANT]
+    if not answers:
+        return messages  # cancelled before any text: nothing was heard
+    i = answers[-1]
+    answer = messages[i]
+    text = answer.text
+    if heard_chars >= len(text):
+        return messages  # all of it was heard (or it was truncated already): unchanged
+    kept = text[:heard_chars]
+    if not kept:
+        return messages[:i] + messages[i + 1:]
+    cut = dataclasses.replace(answer, parts=(TextPart(kept),), tool_calls=(), interrupted=True)
+    return (*messages[:i], cut, *messages[i + 1:])
+
+
+class SessionCache:
+    """The sessions this replica's turns used last, newest last, at most ``size`` of them.
+
+    An entry is the session as this replica last read or wrote it, at that version; a turn
+    never trusts it without its claim's version (``SessionService.confirm``)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str], Session] = OrderedDict()
+
+    def get(self, account_id: str, session_id: str) -> Session | None:
+        key = (account_id, session_id)
+        session = self._entries.get(key)
+        if session is None:
+            return None
+        if session.expire_time < datetime.now(UTC):
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return session
+
+    def put(self, session: Session) -> None:
+        if self._size <= 0:
+            return
+        key = (session.account_id, session.id)
+        self._entries[key] = session
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def drop(self, account_id: str, session_id: str) -> None:
+        self._entries.pop((account_id, session_id), None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class SessionService:
@@ -97,8 +281,12 @@ class SessionService:
         registry: RegistryService,
         default_idle_ttl_s: float,
         on_active: Callable[[str, str, float], None] | None = None,
+        cache_size: int = 10_000,
     ) -> None:
         self._store = store
+        self.holds = SessionHolds(store)
+        self.cache = SessionCache(cache_size)
+        self._writes: set[asyncio.Task[None]] = set()  # history writes that outlive a cancel
         self._registry = registry
         self._default_ttl = default_idle_ttl_s
         self._on_active = on_active  # (account id, llm id, seconds the LLM stays active)
@@ -128,7 +316,9 @@ class SessionService:
         )
         await self._store.create_session(record)
         self._active(account_id, llm_id, ttl)
-        return _from_record(record)
+        session = _from_record(record)
+        self.cache.put(session)
+        return session
 
     async def get(self, account_id: str, session_id: str) -> Session:
         record = await self._store.get_session(account_id, session_id) if session_id else None
@@ -139,19 +329,208 @@ class SessionService:
         return _from_record(record)
 
     async def end(self, account_id: str, session_id: str) -> None:
+        self.cache.drop(account_id, session_id)
         if not await self._store.delete_session(account_id, session_id):
             raise NotFound(f"session {session_id!r} not found", reason="SESSION_NOT_FOUND",
                            resource_type="session", resource_name=session_id)
 
-    def turn_started(self, session: Session) -> None:
-        self._active(session.account_id, session.llm_id, session.idle_ttl_s)
+    @asynccontextmanager
+    async def turn(self, account_id: str, session_id: str, turn_id: str,
+                   new_messages: list[Message], *, barge_in: bool, hold_s: float
+                   ) -> AsyncIterator[SessionTurn]:
+        """Claims the session for one turn (SESSION_BUSY, or with ``barge_in`` interrupts the
+        running turn first) and writes the turn's history however the block ends.
 
-    async def save_turn(self, session: Session, new_messages: list[Message]) -> None:
-        """Appends a completed turn's messages and extends the idle TTL."""
-        expire = datetime.now(UTC) + timedelta(seconds=session.idle_ttl_s)
-        await self._store.save_turn(
-            session.id, -1, [message_to_dict(m) for m in new_messages], expire
-        )
+        A session in this replica's cache is handed out at once with its claim still running:
+        ``await confirm(turn)`` before the turn's first output."""
+        cached = None if barge_in else self.cache.get(account_id, session_id)
+        handle: SessionTurn | None = None
+        if cached is not None:
+            claim = asyncio.ensure_future(
+                self.holds.claim(session_id, turn_id, barge_in=False, hold_s=hold_s))
+            handle = SessionTurn(cached, turn_id, -1, new_messages, claim=claim)
+        else:
+            await self.get(account_id, session_id)  # NOT_FOUND for unknown, foreign or expired
+            version = await self.holds.claim(session_id, turn_id, barge_in=barge_in,
+                                             hold_s=hold_s)
+        try:
+            if handle is None:
+                handle = SessionTurn(await self.get(account_id, session_id), turn_id, version,
+                                     new_messages)
+                self.cache.put(handle.session)
+            self._active(account_id, handle.session.llm_id, handle.session.idle_ttl_s)
+            with self.holds.running(turn_id, handle.stop):
+                yield handle
+        except BaseException as exc:
+            claimed = await self._claimed(handle) if handle is not None else version
+            if claimed is not None and (handle is None or not handle.written):
+                keep = handle.messages(None) if handle is not None and _is_cut_short(exc) else []
+                await self._end_shielded(handle.session if handle else None, session_id,
+                                         turn_id, claimed, keep)
+            raise
+        if not handle.written:
+            await self.confirm(handle)
+            await self._end_shielded(handle.session, session_id, turn_id, handle.version, [])
+
+    async def confirm(self, turn: SessionTurn) -> bool:
+        """Waits for the turn's claim (raises SESSION_BUSY / NOT_FOUND as the claim does);
+        False when the cached session it started from was stale: ``turn.session`` is then the
+        stored one, which the turn must start again from."""
+        if turn.claim is None:
+            return True
+        claim, turn.claim = turn.claim, None
+        turn.version = await claim
+        if turn.version == turn.session.version + 1:  # nothing else wrote since our copy
+            return True
+        session = turn.session
+        try:
+            turn.session = await self.get(session.account_id, session.id)
+        except NotFound:
+            self.cache.drop(session.account_id, session.id)
+            raise
+        self.cache.put(turn.session)
+        return False
+
+    async def _claimed(self, turn: SessionTurn) -> int | None:
+        """The version the turn's claim produced, waiting for a pending claim; None if the
+        claim failed. Cancelled while it is pending: the hold it may take is freed behind."""
+        claim, turn.claim = turn.claim, None
+        if claim is not None:
+            try:
+                turn.version = await asyncio.shield(claim)
+            except asyncio.CancelledError:
+                self._release_when_claimed(claim, turn)
+                raise
+            except Exception:
+                return None
+        return turn.version if turn.version >= 0 else None
+
+    def _release_when_claimed(self, claim: asyncio.Future[int], turn: SessionTurn) -> None:
+        async def release() -> None:
+            with contextlib.suppress(Exception):
+                version = await claim
+                await self._end(None, turn.session.id, turn.turn_id, version, [])
+
+        task = asyncio.ensure_future(release())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def finish_turn(self, turn: SessionTurn, answer: Message) -> None:
+        """Writes a finished turn: its new messages and the answer."""
+        await self.confirm(turn)
+        turn.written = True
+        await self._end_shielded(turn.session, turn.session.id, turn.turn_id, turn.version,
+                                 turn.messages(answer))
+
+    async def _end_shielded(self, session: Session | None, session_id: str, turn_id: str,
+                            version: int, messages: list[Message]) -> None:
+        """The history write runs to the end even when the caller's task is cancelled again."""
+        task = asyncio.ensure_future(self._end(session, session_id, turn_id, version, messages))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        await asyncio.shield(task)
+
+    async def _end(self, session: Session | None, session_id: str, turn_id: str, version: int,
+                   messages: list[Message]) -> None:
+        ttl_s = session.idle_ttl_s if session is not None else 0.0
+        expire = datetime.now(UTC) + timedelta(seconds=ttl_s or self._default_ttl)
+        try:
+            ok = await self._store.end_turn(session_id, turn_id, version,
+                                            [message_to_dict(m) for m in messages], expire)
+            if session is not None:
+                self._cache_ended(session, version, messages, expire, ok)
+            if not ok:  # its hold lapsed and another turn took the session (or it was ended)
+                log.warning("session turn not recorded: the session moved on", turn_id=turn_id,
+                            session_id=session_id)
+        finally:
+            await self.holds.freed(session_id)
+
+    def _cache_ended(self, session: Session, version: int, messages: list[Message],
+                     expire: datetime, ok: bool) -> None:
+        """The cached copy after the turn's write: the session the turn started from plus its
+        messages, at the version ``end_turn`` produced (one past the claim's)."""
+        if not ok or version - session.version not in (0, 1):  # 1: a cached copy, confirmed
+            self.cache.drop(session.account_id, session.id)
+            return
+        self.cache.put(dataclasses.replace(
+            session, messages=(*session.messages, *messages), version=version + 1,
+            turn_count=session.turn_count + (1 if messages else 0), expire_time=expire,
+            running_turn_id="", running_until=None))
+
+    async def _read_hold(self, account_id: str, session_id: str, turn_id: str
+                         ) -> datetime | None:
+        session = await self.get(account_id, session_id)
+        return session.running_until if session.running(datetime.now(UTC)) == turn_id else None
+
+    async def _settled(self, account_id: str, session_id: str, turn_id: str = "") -> Session:
+        """The session once ``turn_id`` (if it is the running turn) has written its history;
+        SESSION_BUSY when another turn is running."""
+        session = await self.get(account_id, session_id)
+        running = session.running(datetime.now(UTC))
+        if running and running == turn_id:  # cancelled a moment ago: its write is on its way
+            await self.holds.wait_ended(
+                session_id, lambda: self._read_hold(account_id, session_id, turn_id))
+            session = await self.get(account_id, session_id)
+            running = session.running(datetime.now(UTC))
+        if running:
+            raise session_busy(session_id, running)
+        return session
+
+    async def truncate_turn(self, account_id: str, session_id: str, turn_id: str,
+                            heard_chars: int) -> Session:
+        v = Violations()
+        if not session_id:
+            v.add("session_id", "is required")
+        if not turn_id:
+            v.add("turn_id", "is required")
+        if heard_chars < 0:
+            v.add("heard_text_chars", "must be at least 0")
+        v.raise_if_any()
+        session = await self._settled(account_id, session_id, turn_id)
+        messages = truncated(session.messages, turn_id, heard_chars)
+        if messages == session.messages:
+            return session
+        return await self._replace(dataclasses.replace(session, messages=messages))
+
+    async def update(self, account_id: str, session_id: str, fields: set[str],
+                     system_prompt: str, generation: Generation, idle_ttl_s: float | None,
+                     messages: tuple[Message, ...]) -> Session:
+        """Replaces the named fields (``system_prompt``, ``generation``, ``idle_ttl``,
+        ``messages``); SESSION_BUSY while a turn runs."""
+        v = Violations()
+        if not session_id:
+            v.add("session_id", "is required")
+        unknown = fields - {"system_prompt", "generation", "idle_ttl", "messages"}
+        if not fields or unknown:
+            v.add("update_mask", "name at least one of system_prompt, generation, idle_ttl, "
+                  f"messages{f'; not {sorted(unknown)}' if unknown else ''}")
+        if "idle_ttl" in fields and (idle_ttl_s is None or not 0 < idle_ttl_s <= MAX_IDLE_TTL_S):
+            v.add("session.idle_ttl", "must be more than 0 and at most 24 hours")
+        if "\x00" in system_prompt:
+            v.add("session.system_prompt", "must not contain NUL (U+0000) characters")
+        check_generation(generation, "session.generation", v)
+        v.raise_if_any()
+        session = await self._settled(account_id, session_id)
+        changes: dict[str, Any] = {}
+        if "system_prompt" in fields:
+            changes["system_prompt"] = system_prompt
+        if "generation" in fields:
+            changes["generation"] = generation
+        if "idle_ttl" in fields and idle_ttl_s is not None:
+            changes["idle_ttl_s"] = idle_ttl_s
+            changes["expire_time"] = datetime.now(UTC) + timedelta(seconds=idle_ttl_s)
+        if "messages" in fields:
+            changes["messages"] = messages
+        return await self._replace(dataclasses.replace(session, **changes))
+
+    async def _replace(self, session: Session) -> Session:
+        self.cache.drop(session.account_id, session.id)
+        if not await self._store.replace_session(_to_record(session), session.version):
+            raise Aborted(f"session {session.id!r} changed while it was being updated; read it "
+                          "again and retry", reason="SESSION_CHANGED",
+                          resource_type="session", resource_name=session.id)
+        return await self.get(session.account_id, session.id)
 
     async def sweep(self) -> int:
         return await self._store.delete_expired_sessions(datetime.now(UTC))
+

@@ -120,3 +120,15 @@ def reason_and_retry(exc: grpc.aio.AioRpcError) -> tuple[str, float | None]:
             d.Unpack(retry)
             delay = retry.retry_delay.ToNanoseconds() / 1e9
     return reason, delay
+
+
+def error_info(exc: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo detail of a failed call."""
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    assert status is not None, f"no rich status: {exc.code()} {exc.details()}"
+    for d in status.details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+            return info
+    raise AssertionError(f"no ErrorInfo in {exc.code()} {exc.details()}")

@@ -9,7 +9,7 @@ from grpc.aio import ServicerContext
 from switchboard.v1 import conversations_pb2 as cpb
 from switchboard.v1 import conversations_pb2_grpc
 
-from server.chat import ChatRequest, Message, Role, TextPart, ToolCallDelta, Usage
+from server.chat import ChatRequest, Message, ToolCallDelta, Usage
 from server.edge import context as rpc
 from server.edge.convert import (
     FINISH_TO_PB,
@@ -20,12 +20,20 @@ from server.edge.convert import (
     tool_choice_from_pb,
     tools_from_pb,
 )
-from server.engine import Failover, Finished, Reasoning, Route, Text, TurnEvent
-from server.errors import SwitchboardError, Unimplemented, Violations
+from server.errors import SwitchboardError, Violations
+from server.registry.llm import Llm
 from server.registry.service import RegistryService, check_generation
-from server.routing.model import Reason
-from server.sessions import Session, SessionService
-from server.turns import TurnRunner
+from server.routing.plan import Reason
+from server.sessions import SessionService, SessionTurn
+from server.turns.engine import (
+    AnswerReasoning,
+    AnswerText,
+    Failover,
+    Route,
+    TurnEvent,
+    TurnFinished,
+)
+from server.turns.runner import TurnRunner, new_turn_id
 
 _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
     Reason.FASTEST: cpb.ROUTE_REASON_FASTEST,
@@ -34,21 +42,31 @@ _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
     Reason.ONLY_AVAILABLE: cpb.ROUTE_REASON_ONLY_AVAILABLE,
     Reason.HALF_OPEN_TRIAL: cpb.ROUTE_REASON_HALF_OPEN_TRIAL,
     Reason.LARGER_CONTEXT_WINDOW: cpb.ROUTE_REASON_LARGER_CONTEXT_WINDOW,
-    Reason.RETRY: cpb.ROUTE_REASON_FAILOVER,
+    Reason.RETRY: cpb.ROUTE_REASON_RETRY,
     "failover": cpb.ROUTE_REASON_FAILOVER,
     "hedge": cpb.ROUTE_REASON_HEDGE,
 }
 
 
+DEFAULT_HOLD_S = 300.0  # how long a session turn holds its session without any time limit
+
+
+@dataclass(slots=True)
+class _Stale:
+    """Set when a session turn found its cached session out of date, before any output."""
+
+    found: bool = False
+
+
 @dataclass(frozen=True, slots=True)
-class Limits:
+class MessageLimits:
     max_message_bytes: int
     max_messages: int
 
 
 class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
     def __init__(self, registry: RegistryService, sessions: SessionService,
-                 turns: TurnRunner, limits: Limits) -> None:
+                 turns: TurnRunner, limits: MessageLimits) -> None:
         self._registry = registry
         self._sessions = sessions
         self._turns = turns  # the concurrency limit, output cap and deadline live there
@@ -75,11 +93,22 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
 
     async def UpdateSession(self, request: cpb.UpdateSessionRequest, context: ServicerContext
                             ) -> cpb.UpdateSessionResponse:
-        raise Unimplemented("UpdateSession is not implemented on this server yet")
+        v = Violations()
+        body = request.session
+        messages = messages_from_pb(body.messages, "session.messages", v,
+                                    self._limits.max_message_bytes, history=True)
+        v.raise_if_any()
+        ttl = body.idle_ttl.ToTimedelta().total_seconds() if body.HasField("idle_ttl") else None
+        session = await self._sessions.update(
+            rpc.call().account_id, request.session_id, set(request.update_mask.paths),
+            body.system_prompt, generation_from_pb(body.generation), ttl, tuple(messages))
+        return cpb.UpdateSessionResponse(session=session_to_pb(session))
 
     async def TruncateTurn(self, request: cpb.TruncateTurnRequest, context: ServicerContext
                            ) -> cpb.TruncateTurnResponse:
-        raise Unimplemented("TruncateTurn is not implemented on this server yet")
+        session = await self._sessions.truncate_turn(
+            rpc.call().account_id, request.session_id, request.turn_id, request.heard_text_chars)
+        return cpb.TruncateTurnResponse(session=session_to_pb(session))
 
     def _check(self, request: cpb.ConverseRequest) -> tuple[list[Message], ChatRequest]:
         v = Violations()
@@ -107,54 +136,85 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
                        ) -> AsyncIterator[cpb.ConverseResponse]:
         call = rpc.call()
         new, chat = self._check(request)
-        session: Session | None = None
-        if request.session_id:
-            session = await self._sessions.get(call.account_id, request.session_id)
-            llm = await self._registry.resolve(call.account_id, session.llm_id)
-            history: list[Message] = []
-            if session.system_prompt:
-                history.append(Message(Role.SYSTEM, (TextPart(session.system_prompt),)))
-            history.extend(session.messages)
-            history.extend(new)
-            chat = ChatRequest(tuple(history), chat.tools, chat.tool_choice,
-                               self._turns.generation(chat.generation, session.generation,
-                                                      llm.generation))
-            self._sessions.turn_started(session)
-        else:
+        if not request.session_id:
             llm = await self._registry.resolve(call.account_id, request.llm_id)
             chat = ChatRequest(chat.messages, chat.tools, chat.tool_choice,
                                self._turns.generation(chat.generation, llm.generation))
+            async for out in self._run(llm, chat, None, new_turn_id(), context):
+                yield out
+            return
+        turn_id = new_turn_id()
+        hold_s = self._turns.time_limit_s(context.time_remaining()) or DEFAULT_HOLD_S
+        async with self._sessions.turn(call.account_id, request.session_id, turn_id, new,
+                                       barge_in=request.barge_in, hold_s=hold_s) as held:
+            llm = await self._registry.resolve(call.account_id, held.session.llm_id)
+            while True:
+                # held.session: read after the claim (a barged-in turn's answer is in it), or
+                # this replica's cached copy while the claim runs (confirmed before output).
+                s = held.session
+                turn_chat = ChatRequest((*s.history(), *new), chat.tools, chat.tool_choice,
+                                        self._turns.generation(chat.generation, s.generation,
+                                                               llm.generation),
+                                        fit_history=True)
+                stale = _Stale()
+                async for out in self._run(llm, turn_chat, held, turn_id, context, stale):
+                    yield out
+                if not stale.found:
+                    return
+
+    async def _run(self, llm: Llm, chat: ChatRequest, held: SessionTurn | None, turn_id: str,
+                   context: ServicerContext, stale: _Stale | None = None
+                   ) -> AsyncIterator[cpb.ConverseResponse]:
+        """One turn. A session turn sends nothing before its claim is confirmed; a cached
+        session found stale ends the turn at once (its upstream request is closed) with
+        ``stale.found`` set, for the caller to start it again from ``held.session``."""
+        call = rpc.call()
         call.summary["llm_id"] = llm.id
-        async with self._turns.turn(llm, chat, edge="grpc",
-                                    deadline_s=context.time_remaining()) as turn:
+        async with self._turns.turn(llm, chat, edge="grpc", deadline_s=context.time_remaining(),
+                                    turn_id=turn_id) as turn:
+            if held is not None:
+                held.on_stop(turn.interrupt)
             call.summary["turn_id"] = turn.id
             started = cpb.ConverseResponse(started=cpb.TurnStarted(
-                turn_id=turn.id, session_id=request.session_id, llm_id=llm.id))
+                turn_id=turn.id, session_id=held.session.id if held else "", llm_id=llm.id))
             # The engine's first event (a route) sends the upstream request: take it before
             # writing `started`, so the upstream's time to first token runs meanwhile.
             try:
                 first = await anext(turn.events, None)
             except SwitchboardError:
+                if held is not None:
+                    await self._sessions.confirm(held)  # a busy session's error comes first
                 yield started  # no endpoint could take the turn: it still started, then failed
                 raise
+            if held is not None and not await self._sessions.confirm(held):
+                assert stale is not None
+                stale.found = True  # leaving the block closes the turn and its request
+                return
+            if isinstance(first, Route):
+                started.started.history_messages_omitted = first.history_omitted
             yield started
             if first is not None:
-                yield await self._respond(first, session, new, call)
+                yield await self._respond(first, held, call)
             async for event in turn.events:
-                yield await self._respond(event, session, new, call)
+                yield await self._respond(event, held, call)
 
-    async def _respond(self, event: TurnEvent, session: Session | None, new: list[Message],
-                       call: rpc.Call) -> cpb.ConverseResponse:
-        if isinstance(event, Finished) and session is not None:
-            await self._sessions.save_turn(session, [*new, event.message])
+    async def _respond(self, event: TurnEvent, held: SessionTurn | None, call: rpc.Call
+                       ) -> cpb.ConverseResponse:
+        if held is not None:
+            if isinstance(event, AnswerText):
+                held.streamed(event.message_id, event.delta)
+            elif isinstance(event, Failover) and event.discard_message_ids:
+                held.restarted()
+            elif isinstance(event, TurnFinished):
+                await self._sessions.finish_turn(held, event.message)
         return self._event(event, call)
 
     @staticmethod
     def _event(event: object, call: rpc.Call) -> cpb.ConverseResponse:
-        if isinstance(event, Text):
+        if isinstance(event, AnswerText):
             return cpb.ConverseResponse(text=cpb.TextDelta(message_id=event.message_id,
                                                            delta=event.delta))
-        if isinstance(event, Reasoning):
+        if isinstance(event, AnswerReasoning):
             return cpb.ConverseResponse(reasoning=cpb.ReasoningDelta(
                 reasoning_id=event.reasoning_id, delta=event.delta))
         if isinstance(event, ToolCallDelta):
@@ -172,12 +232,13 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
         if isinstance(event, Failover):
             return cpb.ConverseResponse(failover=cpb.Failover(
                 from_endpoint_id=event.from_endpoint_id, to_endpoint_id=event.to_endpoint_id,
-                cause=event.cause, discard_message_ids=event.discard_message_ids))
+                cause=event.cause, discard_message_ids=event.discard_message_ids,
+                mode=cpb.FAILOVER_MODE_CONTINUE if event.continued else cpb.FAILOVER_MODE_RESTART))
         if isinstance(event, Usage):
             return cpb.ConverseResponse(usage=cpb.Usage(
                 input_tokens=event.input_tokens, output_tokens=event.output_tokens,
                 reasoning_tokens=event.reasoning_tokens))
-        assert isinstance(event, Finished)
+        assert isinstance(event, TurnFinished)
         call.summary.update(attempts=event.attempts, ttft_ms=round(event.ttft_s * 1e3, 2),
                             tokens_in=event.usage.input_tokens,
                             tokens_out=event.usage.output_tokens,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import orjson
 from google.protobuf import json_format
@@ -26,7 +28,7 @@ from server.chat import (
     ToolChoiceMode,
 )
 from server.errors import Violations
-from server.registry.model import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
+from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
 from server.registry.service import EndpointDraft, LlmDraft
 from server.secret import Secret
 from server.sessions import Session
@@ -137,6 +139,8 @@ def llm_draft_from_pb(llm: lpb.Llm, require_keys: bool = True) -> LlmDraft:
                 label=e.label,
                 priority=e.priority if e.HasField("priority") else 0,
                 context_window_tokens=e.context_window_tokens,
+                continues_partial_answer=(e.continues_partial_answer
+                                          if e.HasField("continues_partial_answer") else None),
                 extra_headers=tuple(_header_from_pb(h) for h in e.extra_headers),
             )
         )
@@ -167,6 +171,8 @@ def endpoint_to_pb(e: Endpoint, out: lpb.Endpoint) -> None:
     if e.priority:
         out.priority = e.priority
     out.context_window_tokens = e.context_window_tokens
+    if e.continues_partial_answer is not None:
+        out.continues_partial_answer = e.continues_partial_answer
     for name, value in e.extra_headers:
         if isinstance(value, Secret):
             out.extra_headers.add(name=name, secret=True, value_hint=value.hint)
@@ -178,6 +184,7 @@ def endpoint_to_pb(e: Endpoint, out: lpb.Endpoint) -> None:
         out.capabilities.reasoning_dialect = str(caps.get("reasoning_dialect", ""))
         out.capabilities.tool_calling = bool(caps.get("tool_calling"))
         out.capabilities.image_input = bool(caps.get("image_input"))
+        out.capabilities.continues_partial_answer = bool(caps.get("continues_partial_answer"))
 
 
 def llm_to_pb(llm: Llm) -> lpb.Llm:
@@ -195,8 +202,10 @@ def llm_to_pb(llm: Llm) -> lpb.Llm:
 # -- messages -----------------------------------------------------------------------------------
 
 
-def messages_from_pb(messages: Iterable[cpb.Message], path: str, v: Violations, max_bytes: int
-                     ) -> list[Message]:
+def messages_from_pb(messages: Iterable[cpb.Message], path: str, v: Violations, max_bytes: int,
+                     *, history: bool = False) -> list[Message]:
+    """``history``: a session history given back as read (UpdateSession), which keeps the
+    messages' ``turn_id``, ``interrupted`` and ``reasoning``."""
     out: list[Message] = []
     for i, m in enumerate(messages):
         p = f"{path}[{i}]"
@@ -230,6 +239,9 @@ def messages_from_pb(messages: Iterable[cpb.Message], path: str, v: Violations, 
         msg = Message(role=role, parts=tuple(parts), tool_calls=calls,
                       tool_call_id=m.tool_call_id, name=m.name,
                       thought_signature=m.thought_signature)
+        if history:
+            msg = dataclasses.replace(msg, turn_id=m.turn_id, interrupted=m.interrupted,
+                                      reasoning=m.reasoning)
         if role is Role.TOOL and not m.tool_call_id:
             v.add(f"{p}.tool_call_id", "is required on tool messages")
         if not parts and not calls:
@@ -259,6 +271,8 @@ def message_to_pb(m: Message, out: cpb.Message) -> None:
     out.name = m.name
     out.reasoning = m.reasoning
     out.thought_signature = m.thought_signature
+    out.interrupted = m.interrupted
+    out.turn_id = m.turn_id
 
 
 def tools_from_pb(tools: Iterable[cpb.Tool], v: Violations) -> tuple[Tool, ...]:
@@ -286,6 +300,7 @@ def session_to_pb(s: Session, with_messages: bool = True) -> cpb.Session:
     out.idle_ttl.CopyFrom(duration(s.idle_ttl_s))
     out.create_time.CopyFrom(timestamp(s.create_time))
     out.expire_time.CopyFrom(timestamp(s.expire_time))
+    out.running_turn_id = s.running(datetime.now(UTC))
     if with_messages:
         for m in s.messages:
             message_to_pb(m, out.messages.add())

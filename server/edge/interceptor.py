@@ -7,7 +7,10 @@ Every RPC of ``switchboard.v1`` passes through ``EdgeInterceptor``:
 4. runs the handler, mapping domain errors to rich ``google.rpc.Status`` and anything
    unexpected to INTERNAL with the request id (never UNKNOWN);
 5. logs one summary line (status, duration, and what the servicer added: attempts,
-   endpoint, ttft_ms, tokens).
+   endpoint, ttft_ms, tokens);
+6. on the gRPC port, reports the call to ``RpcTimer`` (the gRPC metrics: duration by method
+   and status, open streams), so the metrics need no interceptor layer of their own around
+   these calls: one async-generator hop per message instead of two (tests/bench/FINDINGS.md).
 Health and reflection are served without authentication.
 """
 
@@ -107,9 +110,28 @@ def _check_decoded(request: Any) -> None:
             reason="MALFORMED_REQUEST")
 
 
+class RpcTimer(Protocol):
+    """Where the gRPC calls this interceptor wraps are counted (``GrpcMetricsInterceptor``)."""
+
+    def rpc_started(self, method: str, streaming: bool) -> None: ...
+
+    def rpc_finished(self, method: str, streaming: bool, status: str, seconds: float
+                     ) -> None: ...
+
+
+class _NoTimer:
+    def rpc_started(self, method: str, streaming: bool) -> None:
+        pass
+
+    def rpc_finished(self, method: str, streaming: bool, status: str, seconds: float) -> None:
+        pass
+
+
 class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, authenticator: Authenticator, max_metadata_bytes: int = 16384) -> None:
+    def __init__(self, authenticator: Authenticator, timer: RpcTimer | None = None,
+                 max_metadata_bytes: int = 16384) -> None:
         self._auth = authenticator
+        self._timer = timer
         self._max_metadata_bytes = max_metadata_bytes
         self.draining = False
         self.refused_oversized = 0  # calls refused for their metadata size (see ``refusal``)
@@ -132,15 +154,16 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
         metadata = details.invocation_metadata
+        timer = self._timer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self.wrap_unary(handler.unary_unary, method, metadata),
+                self.wrap_unary(handler.unary_unary, method, metadata, timer),
                 request_deserializer=tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self.wrap_stream(handler.unary_stream, method, metadata),
+                self.wrap_stream(handler.unary_stream, method, metadata, timer),
                 request_deserializer=tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
@@ -158,13 +181,18 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         structlog.contextvars.bind_contextvars(account=call.account_id)
         return call
 
-    def wrap_unary(self, behavior: Any, method: str, metadata: Any) -> Any:
-        """``behavior`` (a unary handler) with steps 1-5 around it; the Connect transport
-        (``server.connect``) wraps the same servicers with it, so both edges share them."""
+    def wrap_unary(self, behavior: Any, method: str, metadata: Any,
+                   timer: RpcTimer | None = None) -> Any:
+        """``behavior`` (a unary handler) with steps 1-5 (6 with ``timer``) around it; the
+        Connect transport (``server.connect``) wraps the same servicers with it, so both edges
+        share them."""
+        name, timed = method.lstrip("/"), timer or _NoTimer()
+
         async def handle(request: Any, context: ServicerContext) -> Any:
             start = time.perf_counter()
             status = "CANCELLED"
             call: rpc.Call | None = None
+            timed.rpc_started(name, False)
             try:
                 call = await self._begin(method, metadata)
                 _check_decoded(request)
@@ -175,16 +203,21 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 status = exc.code if isinstance(exc, SwitchboardError) else "INTERNAL"
                 await self._abort(context, exc, call)
             finally:
-                self._summary(call, status, start)
+                seconds = self._summary(call, status, start)
+                timed.rpc_finished(name, False, status, seconds)
 
         return handle
 
-    def wrap_stream(self, behavior: Any, method: str, metadata: Any) -> Any:
-        """``behavior`` (a server-streaming handler) with steps 1-5 around it."""
+    def wrap_stream(self, behavior: Any, method: str, metadata: Any,
+                    timer: RpcTimer | None = None) -> Any:
+        """``behavior`` (a server-streaming handler) with steps 1-5 (6 with ``timer``)."""
+        name, timed = method.lstrip("/"), timer or _NoTimer()
+
         async def handle(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
             start = time.perf_counter()
             status = "CANCELLED"
             call: rpc.Call | None = None
+            timed.rpc_started(name, True)
             try:
                 call = await self._begin(method, metadata)
                 _check_decoded(request)
@@ -195,7 +228,8 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 status = exc.code if isinstance(exc, SwitchboardError) else "INTERNAL"
                 await self._abort(context, exc, call)
             finally:
-                self._summary(call, status, start)
+                seconds = self._summary(call, status, start)
+                timed.rpc_finished(name, True, status, seconds)
 
         return handle
 
@@ -211,7 +245,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         await context.abort(status.code, status.details, status.trailing_metadata)
 
     @staticmethod
-    def _summary(call: rpc.Call | None, status: str, start: float) -> None:
+    def _summary(call: rpc.Call | None, status: str, start: float) -> float:
+        """Logs the summary line; returns the call's duration in seconds."""
+        seconds = time.perf_counter() - start
         fields = call.summary if call else {}
-        log.info("rpc", status=status, duration_ms=round((time.perf_counter() - start) * 1e3, 2),
-                 **fields)
+        log.info("rpc", status=status, duration_ms=round(seconds * 1e3, 2), **fields)
+        return seconds

@@ -12,8 +12,9 @@ from switchboard.v1 import registry_pb2_grpc
 
 from server.edge import context as rpc
 from server.edge.convert import llm_draft_from_pb, llm_to_pb
+from server.edge.routing_state import RoutingReader
 from server.errors import FailedPrecondition, Violations
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
 
 # Fills in live health for GetLlm/ListLlms: (endpoint id, Endpoint proto) -> None.
@@ -38,6 +39,7 @@ def with_capabilities(llm: Llm, report: rpb.ValidationReport | None) -> Llm:
             "reasoning_dialect": r.capabilities.reasoning_dialect,
             "tool_calling": r.capabilities.tool_calling,
             "image_input": r.capabilities.image_input,
+            "continues_partial_answer": r.capabilities.continues_partial_answer,
         }
         for r in report.endpoints if r.HasField("capabilities")
     }
@@ -47,10 +49,12 @@ def with_capabilities(llm: Llm, report: rpb.ValidationReport | None) -> Llm:
 
 class RegistryServicer(registry_pb2_grpc.LlmRegistryServicer):
     def __init__(self, registry: RegistryService, validator: Validator,
-                 fill_health: HealthFiller | None = None) -> None:
+                 fill_health: HealthFiller | None = None,
+                 routing: RoutingReader | None = None) -> None:
         self._registry = registry
         self._validator = validator
         self._fill_health = fill_health
+        self._routing = routing
 
     def _out(self, llm: Llm) -> lpb.Llm:
         pb = llm_to_pb(llm)
@@ -154,3 +158,14 @@ class RegistryServicer(registry_pb2_grpc.LlmRegistryServicer):
             llm = replace(llm, endpoints=only)
         async for event in self._validator.validate(llm):
             yield event
+
+    async def GetRoutingState(self, request: rpb.GetRoutingStateRequest,
+                              context: ServicerContext) -> rpb.GetRoutingStateResponse:
+        if not request.llm_id:
+            v = Violations()
+            v.add("llm_id", "is required")
+            v.raise_if_any()
+        llm = await self._registry.get(rpc.call().account_id, request.llm_id)
+        if self._routing is None:
+            return rpb.GetRoutingStateResponse(llm_id=llm.id)
+        return self._routing(llm)

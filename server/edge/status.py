@@ -57,9 +57,3 @@ def to_status(error: BaseException, request_id: str,
     details.extend(_pack(d) for d in extra_details)
     code = code_pb2.Code.Value(code_name)
     return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))
-
-
-def code_of(error: BaseException) -> grpc.StatusCode:
-    name = error.code if isinstance(error, SwitchboardError) else "INTERNAL"
-    code: grpc.StatusCode = getattr(grpc.StatusCode, name)
-    return code

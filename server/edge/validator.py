@@ -24,7 +24,7 @@ from switchboard.v1 import registry_pb2 as rpb
 from server.edge.convert import duration, timestamp
 from server.edge.registry_servicer import Validator
 from server.errors import SwitchboardError
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
 from server.routing.router import Router
 from server.validation import (
@@ -60,6 +60,7 @@ def endpoint_report_to_pb(r: EndpointReport, validate_time: datetime) -> rpb.End
     out.capabilities.CopyFrom(lpb.EndpointCapabilities(
         reasoning=caps.reasoning, reasoning_dialect=caps.reasoning_dialect,
         tool_calling=caps.tool_calling, image_input=caps.image_input,
+        continues_partial_answer=caps.continues_partial_answer,
         validate_time=timestamp(validate_time)))
     if r.ttft_s is not None:
         out.time_to_first_token.CopyFrom(duration(r.ttft_s))

@@ -34,10 +34,10 @@ from server.edge.interceptor import Authenticator
 from server.errors import SwitchboardError, Unauthenticated, Unavailable
 from server.http.completions import CompletionLimits, Completions
 from server.http.errors import error_headers, error_json
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import MAX_PAGE_SIZE, RegistryService
 from server.telemetry.metrics import Metrics
-from server.turns import TurnRunner
+from server.turns.runner import TurnRunner
 
 log = structlog.get_logger("switchboard.http")
 

@@ -11,13 +11,15 @@ SDKs raise as ``RateLimitError`` / ``InternalServerError``... and retry; failove
 before the first token are invisible except in the headers, which name the endpoint that won.
 
 Failover after output. An OpenAI client appends every delta it receives and has no way to take
-text back, so a streamed answer is never restarted on another endpoint: for a streaming request
-the LLM's ``failover_after_first_token`` is switched off, and a stream that breaks after output
-ends with an in-band error event (``data: {"error": {..., "code": "upstream_stream_broken"}}``,
-no ``[DONE]``), which the SDKs raise as ``APIError``, so a truncated answer never looks complete.
-The caller retries the turn. A non-streaming request buffers the answer anyway, so it keeps the
-LLM's policy: a broken answer is restarted on the next endpoint and only the final one is
-returned. A ``: failover`` comment is therefore never needed in a stream.
+text back, so a streamed answer is never restarted on another endpoint. It is continued where
+it can be: when the next endpoint continues partial answers (assistant prefill), it completes
+the answer and the caller just receives the rest of the text. Otherwise a stream that breaks
+after output ends with an in-band error event (``data: {"error": {..., "code":
+"upstream_stream_broken"}}``, no ``[DONE]``), which the SDKs raise as ``APIError``, so a
+truncated answer never looks complete. The caller retries the turn. A non-streaming request
+buffers the answer anyway, so it keeps the LLM's policy: a broken answer is continued or
+restarted on the next endpoint and only the final one is returned. A ``: failover`` comment
+is therefore never needed in a stream.
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ import structlog
 from aiohttp import web
 
 from server.chat import ChatRequest, ToolCallDelta, Usage
-from server.engine import Finished, Reasoning, Text
 from server.errors import DeadlineExceeded, SwitchboardError
 from server.http.errors import error_body
 from server.http.request import CompletionRequest, parse
 from server.http.response import DONE, Chunks, completion_json, sse_error
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.turns import Turn, TurnRunner
+from server.turns.engine import AnswerReasoning, AnswerText, TurnFinished
+from server.turns.runner import RunningTurn, TurnRunner
 
 log = structlog.get_logger("switchboard.http")
 
@@ -57,7 +59,7 @@ class CompletionLimits:
     max_message_bytes: int
 
 
-def route_headers(request_id: str, turn: Turn, endpoint_id: str) -> dict[str, str]:
+def route_headers(request_id: str, turn: RunningTurn, endpoint_id: str) -> dict[str, str]:
     return {"x-request-id": request_id, "x-switchboard-turn-id": turn.id,
             "x-switchboard-endpoint": endpoint_id,
             "x-switchboard-attempts": str(turn.attempts)}
@@ -85,20 +87,19 @@ class Completions:
                            self._runner.generation(req.chat.generation, llm.generation))
         summary.update(llm_id=llm.id, stream=req.stream)
         if req.stream:
-            if llm.policy.failover_after_first_token:
-                llm = dataclasses.replace(llm, policy=dataclasses.replace(
-                    llm.policy, failover_after_first_token=False))
+            llm = dataclasses.replace(llm, policy=dataclasses.replace(
+                llm.policy, continue_only_after_output=True))
             return await self._stream(request, request_id, llm, chat, req, summary)
         return await self._complete(request_id, llm, chat, summary)
 
     async def _complete(self, request_id: str, llm: Llm, chat: ChatRequest,
                         summary: dict[str, Any]) -> web.Response:
         created = int(time.time())
-        finished: Finished | None = None
+        finished: TurnFinished | None = None
         async with self._runner.turn(llm, chat, edge="http", deadline_s=None) as turn:
             summary["turn_id"] = turn.id
             async for event in turn.events:
-                if isinstance(event, Finished):  # Failover: the engine restarts the answer
+                if isinstance(event, TurnFinished):  # Failover: the engine restarts the answer
                     finished = event
         assert finished is not None
         _summarize(summary, finished)
@@ -117,19 +118,19 @@ class Completions:
                 chunks = Chunks(_completion_id(turn), int(time.time()), llm.id,
                                 req.include_usage)
                 async for event in turn.events:
-                    if isinstance(event, Text):
+                    if isinstance(event, AnswerText):
                         data = chunks.text(event.delta)
-                    elif isinstance(event, Reasoning):
+                    elif isinstance(event, AnswerReasoning):
                         data = chunks.reasoning(event.delta)
                     elif isinstance(event, ToolCallDelta):
                         data = chunks.tool_call(event)
-                    elif isinstance(event, Finished):
+                    elif isinstance(event, TurnFinished):
                         _summarize(summary, event)
                         data = chunks.finish(event.reason)
                         if req.include_usage:
                             data += chunks.usage(event.usage)
                         data += DONE
-                    else:  # Route, Usage (sent with the finish)
+                    else:  # Route, Usage (sent with the finish), a continuing Failover
                         continue
                     if response is None:
                         endpoint = turn.winner.id if turn.winner else ""
@@ -159,11 +160,11 @@ class Completions:
         return response
 
 
-def _completion_id(turn: Turn) -> str:
+def _completion_id(turn: RunningTurn) -> str:
     return "chatcmpl-" + turn.id.removeprefix("turn_")
 
 
-def _summarize(summary: dict[str, Any], finished: Finished) -> None:
+def _summarize(summary: dict[str, Any], finished: TurnFinished) -> None:
     usage: Usage = finished.usage
     summary.update(endpoint=finished.endpoint.id, attempts=finished.attempts,
                    ttft_ms=round(finished.ttft_s * 1e3, 2), tokens_in=usage.input_tokens,

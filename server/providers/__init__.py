@@ -2,7 +2,7 @@
 
 What the turn engine uses::
 
-    from server.providers.registry import adapter_for
+    from server.providers.adapters import adapter_for
     from server.providers.transport import Timeouts, UpstreamClient, UpstreamTimeout
     from server.providers.base import ErrorKind, UpstreamError
 

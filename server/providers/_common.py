@@ -10,7 +10,7 @@ import orjson
 
 from server.chat import ImagePart, Tool
 from server.errors import FieldViolation, InvalidArgument
-from server.registry.model import Endpoint
+from server.registry.llm import Endpoint
 from server.secret import Secret
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}

@@ -26,7 +26,7 @@ from server.providers._common import JSON_HEADERS, dumps, with_extra_headers
 from server.providers.base import HttpRequest, StreamDecoder, UpstreamError
 from server.providers.errors import classify_http_error
 from server.providers.openai_stream import OpenAIChatDecoder
-from server.registry.model import Endpoint
+from server.registry.llm import Endpoint
 
 DEFAULT_API_VERSION = "2024-10-21"
 _FIRST_MAX_COMPLETION_VERSION = "2024-09-01"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.chat import ChatRequest, StreamEvent
-from server.registry.model import Endpoint
+from server.registry.llm import Endpoint
 
 
 class ErrorKind(enum.StrEnum):
@@ -28,6 +28,9 @@ class ErrorKind(enum.StrEnum):
     CONTEXT_LENGTH = "context_length"  # prompt too long for this endpoint
     CONTENT_FILTERED = "content_filtered"  # provider safety system refused
     BAD_REQUEST = "bad_request"  # other 4xx: our request is wrong for this endpoint
+    # The endpoint cannot take something this request uses (image input, tools), whatever
+    # the status (llama.cpp answers 500 "image input is not supported"): another endpoint may.
+    UNSUPPORTED_INPUT = "unsupported_input"
     SERVER_ERROR = "server_error"  # 5xx, overloaded
     TIMEOUT = "timeout"  # connect / first token / between chunks / total
     CONNECTION = "connection"  # refused, reset, closed early, DNS
@@ -45,6 +48,7 @@ _FAILOVER_HELPS = {
     ErrorKind.CONTEXT_LENGTH: False,  # only an endpoint with a larger window; the router decides
     ErrorKind.CONTENT_FILTERED: False,
     ErrorKind.BAD_REQUEST: False,
+    ErrorKind.UNSUPPORTED_INPUT: True,  # only where the capability is; never the same endpoint
     ErrorKind.SERVER_ERROR: True,
     ErrorKind.TIMEOUT: True,
     ErrorKind.CONNECTION: True,

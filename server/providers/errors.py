@@ -135,7 +135,7 @@ def _int_status(*values: object) -> int:
             continue
         if isinstance(v, int) and 100 <= v <= 599:
             return v
-        if isinstance(v, str) and v.isdigit() and 100 <= int(v) <= 599:
+        if isinstance(v, str) and v.isascii() and v.isdigit() and 100 <= int(v) <= 599:
             return int(v)
     return 0
 
@@ -187,6 +187,15 @@ _CONTEXT_RE = re.compile(
     r"|prompt is too long|too many (?:input )?tokens|reduce the length of the (?:messages|input)"
     r"|`inputs` tokens \+ `max_new_tokens` must be"
 )
+# A message that blames the request, not the server, whatever the status (llama.cpp answers
+# 500 "image input is not supported" and 501 not_supported_error; vLLM 400s name the part).
+_UNSUPPORTED_RE = re.compile(
+    r"(?i)\b(?:image|vision|audio|video|multimodal|tool|function)s?(?: input| calling| call)?"
+    r"[^.]{0,40}\b(?:is |are )?not (?:supported|enabled|allowed)"
+    r"|does(?: not|n't) support (?:image|vision|audio|video|multimodal|tool|function)"
+    r"|\bmmproj\b|tools? param requires --jinja|unsupported (?:content|input|image|message)"
+    r"|(?:image_url|input_audio) is only supported"
+)
 _FILTER_CODES = ("content_filter", "content_policy", "responsibleaipolicyviolation", "safety")
 
 
@@ -200,6 +209,10 @@ def _kind(status: int, f: ErrorFields) -> ErrorKind:
         status in (0, 400, 413, 422) and _CONTEXT_RE.search(f.message)
     ):
         return ErrorKind.CONTEXT_LENGTH
+    if "not_supported_error" in words or (
+        (status == 0 or status >= 400) and _UNSUPPORTED_RE.search(f.message)
+    ):
+        return ErrorKind.UNSUPPORTED_INPUT
     if words & {"insufficient_quota", "billing_hard_limit_reached"} or status == 402:
         return ErrorKind.QUOTA_EXHAUSTED
     if status in (401, 403) or "permission_denied" in words:
@@ -227,6 +240,7 @@ _HINTS = {
     ErrorKind.CONTEXT_LENGTH: "says the conversation is too long for the model's context window",
     ErrorKind.CONTENT_FILTERED: "blocked the request with its content filter",
     ErrorKind.BAD_REQUEST: "rejected the request as invalid",
+    ErrorKind.UNSUPPORTED_INPUT: "cannot take something this request uses",
     ErrorKind.SERVER_ERROR: "failed with a server error",
     ErrorKind.TIMEOUT: "timed out processing the request",
     ErrorKind.PROTOCOL: "answered with an unexpected status",
@@ -238,6 +252,8 @@ _ADVICE = {
     ErrorKind.QUOTA_EXHAUSTED: " Add credits or raise the quota with the provider.",
     ErrorKind.CONTEXT_LENGTH: " Shorten the history or use a model with a larger window.",
     ErrorKind.BAD_REQUEST: " The endpoint may not support a parameter or value this request uses.",
+    ErrorKind.UNSUPPORTED_INPUT: (" Send it to an endpoint that supports it (validation records"
+                                  " image input and tool calling) or leave that part out."),
     ErrorKind.PROTOCOL: " Check the endpoint's base_url.",
 }
 

@@ -18,7 +18,7 @@ from server.providers._common import JSON_HEADERS, dumps, join_url, with_extra_h
 from server.providers.base import HttpRequest, StreamDecoder, UpstreamError
 from server.providers.errors import classify_http_error
 from server.providers.gemini_stream import GeminiDecoder
-from server.registry.model import Endpoint
+from server.registry.llm import Endpoint
 
 
 def gemini_url(endpoint: Endpoint) -> str:

@@ -25,7 +25,7 @@ from server.providers.base import HttpRequest, StreamDecoder, UpstreamError
 from server.providers.errors import classify_http_error
 from server.providers.openai import bearer_headers, chat_url
 from server.providers.openai_stream import OpenAIChatDecoder
-from server.registry.model import Endpoint
+from server.registry.llm import Endpoint
 
 
 def reasoning_fields(model: str, effort: ReasoningEffort | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ Ollama, DeepSeek, older vLLM and llama.cpp) understand only the older name.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from server.chat import ChatRequest
@@ -22,7 +23,7 @@ from server.providers._common import JSON_HEADERS, dumps, join_url, with_extra_h
 from server.providers.base import HttpRequest, StreamDecoder, UpstreamError
 from server.providers.errors import classify_http_error
 from server.providers.openai_stream import OpenAIChatDecoder
-from server.registry.model import Endpoint
+from server.registry.llm import Endpoint
 
 _CHAT_PATH = "/chat/completions"
 
@@ -45,6 +46,19 @@ def bearer_headers(endpoint: Endpoint) -> dict[str, str]:
     return with_extra_headers(endpoint, headers)
 
 
+
+def continue_final_message(body: dict[str, Any], endpoint: Endpoint) -> None:
+    """Marks the final assistant message as one to continue, in the endpoint's dialect:
+    llama.cpp, Groq and Ollama continue a final assistant message as it is; vLLM needs
+    ``continue_final_message`` (``prefill_dialect`` = ``continue_final_message``) and DeepSeek
+    ``prefix: true`` on the message (``prefix``)."""
+    dialect = endpoint.capabilities.get("prefill_dialect", "")
+    if dialect == "continue_final_message":
+        body["continue_final_message"] = True
+        body["add_generation_prompt"] = False
+    elif dialect == "prefix":
+        body["messages"][-1]["prefix"] = True
+
 class OpenAIAdapter:
     """``ProviderAdapter`` for ApiSpec.OPENAI."""
 
@@ -60,6 +74,8 @@ class OpenAIAdapter:
         effort = request.generation.reasoning_effort
         if effort is not None:
             body["reasoning_effort"] = effort.value
+        if request.continues_answer:
+            continue_final_message(body, endpoint)
         return HttpRequest(chat_url(endpoint.base_url), bearer_headers(endpoint), dumps(body))
 
     def new_decoder(self) -> StreamDecoder:

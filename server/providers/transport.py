@@ -47,7 +47,7 @@ from server.providers.base import (
 )
 from server.providers.errors import classify_error_object
 from server.providers.sse import DEFAULT_MAX_EVENT_BYTES, SseParser
-from server.registry.model import Endpoint
+from server.registry.llm import Endpoint
 from server.secret import Secret
 from server.vault.redact import is_sensitive_name, mask_values
 

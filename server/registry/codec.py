@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from server.chat import Generation, ReasoningEffort
-from server.registry.model import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy, header_field
+from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy, header_field
 from server.secret import Secret
 from server.store.base import LlmRecord
 
@@ -140,6 +140,7 @@ def to_record_body(llm: Llm, sealer: Sealer) -> dict[str, Any]:
                 "label": ep.label,
                 "priority": ep.priority,
                 "context_window_tokens": ep.context_window_tokens,
+                "continues_partial_answer": ep.continues_partial_answer,
                 "api_key": sealer.seal(ep.api_key, llm.account_id, llm.id, ep.id, "api_key"),
                 "api_key_hint": ep.key_hint,
                 "extra_headers": headers,
@@ -170,6 +171,7 @@ def from_record(record: LlmRecord, sealer: Sealer) -> Llm:
             label=e.get("label", ""),
             priority=e.get("priority", 0),
             context_window_tokens=e.get("context_window_tokens", 0),
+            continues_partial_answer=e.get("continues_partial_answer"),
             extra_headers=tuple(_header_from_dict(h, sealer, (record.account_id, record.id,
                                                               e["id"]))
                                 for h in e.get("extra_headers", ())),

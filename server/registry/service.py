@@ -13,7 +13,6 @@ import asyncio
 import base64
 import hashlib
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -25,8 +24,9 @@ import structlog
 
 from server.chat import Generation
 from server.errors import Aborted, InvalidArgument, NotFound, Violations
+from server.ids import new_id
 from server.registry.codec import Sealer, from_record, legacy_headers_sealed, to_record_body
-from server.registry.model import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
+from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
 from server.secret import Secret
 from server.store.base import LlmRecord, Store
 from server.vault.redact import scrub
@@ -51,6 +51,7 @@ class EndpointDraft:
     label: str = ""
     priority: int = 0
     context_window_tokens: int = 0
+    continues_partial_answer: bool | None = None  # declared; None: what validation detected
     # (name, value): a ``Secret`` for a secret header, None for "keep the stored secret value".
     extra_headers: tuple[tuple[str, HeaderValue | None], ...] = ()
 
@@ -72,10 +73,6 @@ class LlmDraft:
 
 
 UrlGuard = Callable[[str, str], Awaitable[None]]  # (url, field path) -> raises InvalidArgument
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
 
 
 def check_generation(g: Generation, path: str, v: Violations) -> None:
@@ -297,6 +294,7 @@ class RegistryService:
                     label=e.label,
                     priority=e.priority,
                     context_window_tokens=e.context_window_tokens,
+                    continues_partial_answer=e.continues_partial_answer,
                     extra_headers=_headers(e, old),
                     capabilities=old.capabilities if old else {},
                 )
@@ -471,17 +469,4 @@ class RegistryService:
         if count:
             self._cache.clear()
             log.info("legacy extra headers migrated", llms=count)
-        return count
-
-    async def rewrap_all(self, rewrap: Callable[[LlmRecord], LlmRecord]) -> int:
-        """Re-seals every stored secret (key rotation); returns how many LLMs changed.
-
-        The etag is kept: the LLM's content does not change, only how its keys are wrapped.
-        """
-        count = 0
-        for record in await self._store.all_llms():
-            new = rewrap(record)
-            if new is not record and await self._store.replace_llm(new, record.etag):
-                count += 1
-        self._cache.clear()
         return count

@@ -6,11 +6,11 @@ I/O, no awaits, no grpc. The turn engine calls ``Router`` at each step of an att
 regret on a simulated fleet.
 """
 
+from server.clock import Clock, FakeClock, SystemClock
 from server.routing.breaker import BreakerConfig, CircuitState
-from server.routing.clock import Clock, FakeClock, SystemClock
 from server.routing.config import RouterConfig
 from server.routing.latency import LatencyConfig
-from server.routing.model import (
+from server.routing.plan import (
     Candidate,
     EndpointHealth,
     ProbeStatus,
@@ -25,7 +25,7 @@ from server.routing.probe_prompt import (
     PROBE_PROMPT_TOKENS,
     probe_prompt,
 )
-from server.routing.probes import ProbeScheduler, ProbeView
+from server.routing.probe_schedule import ProbeScheduler, ProbeView
 from server.routing.router import Router
 from server.routing.timing import TimingConfig
 

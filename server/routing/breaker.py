@@ -36,27 +36,32 @@ class CircuitState(enum.StrEnum):
     HALF_OPEN = "half_open"
 
 
-class Verdict(enum.Enum):
+class HealthVerdict(enum.Enum):
     """What an upstream error says about the endpoint's health."""
 
     FAILURE = "failure"  # the endpoint is unwell: counts toward opening
     REJECTED_KEY = "rejected_key"  # our stored key is refused: open at once
     RATE_LIMITED = "rate_limited"  # cooldown only
     HEALTHY = "healthy"  # the endpoint answered properly; the request itself was the problem
+    NEUTRAL = "neutral"  # says nothing about health (a wrong model name): frees a trial only
 
 
 _VERDICTS = {
-    ErrorKind.AUTHENTICATION: Verdict.REJECTED_KEY,
-    ErrorKind.RATE_LIMITED: Verdict.RATE_LIMITED,
-    ErrorKind.QUOTA_EXHAUSTED: Verdict.RATE_LIMITED,
-    ErrorKind.CONTEXT_LENGTH: Verdict.HEALTHY,
-    ErrorKind.CONTENT_FILTERED: Verdict.HEALTHY,
-    ErrorKind.BAD_REQUEST: Verdict.HEALTHY,
+    ErrorKind.AUTHENTICATION: HealthVerdict.REJECTED_KEY,
+    ErrorKind.RATE_LIMITED: HealthVerdict.RATE_LIMITED,
+    ErrorKind.QUOTA_EXHAUSTED: HealthVerdict.RATE_LIMITED,
+    ErrorKind.CONTEXT_LENGTH: HealthVerdict.HEALTHY,
+    ErrorKind.CONTENT_FILTERED: HealthVerdict.HEALTHY,
+    ErrorKind.BAD_REQUEST: HealthVerdict.HEALTHY,
+    ErrorKind.UNSUPPORTED_INPUT: HealthVerdict.HEALTHY,
+    # A 4xx other than auth and rate limits is about the request or the configuration, never
+    # a sign that the endpoint is down: one misaddressed turn must not take it offline.
+    ErrorKind.NOT_FOUND: HealthVerdict.NEUTRAL,
 }
 
 
-def verdict_of(kind: ErrorKind) -> Verdict:
-    return _VERDICTS.get(kind, Verdict.FAILURE)
+def verdict_of(kind: ErrorKind) -> HealthVerdict:
+    return _VERDICTS.get(kind, HealthVerdict.FAILURE)
 
 
 @dataclass(frozen=True, slots=True)

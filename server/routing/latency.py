@@ -93,9 +93,6 @@ class LatencyModel:
         if expected is not None and waited_s > expected:
             self.record_ttft(now, waited_s, prompt_tokens, is_probe)
 
-    def record_gap(self, gap_s: float) -> None:
-        self._gaps.add(gap_s)
-
     def record_gaps(self, gaps_s: Iterable[float]) -> None:
         add = self._gaps.add
         for g in gaps_s:

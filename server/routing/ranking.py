@@ -24,11 +24,11 @@ import math
 import random
 from collections.abc import Callable, Collection
 
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
 from server.routing.breaker import CircuitBreaker, CircuitState, RateCooldown
 from server.routing.config import RouterConfig
 from server.routing.latency import LatencyModel
-from server.routing.model import Candidate, Reason, RoutePlan, SkipReason, StopReason
+from server.routing.plan import Candidate, Reason, RoutePlan, SkipReason, StopReason
 
 
 class EndpointState:

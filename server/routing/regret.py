@@ -23,11 +23,12 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from server.clock import FakeClock
 from server.providers.base import ErrorKind, UpstreamError
-from server.registry.model import ApiSpec, Endpoint, Llm
-from server.routing.clock import FakeClock
+from server.registry.llm import ApiSpec, Endpoint, Llm
+from server.routing.attempt import Attempt
 from server.routing.probe_prompt import PROBE_PROMPT_TOKENS
-from server.routing.probes import ProbeScheduler
+from server.routing.probe_schedule import ProbeScheduler
 from server.routing.router import Router
 from server.secret import Secret
 
@@ -75,14 +76,14 @@ class _SimEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class _Turn:
+class _SimTurn:
     at: float
     means: tuple[float, ...]  # current mean TTFT per endpoint, s
     up: tuple[bool, ...]
     ttft: tuple[float, ...]  # this turn's would-be TTFT per endpoint, s
 
 
-def fleet_trace(config: SimConfig) -> list[_Turn]:
+def fleet_trace(config: SimConfig) -> list[_SimTurn]:
     """The fleet's evolution and every turn's would-be TTFTs, from ``config.seed``."""
     rng = random.Random(config.seed)
     eps = [_SimEndpoint(c) for c in config.centers_s]
@@ -95,7 +96,7 @@ def fleet_trace(config: SimConfig) -> list[_Turn]:
         means = tuple(_mean_s(e, now) for e in eps)
         s = config.noise_sigma
         ttft = tuple(m * math.exp(rng.gauss(-s * s / 2.0, s)) for m in means)
-        out.append(_Turn(now, means, tuple(e.outage_until <= now for e in eps), ttft))
+        out.append(_SimTurn(now, means, tuple(e.outage_until <= now for e in eps), ttft))
     return out
 
 
@@ -132,8 +133,9 @@ class _RouterPolicy:
         self.llm = llm
         self.hedging = config.hedging
         self.index = {ep.id: i for i, ep in enumerate(llm.endpoints)}
+        self.live: dict[str, Attempt] = {}  # admitted attempts of the current turn
 
-    def __call__(self, turn: _Turn) -> tuple[float | None, int | None]:
+    def __call__(self, turn: _SimTurn) -> tuple[float | None, int | None]:
         self.clock.advance(max(0.0, turn.at - self.clock.monotonic()))
         self.probes.touch(self.llm.id, turn.at + 60.0)
         for _, eid in self.probes.due(turn.at, [self.llm]):
@@ -143,19 +145,19 @@ class _RouterPolicy:
             return None, None
         ids = plan.endpoint_ids
         first = self.index[ids[0]]
-        if not self.router.attempt_started(ids[0]):  # only under concurrency; turns here are not
+        if not self._admit(ids[0]):  # only under concurrency; turns here are not
             return None, first
         t1 = self._ttft(ids[0], turn)
         if t1 is None:
             return self._failover(turn, ids[0], [ids[0]], _FAIL_AFTER_S), first
         if self.hedging and len(ids) > 1:
             delay = self.router.hedge_delay_s(ids[0], _PROMPT_TOKENS)
-            if t1 > delay and self.router.attempt_started(ids[1]):
+            if t1 > delay and self._admit(ids[1]):
                 return self._race(turn, ids[0], t1, ids[1], delay), first
         self._won(ids[0], t1)
         return t1, first
 
-    def _race(self, turn: _Turn, a: str, ta: float, b: str, delay: float) -> float:
+    def _race(self, turn: _SimTurn, a: str, ta: float, b: str, delay: float) -> float:
         tb = self._ttft(b, turn)
         if tb is not None and delay + tb < ta:
             self._won(b, tb)
@@ -169,7 +171,7 @@ class _RouterPolicy:
         return ta
 
     def _failover(
-        self, turn: _Turn, failed: str, attempted: list[str], elapsed: float
+        self, turn: _SimTurn, failed: str, attempted: list[str], elapsed: float
     ) -> float | None:
         error = UpstreamError(ErrorKind.SERVER_ERROR, "simulated outage", status=503)
         self._failed(failed)
@@ -179,7 +181,7 @@ class _RouterPolicy:
                 return None
             c = plan.candidates[0]
             attempted.append(c.endpoint_id)
-            if not self.router.attempt_started(c.endpoint_id):
+            if not self._admit(c.endpoint_id):
                 continue
             elapsed += c.backoff_s
             t = self._ttft(c.endpoint_id, turn)
@@ -190,43 +192,47 @@ class _RouterPolicy:
             failed = c.endpoint_id
             self._failed(failed)
 
-    def _probe(self, eid: str, turn: _Turn) -> None:
-        if not self.router.attempt_started(eid, is_probe=True):
+    def _probe(self, eid: str, turn: _SimTurn) -> None:
+        attempt = self.router.admit(eid, probe=True)
+        if attempt is None:
             return
         i = self.index[eid]
         if turn.up[i]:
             t = turn.means[i] * math.exp(self.probe_rng.gauss(-0.03, 0.25))
-            self.router.first_token(eid, t, PROBE_PROMPT_TOKENS, is_probe=True)
-            self.router.attempt_succeeded(eid, is_probe=True)
+            attempt.first_token(t, PROBE_PROMPT_TOKENS)
+            attempt.succeeded()
         else:
-            err = UpstreamError(ErrorKind.SERVER_ERROR, "simulated outage", status=503)
-            self.router.attempt_failed(eid, err, is_probe=True)
-        self.router.attempt_finished(eid, is_probe=True)
+            attempt.failed(UpstreamError(ErrorKind.SERVER_ERROR, "simulated outage", status=503))
 
-    def _ttft(self, eid: str, turn: _Turn) -> float | None:
+    def _ttft(self, eid: str, turn: _SimTurn) -> float | None:
         i = self.index[eid]
         return turn.ttft[i] if turn.up[i] else None
 
+    def _admit(self, eid: str) -> bool:
+        attempt = self.router.admit(eid)
+        if attempt is not None:
+            self.live[eid] = attempt
+        return attempt is not None
+
     def _won(self, eid: str, ttft: float) -> None:
-        self.router.first_token(eid, ttft, _PROMPT_TOKENS)
-        self.router.attempt_succeeded(eid)
-        self.router.attempt_finished(eid)
+        attempt = self.live.pop(eid)
+        attempt.first_token(ttft, _PROMPT_TOKENS)
+        attempt.succeeded()
 
     def _lost(self, eid: str, waited: float) -> None:
-        self.router.first_token_missed(eid, waited, _PROMPT_TOKENS)
-        self.router.attempt_failed(eid, None)
-        self.router.attempt_finished(eid)
+        attempt = self.live.pop(eid)
+        attempt.first_token_missed(waited, _PROMPT_TOKENS)
+        attempt.cancelled()
 
     def _failed(self, eid: str) -> None:
         err = UpstreamError(ErrorKind.SERVER_ERROR, "simulated outage", status=503)
-        self.router.attempt_failed(eid, err)
-        self.router.attempt_finished(eid)
+        self.live.pop(eid).failed(err)
 
 
-def _random_policy(seed: int, n: int) -> Callable[[_Turn], tuple[float | None, int | None]]:
+def _random_policy(seed: int, n: int) -> Callable[[_SimTurn], tuple[float | None, int | None]]:
     rng = random.Random(seed + 4)
 
-    def turn_fn(turn: _Turn) -> tuple[float | None, int | None]:
+    def turn_fn(turn: _SimTurn) -> tuple[float | None, int | None]:
         order = rng.sample(range(n), n)
         elapsed = 0.0
         for i in order[:4]:
@@ -238,21 +244,21 @@ def _random_policy(seed: int, n: int) -> Callable[[_Turn], tuple[float | None, i
     return turn_fn
 
 
-def _oracle(turn: _Turn) -> tuple[float | None, int | None]:
+def _oracle(turn: _SimTurn) -> tuple[float | None, int | None]:
     best = _best(turn)
     return (None, None) if best is None else (turn.ttft[best], best)
 
 
-def _best(turn: _Turn) -> int | None:
+def _best(turn: _SimTurn) -> int | None:
     up = [i for i in range(len(turn.means)) if turn.up[i]]
     return min(up, key=turn.means.__getitem__) if up else None
 
 
-def run(config: SimConfig, policy: str, trace: Sequence[_Turn] | None = None) -> RegretReport:
+def run(config: SimConfig, policy: str, trace: Sequence[_SimTurn] | None = None) -> RegretReport:
     """Simulate ``policy`` ("router", "random" or "oracle") and measure its regret."""
     trace = fleet_trace(config) if trace is None else trace
     n = len(config.centers_s)
-    step: Callable[[_Turn], tuple[float | None, int | None]]
+    step: Callable[[_SimTurn], tuple[float | None, int | None]]
     if policy == "router":
         step = _RouterPolicy(config, sim_llm(n))
     elif policy == "random":

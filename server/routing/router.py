@@ -2,8 +2,9 @@
 
 ``Router`` keeps, per endpoint id, a latency model, a circuit breaker and a rate-limit
 cooldown (``ranking.EndpointState``), and turns them into decisions. It performs no I/O and
-never awaits; the turn engine calls it at each step of an attempt. Endpoint ids are assumed
-unique across LLMs. Ranking rules: ``server.routing.ranking``.
+never awaits. The turn engine asks it for plans and has each request admitted
+(``admit``); the returned ``Attempt`` reports the request's life back into these books.
+Endpoint ids are assumed unique across LLMs. Ranking rules: ``server.routing.ranking``.
 
 Single endpoint with an open circuit: its plans are empty (stop ALL_UNAVAILABLE, so the turn
 fails fast with UNAVAILABLE and ``retry_after_s``) until the cooldown ends; then exactly one
@@ -18,13 +19,15 @@ import math
 import random
 from collections.abc import Collection, Iterable
 
+from server.clock import Clock
 from server.providers.base import ErrorKind, UpstreamError
-from server.registry.model import Llm
+from server.registry.llm import Llm
 from server.routing import timing
-from server.routing.breaker import CircuitState, Verdict, verdict_of
-from server.routing.clock import Clock
+from server.routing.attempt import Attempt
+from server.routing.breaker import CircuitState, HealthVerdict, verdict_of
 from server.routing.config import RouterConfig
-from server.routing.model import EndpointHealth, ProbeStatus, Reason, RoutePlan, StopReason
+from server.routing.journal import JournalView, RoutingJournal
+from server.routing.plan import EndpointHealth, ProbeStatus, Reason, RoutePlan, StopReason
 from server.routing.ranking import EndpointState, Ranker
 
 # After these, the same endpoint may be retried (after a backoff) when nothing else is left.
@@ -49,6 +52,7 @@ class Router:
         self._config = config or RouterConfig()
         self._endpoints: dict[str, EndpointState] = {}
         self._ranker = Ranker(self._config, rng, self._get)
+        self._journal = RoutingJournal()  # recent samples, probes, failovers (GetRoutingState)
 
     @property
     def config(self) -> RouterConfig:
@@ -74,8 +78,8 @@ class Router:
         """What to try after ``failed_endpoint_id`` failed with ``error``.
 
         ``attempted``: the endpoint id of every attempt of this turn so far, hedges and
-        repeats included (a list); its length counts toward ``max_attempts``. Call
-        ``attempt_failed`` first so the failure is already in the books.
+        repeats included (a list); its length counts toward ``max_attempts``. End the
+        attempt first (``Attempt.failed``) so the failure is already in the books.
 
         Context length exceeded: only endpoints with a larger known window than the failed one
         (or than the prompt, if the failed window is unknown), else stop
@@ -84,6 +88,22 @@ class Router:
         others. Nothing untried left after a transient error: the same endpoint again, with
         reason RETRY and a jittered ``backoff_s``, if it is still eligible.
         """
+        plan = self._next_after(llm, prompt_tokens, failed_endpoint_id, error, attempted)
+        cause = error.kind.value + (f" (HTTP {error.status})" if error.status else "")
+        if not plan.candidates and plan.stop is not None:
+            cause += f"; nothing left to try: {plan.stop.value}"
+        self._journal.failover(self._clock.monotonic(), failed_endpoint_id,
+                               plan.candidates[0].endpoint_id if plan.candidates else "", cause)
+        return plan
+
+    def _next_after(
+        self,
+        llm: Llm,
+        prompt_tokens: int,
+        failed_endpoint_id: str,
+        error: UpstreamError,
+        attempted: Collection[str],
+    ) -> RoutePlan:
         if len(attempted) >= self._config.max_attempts:
             return RoutePlan((), stop=StopReason.ATTEMPTS_EXHAUSTED)
         now = self._clock.monotonic()
@@ -93,7 +113,11 @@ class Router:
             return self._larger_window(llm, prompt_tokens, failed_endpoint_id, tried, now)
         if not error.failover_helps:
             return RoutePlan((), stop=StopReason.NOT_RETRYABLE)
-        if error.kind is ErrorKind.AUTHENTICATION:  # idempotent if attempt_failed did it
+        if error.kind is ErrorKind.UNSUPPORTED_INPUT:  # another endpoint, never this one again
+            plan = rank(llm, prompt_tokens, tried, now, explore=False)
+            return plan if plan.candidates else RoutePlan((), plan.skipped,
+                                                           StopReason.NOT_RETRYABLE)
+        if error.kind is ErrorKind.AUTHENTICATION:  # idempotent if Attempt.failed did it
             self._get(failed_endpoint_id).breaker.record_rejected_key(now)
         plan = rank(llm, prompt_tokens, tried, now, explore=False)
         if plan.candidates or error.kind not in _RETRY_SAME:
@@ -139,22 +163,19 @@ class Router:
 
     # -- bookkeeping -------------------------------------------------------------------------
 
-    def attempt_started(self, endpoint_id: str, is_probe: bool = False) -> bool:
-        """Admit an attempt just before sending it.
-
-        False: not eligible now (its half-open trial is taken, its circuit opened, it is
-        rate-limited); skip it and do not call ``attempt_finished``. True: send it; report
-        exactly one of ``attempt_succeeded`` / ``attempt_failed``, then ``attempt_finished``.
-        """
+    def admit(self, endpoint_id: str, probe: bool = False) -> Attempt | None:
+        """Admits an attempt just before it is sent; None: not eligible now (its half-open
+        trial is taken, its circuit opened, it is rate-limited), so do not send it. The
+        ``Attempt`` records the rest of its life (``server.routing.attempt``)."""
         st = self._get(endpoint_id)
         now = self._clock.monotonic()
         if st.cooldown.remaining_s(now) > 0 or not st.breaker.acquire(now):
-            return False
-        if is_probe:
+            return None
+        if probe:
             st.latency.probes_in_flight += 1
         else:
             st.latency.live_in_flight += 1
-        return True
+        return Attempt(self, endpoint_id, probe)
 
     def first_token(
         self, endpoint_id: str, ttft_s: float, prompt_tokens: int, is_probe: bool = False
@@ -163,6 +184,7 @@ class Router:
         if math.isfinite(ttft_s) and ttft_s >= 0:
             now = self._clock.monotonic()
             self._get(endpoint_id).latency.record_ttft(now, ttft_s, prompt_tokens, is_probe)
+            self._journal.first_token(endpoint_id, now, ttft_s, is_probe)
 
     def first_token_missed(
         self, endpoint_id: str, waited_s: float, prompt_tokens: int, is_probe: bool = False
@@ -173,58 +195,58 @@ class Router:
             now = self._clock.monotonic()
             self._get(endpoint_id).latency.record_missed(now, waited_s, prompt_tokens, is_probe)
 
-    def chunk_gap(self, endpoint_id: str, gap_s: float) -> None:
-        """One gap between streamed chunks. O(1): a dict lookup and two deque appends."""
-        st = self._endpoints.get(endpoint_id)
-        if st is not None:
-            st.latency.record_gap(gap_s)
-
     def record_gaps(self, endpoint_id: str, gaps_s: Iterable[float]) -> None:
-        """Several gaps at once (e.g. batched at stream end)."""
+        """Gaps between streamed chunks, batched (once per stream); O(1) per gap."""
         st = self._endpoints.get(endpoint_id)
         if st is not None:
             st.latency.record_gaps(gaps_s)
 
-    def attempt_succeeded(self, endpoint_id: str, is_probe: bool = False) -> None:
-        """The stream completed properly (a probe: its one token and finish reason came)."""
+    def _settle(self, endpoint_id: str, probe: bool, success: bool,
+                error: UpstreamError | None) -> None:
+        """An attempt's outcome, called by ``Attempt`` once: success, ``error``, or neither
+        (cancelled: a hedge loser, the client went away), which is not a failure but frees a
+        half-open trial. Errors caused by the request (context length, content filter, bad
+        request, unsupported input) show the endpoint is up; a wrong model or path (not found)
+        says nothing either way; rate limits start a cooldown of the provider's Retry-After
+        and are not breaker failures."""
         st = self._get(endpoint_id)
         now = self._clock.monotonic()
-        st.breaker.record_success(now)
-        st.latency.record_outcome(now, False)
-
-    def attempt_failed(
-        self, endpoint_id: str, error: UpstreamError | None, is_probe: bool = False
-    ) -> None:
-        """The attempt failed with ``error``. None: cancelled (a hedge loser, the client went
-        away), which is not a failure but frees a half-open trial. Errors caused by the
-        request (context length, content filter, bad request) show the endpoint is up; rate
-        limits start a cooldown of the provider's Retry-After and are not breaker failures."""
-        st = self._get(endpoint_id)
-        now = self._clock.monotonic()
+        if success:
+            st.breaker.record_success(now)
+            st.latency.record_outcome(now, False)
+            if probe:
+                self._journal.probe_finished(endpoint_id, now, "")
+            return
+        if probe:
+            self._journal.probe_finished(endpoint_id, now, error.kind.value if error else
+                                         "cancelled")
         if error is None:
             st.breaker.release()
             return
         verdict = verdict_of(error.kind)
-        if verdict is Verdict.HEALTHY:
+        if verdict is HealthVerdict.NEUTRAL:
+            st.breaker.release()
+            return
+        if verdict is HealthVerdict.HEALTHY:
             st.breaker.record_success(now)
             st.latency.record_outcome(now, False)
             return
         st.latency.record_outcome(now, True)
-        if verdict is Verdict.RATE_LIMITED:
+        if verdict is HealthVerdict.RATE_LIMITED:
             st.cooldown.apply(now, error.kind, error.retry_after_s)
             st.breaker.release()
-        elif verdict is Verdict.REJECTED_KEY:
+        elif verdict is HealthVerdict.REJECTED_KEY:
             st.breaker.record_rejected_key(now)
         else:
             st.breaker.record_failure(now)
 
-    def attempt_finished(self, endpoint_id: str, is_probe: bool = False) -> None:
-        """The attempt is over (after its outcome was reported): one fewer in flight."""
+    def _release(self, endpoint_id: str, probe: bool) -> None:
+        """An attempt is over (after its outcome was booked): one fewer in flight."""
         st = self._endpoints.get(endpoint_id)
         if st is None:
             return
         lat = st.latency
-        if is_probe:
+        if probe:
             lat.probes_in_flight = max(0, lat.probes_in_flight - 1)
         else:
             lat.live_in_flight = max(0, lat.live_in_flight - 1)
@@ -232,6 +254,7 @@ class Router:
     def forget(self, endpoint_id: str) -> None:
         """Drop everything about an endpoint (deleted, or its key replaced)."""
         self._endpoints.pop(endpoint_id, None)
+        self._journal.forget(endpoint_id)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -255,6 +278,16 @@ class Router:
             open_remaining_s=st.breaker.open_remaining_s(now),
             consecutive_failures=st.breaker.consecutive_failures,
         )
+
+    def journal(self, endpoint_id: str) -> JournalView:
+        """Recent first-token times, probes and failovers away from ``endpoint_id``, with
+        their age in seconds."""
+        return self._journal.view(endpoint_id, self._clock.monotonic())
+
+    def preview(self, llm: Llm) -> RoutePlan:
+        """The order a short turn of ``llm`` would try its endpoints in now (no exploration,
+        nothing reserved): for reading, not for sending."""
+        return self._ranker.rank(llm, 0, (), self._clock.monotonic(), explore=False)
 
     def probe_status(self, endpoint_id: str) -> ProbeStatus:
         """What ``ProbeScheduler`` needs (the router is its ``ProbeView``)."""

@@ -38,9 +38,13 @@ class Answer:
         return "".join(self.reasoning)
 
 
-def build_answer(behavior: Behavior, body: Any, model: str, prompt_text: str) -> Answer:
-    """The answer to a request whose last user message is ``prompt_text``."""
+def build_answer(behavior: Behavior, body: Any, model: str, prompt_text: str,
+                 prefix: str = "") -> Answer:
+    """The answer to a request whose last user message is ``prompt_text``; ``prefix`` is a
+    partial answer to continue (Prefill.CONTINUE): the answer is the rest of the text."""
     text = behavior.answer_text(prompt_text)
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix):]
     calls = behavior.calls
     usage = behavior.usage or Usage(
         input_tokens=max(1, _tokens(_all_text(body))),
@@ -98,6 +102,24 @@ def last_user_text_openai(body: Any) -> str:
         if isinstance(message, dict) and message.get("role") == "user":
             return _content_text(message.get("content"))
     return ""
+
+
+def prefill_text(body: Any) -> str | None:
+    """The text of a trailing assistant (Gemini: ``model``) message, None when the request
+    ends with another role."""
+    if not isinstance(body, dict):
+        return None
+    if isinstance(body.get("contents"), list) and body["contents"]:
+        last = body["contents"][-1]
+        if isinstance(last, dict) and last.get("role") == "model":
+            return _content_text(last.get("parts"))
+        return None
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages:
+        last = messages[-1]
+        if isinstance(last, dict) and last.get("role") == "assistant":
+            return _content_text(last.get("content"))
+    return None
 
 
 def last_user_text_gemini(body: Any) -> str:

@@ -8,6 +8,7 @@ route (Azure ``api-version``), key, body, model; then the fault, if any.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,8 +17,20 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from server.simulator.answer import build_answer, last_user_text_gemini, last_user_text_openai
-from server.simulator.behavior import HTTP_FAULTS, Fault, FaultKind, Spec
+from server.simulator.answer import (
+    build_answer,
+    last_user_text_gemini,
+    last_user_text_openai,
+    prefill_text,
+)
+from server.simulator.behavior import (
+    HTTP_FAULTS,
+    PREFILL_REJECTED_MESSAGES,
+    Fault,
+    FaultKind,
+    Prefill,
+    Spec,
+)
 from server.simulator.formats import ErrorContext, Quirks, Reply, WireFormat
 from server.simulator.formats.common import HTML_502, garbage_bytes
 from server.simulator.log import RecordedRequest
@@ -190,6 +203,9 @@ class _Routes:
         if reply is not None:
             return reply
         problem = _body_problem(spec, body)
+        if problem is None and self.state.behavior.prefill is Prefill.REJECT and \
+                prefill_text(body) is not None:
+            problem = PREFILL_REJECTED_MESSAGES[spec.value], "messages"
         if problem is not None:
             message, param = problem
             return fmt.bad_request(
@@ -264,7 +280,12 @@ class _Routes:
         behavior = self.state.behavior
         kind = fault.kind if fault is not None else None
         prompt = last_user_text_gemini(body) if spec is Spec.GEMINI else last_user_text_openai(body)
-        answer = build_answer(behavior, body, model, prompt)
+        prefix = prefill_text(body)
+        if prefix and behavior.prefill is Prefill.IGNORE:  # starts over, repeating the prefix
+            behavior = dataclasses.replace(
+                behavior, text=f"{prefix} {behavior.answer_text(prompt)}", echo=False)
+            prefix = None
+        answer = build_answer(behavior, body, model, prompt, prefix or "")
         record.answer_text = answer.full_text
         options = body.get("stream_options")
         quirks = Quirks(

@@ -16,7 +16,7 @@ DEFAULT_TEXT = "Hello! How can I help you today?"
 
 
 class Spec(enum.StrEnum):
-    """The wire format of an upstream. Values match ``server.registry.model.ApiSpec``."""
+    """The wire format of an upstream. Values match ``server.registry.llm.ApiSpec``."""
 
     OPENAI = "openai"
     AZURE_OPENAI = "azure_openai"
@@ -41,6 +41,33 @@ class ReasoningDialect(enum.StrEnum):
     REASONING_CONTENT = "reasoning_content"
     REASONING = "reasoning"
     THINK_TAGS = "think_tags"
+
+
+class Prefill(enum.StrEnum):
+    """What the simulated model does with a request that ends with a partial assistant message.
+
+    - IGNORE: starts over, as if the partial message were a finished one (OpenAI's own API
+      does this): the answer repeats the partial text, then ``text``.
+    - CONTINUE: continues it (llama.cpp, vLLM ``continue_final_message``, DeepSeek
+      ``prefix``, Groq, Ollama): the answer is ``text`` after the partial message's text.
+    - REJECT: 400 in the provider's own error body (``PREFILL_REJECTED_MESSAGES``).
+    """
+
+    IGNORE = "ignore"
+    CONTINUE = "continue"
+    REJECT = "reject"
+
+
+# What a provider that does not take an assistant prefill answers, per wire format.
+PREFILL_REJECTED_MESSAGES = {
+    "openai": "This model does not support assistant message prefill. The conversation must "
+              "end with a user or tool message.",
+    "groq": "'messages' : the last message must have role `user` or `tool` for this model",
+    "azure_openai": "This model does not support assistant message prefill. The conversation "
+                    "must end with a user or tool message.",
+    "gemini": "Please ensure that single turn requests end with a user role or the role field "
+              "is empty.",
+}
 
 
 class FaultKind(enum.StrEnum):
@@ -185,6 +212,7 @@ class Behavior:
     fault: Fault | None = None
     fault_times: int | None = None
     fault_until: float | None = None
+    prefill: Prefill = Prefill.IGNORE
 
     def __post_init__(self) -> None:
         calls = tuple(c if isinstance(c, ToolCall) else ToolCall(*c) for c in self.tool_calls)
@@ -192,6 +220,7 @@ class Behavior:
             _check_arguments(call)
         object.__setattr__(self, "tool_calls", calls)
         object.__setattr__(self, "reasoning_dialect", ReasoningDialect(self.reasoning_dialect))
+        object.__setattr__(self, "prefill", Prefill(self.prefill))
         for name in ("chunks", "reasoning_chunks"):
             value = getattr(self, name)
             if value is not None and value < 1:

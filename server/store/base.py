@@ -7,6 +7,7 @@ plaintext key. Writes are atomic; updates are compare-and-set on an etag or vers
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -36,6 +37,19 @@ class SessionRecord:
     turn_count: int
     messages: list[dict[str, Any]]
     version: int
+    running_turn_id: str = ""  # the turn that holds the session, "" when none
+    running_until: datetime | None = None  # when that hold lapses (its replica may be gone)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnClaim:
+    """The outcome of ``claim_turn``: claimed (``version`` is the session's version now, to
+    compare-and-set the turn's history write on), or the turn that holds the session."""
+
+    claimed: bool
+    version: int
+    running_turn_id: str
+    running_until: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +107,31 @@ class Store(Protocol):
         """
         ...
 
-    async def touch_session(self, session_id: str, expire_time: datetime) -> None: ...
+    async def claim_turn(self, session_id: str, turn_id: str, now: datetime,
+                         hold_until: datetime) -> TurnClaim | None:
+        """Makes ``turn_id`` the session's running turn unless another turn holds it (and its
+        hold has not lapsed at ``now``); bumps the version when claimed. None: no session."""
+        ...
+
+    async def end_turn(self, session_id: str, turn_id: str, expected_version: int,
+                       new_messages: list[dict[str, Any]], expire_time: datetime) -> bool:
+        """Appends the turn's messages (maybe none), counts the turn when there are any, bumps
+        the version and frees the session, if ``turn_id`` still holds it at
+        ``expected_version``; False otherwise (nothing changes)."""
+        ...
+
+    async def replace_session(self, record: SessionRecord, expected_version: int) -> bool:
+        """Stores the record's system prompt, generation, TTL, expiry and messages, bumping the
+        version, if the version is ``expected_version`` (a turn's claim bumps it too)."""
+        ...
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Sends ``payload`` to every listener of ``channel`` on every replica of the store."""
+        ...
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Calls ``callback(payload)`` for each notification on ``channel`` until close."""
+        ...
 
     async def delete_session(self, account_id: str, session_id: str) -> bool: ...
 
@@ -111,3 +149,10 @@ class Store(Protocol):
     async def list_api_keys(self, account_id: str) -> list[ApiKeyRecord]: ...
 
     async def revoke_api_key(self, key_id: str) -> bool: ...
+
+    # Master key check values: one per key id, recorded when a server first uses the key.
+    async def master_key_checks(self) -> dict[str, str]: ...
+
+    async def add_master_key_check(self, key_id: str, check_value: str) -> None:
+        """Records ``check_value`` for ``key_id`` unless one is recorded already."""
+        ...

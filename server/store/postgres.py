@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -33,7 +33,7 @@ import asyncpg
 import orjson
 
 from server.config import ConfigError
-from server.store.base import ApiKeyRecord, LlmRecord, SessionRecord
+from server.store.base import ApiKeyRecord, LlmRecord, SessionRecord, TurnClaim
 
 # Each entry migrates the schema from version i to i+1. Never edit a released entry.
 # Ids use the "C" collation so that the cursor orders them bytewise, as SQLite does.
@@ -78,6 +78,16 @@ MIGRATIONS: tuple[str, ...] = (
         description TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX api_keys_by_account ON api_keys (account_id, create_time);
+    """,
+    """
+    ALTER TABLE sessions ADD COLUMN running_turn_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+                         ADD COLUMN running_until TIMESTAMPTZ;
+    """,
+    """
+    CREATE TABLE master_key_checks (
+        key_id TEXT COLLATE "C" PRIMARY KEY,
+        check_value TEXT NOT NULL
+    );
     """,
 )
 
@@ -144,6 +154,7 @@ class PostgresStore:
         self._min_size = min_size
         self._max_size = max_size or pool_max
         self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None  # LISTEN needs its own connection
 
     @property
     def schema(self) -> str | None:
@@ -199,6 +210,9 @@ class PostgresStore:
                 await conn.execute("INSERT INTO schema_version VALUES ($1)", len(MIGRATIONS))
 
     async def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.terminate()
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -313,7 +327,65 @@ class PostgresStore:
             turn_count=row["turn_count"],
             messages=row["messages"],
             version=row["version"],
+            running_turn_id=row["running_turn_id"],
+            running_until=row["running_until"],
         )
+
+    async def claim_turn(self, session_id: str, turn_id: str, now: datetime,
+                         hold_until: datetime) -> TurnClaim | None:
+        # One conditional UPDATE claims; a concurrent claimer waits on the row lock and then
+        # re-checks the condition on the committed row, so exactly one of them wins.
+        row = await self._fetchrow(
+            "UPDATE sessions SET running_turn_id = $2, running_until = $4, "
+            "version = version + 1 WHERE id = $1 AND (running_turn_id = '' OR "
+            "running_turn_id = $2 OR running_until IS NULL OR running_until < $3) "
+            "RETURNING version", session_id, turn_id, _utc(now), _utc(hold_until))
+        if row is not None:
+            return TurnClaim(True, row["version"], turn_id, hold_until)
+        held = await self._fetchrow(
+            "SELECT version, running_turn_id, running_until FROM sessions WHERE id = $1",
+            session_id)
+        if held is None:
+            return None
+        if not held["running_turn_id"]:  # freed between the two statements: try again
+            return await self.claim_turn(session_id, turn_id, now, hold_until)
+        return TurnClaim(False, held["version"], held["running_turn_id"], held["running_until"])
+
+    async def end_turn(self, session_id: str, turn_id: str, expected_version: int,
+                       new_messages: list[dict[str, Any]], expire_time: datetime) -> bool:
+        count = await self._execute(
+            "UPDATE sessions SET messages = messages || $4::jsonb, "
+            "turn_count = turn_count + $5, version = version + 1, expire_time = $6, "
+            "running_turn_id = '', running_until = NULL "
+            "WHERE id = $1 AND running_turn_id = $2 AND version = $3",
+            session_id, turn_id, expected_version, new_messages, 1 if new_messages else 0,
+            _utc(expire_time))
+        return count == 1
+
+    async def replace_session(self, record: SessionRecord, expected_version: int) -> bool:
+        count = await self._execute(
+            "UPDATE sessions SET system_prompt = $3, generation = $4, idle_ttl_s = $5, "
+            "expire_time = $6, messages = $7::jsonb, version = version + 1 "
+            "WHERE id = $1 AND version = $2",
+            record.id, expected_version, record.system_prompt, record.generation,
+            record.idle_ttl_s, _utc(record.expire_time), record.messages)
+        return count == 1
+
+    def _channel(self, channel: str) -> str:
+        # Replicas share a channel only when they share the schema (tests isolate by schema).
+        return f"switchboard.{self._schema or 'public'}.{channel}"
+
+    async def notify(self, channel: str, payload: str) -> None:
+        await self._execute("SELECT pg_notify($1, $2)", self._channel(channel), payload)
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        if self._listener is None:
+            self._listener = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
+
+        def deliver(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            callback(payload)
+
+        await self._listener.add_listener(self._channel(channel), deliver)
 
     async def save_turn(
         self,
@@ -332,10 +404,6 @@ class PostgresStore:
             session_id, new_messages, _utc(expire_time), expected_version,
         )
         return count == 1
-
-    async def touch_session(self, session_id: str, expire_time: datetime) -> None:
-        await self._execute(
-            "UPDATE sessions SET expire_time = $1 WHERE id = $2", _utc(expire_time), session_id)
 
     async def delete_session(self, account_id: str, session_id: str) -> bool:
         count = await self._execute(
@@ -389,3 +457,11 @@ class PostgresStore:
         count = await self._execute(
             "UPDATE api_keys SET revoked = TRUE WHERE key_id = $1", key_id)
         return count == 1
+
+    async def master_key_checks(self) -> dict[str, str]:
+        rows = await self._fetch("SELECT key_id, check_value FROM master_key_checks")
+        return {r["key_id"]: r["check_value"] for r in rows}
+
+    async def add_master_key_check(self, key_id: str, check_value: str) -> None:
+        await self._execute("INSERT INTO master_key_checks VALUES ($1, $2) "
+                            "ON CONFLICT (key_id) DO NOTHING", key_id, check_value)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from server.store.base import ApiKeyRecord, LlmRecord, SessionRecord
+from server.store.base import ApiKeyRecord, LlmRecord, SessionRecord, TurnClaim
 
 T = TypeVar("T")
 
@@ -64,6 +64,16 @@ MIGRATIONS: tuple[str, ...] = (
         description TEXT NOT NULL DEFAULT ''
     );
     """,
+    """
+    ALTER TABLE sessions ADD COLUMN running_turn_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN running_until TEXT;
+    """,
+    """
+    CREATE TABLE master_key_checks (
+        key_id TEXT PRIMARY KEY,
+        check_value TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -84,6 +94,8 @@ class SqliteStore:
         self._path = Path(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        # One process shares one file: notifications fan out in process.
+        self._listeners: dict[str, list[Callable[[str], None]]] = {}
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -249,7 +261,9 @@ class SqliteStore:
     async def create_session(self, record: SessionRecord) -> None:
         await self._run(
             self._write,
-            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, account_id, llm_id, system_prompt, generation, "
+            "idle_ttl_s, create_time, expire_time, turn_count, messages, version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 record.account_id,
@@ -285,9 +299,83 @@ class SqliteStore:
                 turn_count=row["turn_count"],
                 messages=orjson.loads(row["messages"]),
                 version=row["version"],
+                running_turn_id=row["running_turn_id"],
+                running_until=_dt(row["running_until"]) if row["running_until"] else None,
             )
 
         return await self._run(run)
+
+    async def claim_turn(self, session_id: str, turn_id: str, now: datetime,
+                         hold_until: datetime) -> TurnClaim | None:
+        def run() -> TurnClaim | None:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT version, running_turn_id, running_until FROM sessions WHERE id = ?",
+                    (session_id,)).fetchone()
+                if row is None:
+                    db.execute("ROLLBACK")
+                    return None
+                until = _dt(row["running_until"]) if row["running_until"] else None
+                held = row["running_turn_id"] and until is not None and until >= now
+                if held and row["running_turn_id"] != turn_id:
+                    db.execute("ROLLBACK")
+                    return TurnClaim(False, row["version"], row["running_turn_id"], until)
+                db.execute(
+                    "UPDATE sessions SET running_turn_id = ?, running_until = ?, "
+                    "version = version + 1 WHERE id = ?", (turn_id, _ts(hold_until), session_id))
+                db.execute("COMMIT")
+                return TurnClaim(True, row["version"] + 1, turn_id, hold_until)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        return await self._run(run)
+
+    async def end_turn(self, session_id: str, turn_id: str, expected_version: int,
+                       new_messages: list[dict[str, Any]], expire_time: datetime) -> bool:
+        def run() -> bool:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT messages FROM sessions WHERE id = ? AND version = ? "
+                    "AND running_turn_id = ?", (session_id, expected_version, turn_id)).fetchone()
+                if row is None:
+                    db.execute("ROLLBACK")
+                    return False
+                messages = orjson.loads(row["messages"]) + new_messages
+                db.execute(
+                    "UPDATE sessions SET messages = ?, turn_count = turn_count + ?, "
+                    "version = version + 1, expire_time = ?, running_turn_id = '', "
+                    "running_until = NULL WHERE id = ?",
+                    (_json(messages), 1 if new_messages else 0, _ts(expire_time), session_id))
+                db.execute("COMMIT")
+                return True
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        return await self._run(run)
+
+    async def replace_session(self, record: SessionRecord, expected_version: int) -> bool:
+        count = await self._run(
+            self._write,
+            "UPDATE sessions SET system_prompt = ?, generation = ?, idle_ttl_s = ?, "
+            "expire_time = ?, messages = ?, version = version + 1 "
+            "WHERE id = ? AND version = ?",
+            (record.system_prompt, _json(record.generation), record.idle_ttl_s,
+             _ts(record.expire_time), _json(record.messages), record.id, expected_version),
+        )
+        return count == 1
+
+    async def notify(self, channel: str, payload: str) -> None:
+        for callback in list(self._listeners.get(channel, ())):
+            callback(payload)
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        self._listeners.setdefault(channel, []).append(callback)
 
     async def save_turn(
         self,
@@ -319,13 +407,6 @@ class SqliteStore:
                 raise
 
         return await self._run(run)
-
-    async def touch_session(self, session_id: str, expire_time: datetime) -> None:
-        await self._run(
-            self._write,
-            "UPDATE sessions SET expire_time = ? WHERE id = ?",
-            (_ts(expire_time), session_id),
-        )
 
     async def delete_session(self, account_id: str, session_id: str) -> bool:
         count = await self._run(
@@ -402,3 +483,16 @@ class SqliteStore:
             self._write, "UPDATE api_keys SET revoked = 1 WHERE key_id = ?", (key_id,)
         )
         return count == 1
+
+    # -- master key check values -----------------------------------------------------------------
+
+    async def master_key_checks(self) -> dict[str, str]:
+        def run() -> dict[str, str]:
+            rows = self._db.execute("SELECT key_id, check_value FROM master_key_checks")
+            return {r[0]: r[1] for r in rows.fetchall()}
+
+        return await self._run(run)
+
+    async def add_master_key_check(self, key_id: str, check_value: str) -> None:
+        await self._run(self._write, "INSERT OR IGNORE INTO master_key_checks VALUES (?, ?)",
+                        (key_id, check_value))

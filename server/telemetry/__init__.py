@@ -1,1 +1,1 @@
-"""Metrics (Prometheus) and tracing (OpenTelemetry), fed through ``server.observe``."""
+"""Metrics (Prometheus) and tracing (OpenTelemetry), fed through ``server.turns.observer``."""

@@ -1,8 +1,12 @@
 """gRPC server metrics: calls by method and status code, open streams.
 
-``GrpcMetricsInterceptor`` goes first in the server's interceptor list, so it sees the status
-the ``EdgeInterceptor`` ends each call with (its aborts included). Streaming handlers are
-re-yielded by one thin generator; nothing is recorded per message.
+``GrpcMetricsInterceptor`` goes first in the server's interceptor list. The calls that the
+``EdgeInterceptor`` wraps (``timed_by_edge`` prefixes: every ``switchboard.v1`` RPC) are
+reported by the edge itself, through ``rpc_started`` / ``rpc_finished`` with the status it
+ends them with, so they pass this interceptor unwrapped: one generator layer per streamed
+message fewer (tests/bench/FINDINGS.md). The others (health, reflection, unknown methods) are
+wrapped here: streaming handlers are re-yielded by one thin generator, and their status is
+read from the context (aborts included). Nothing is recorded per message.
 """
 
 from __future__ import annotations
@@ -36,8 +40,21 @@ def _code_name(context: Any, error: BaseException | None) -> str:
 
 
 class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, timed_by_edge: tuple[str, ...] = ()) -> None:
         self._m = metrics
+        self._by_edge = timed_by_edge
+
+    def rpc_started(self, method: str, streaming: bool) -> None:
+        """A call the edge interceptor wraps has started (``method``: "package.Service/Rpc")."""
+        if streaming:
+            in_flight = self._m.grpc_streams_in_flight
+            in_flight[method] = in_flight.get(method, 0) + 1
+
+    def rpc_finished(self, method: str, streaming: bool, status: str, seconds: float) -> None:
+        """... and has ended with ``status`` (a gRPC status code name)."""
+        if streaming:
+            self._m.grpc_streams_in_flight[method] -= 1
+        self._m.rpc_duration.labels("grpc", method, status).observe(seconds)
 
     def _record(self, method: str, start: float, context: Any, error: BaseException | None
                 ) -> None:
@@ -50,6 +67,8 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
+        if handler is not None and details.method.startswith(self._by_edge):
+            return handler  # timed by the edge interceptor (rpc_started / rpc_finished)
         method = str(details.method).lstrip("/")
         if handler is None:
             self._m.rpc_duration.labels("grpc", UNKNOWN_METHOD, "UNIMPLEMENTED").observe(0.0)

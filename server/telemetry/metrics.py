@@ -24,9 +24,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from server.chat import FinishReason, Usage
-from server.observe import AttemptObserver, TurnObserver
 from server.providers.base import UpstreamError
-from server.registry.model import ApiSpec, Endpoint, Llm
+from server.registry.llm import ApiSpec, Endpoint, Llm
+from server.turns.observer import AttemptObserver, TurnObserver
 
 PROVIDER_NAMES = {
     ApiSpec.OPENAI: "openai",

@@ -26,10 +26,10 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from server.chat import FinishReason, Usage
-from server.observe import AttemptObserver, TurnObserver
 from server.providers.base import UpstreamError
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
 from server.telemetry.metrics import PROVIDER_NAMES
+from server.turns.observer import AttemptObserver, TurnObserver
 
 TRACES_PATH = "/v1/traces"
 

@@ -5,7 +5,7 @@ exchange and streams ``CheckStarted``/``CheckFinished`` events, then one ``Valid
 Domain code only: ``server.edge.validator`` turns the events into protos.
 """
 
-from server.validation.model import (
+from server.validation.report import (
     Capabilities,
     CheckFinished,
     CheckStarted,
@@ -14,7 +14,7 @@ from server.validation.model import (
     Event,
     ValidationReport,
 )
-from server.validation.runner import Limits, Validation
+from server.validation.runner import Validation, ValidationLimits
 
 __all__ = [
     "Capabilities",
@@ -23,7 +23,7 @@ __all__ = [
     "CheckStatus",
     "EndpointReport",
     "Event",
-    "Limits",
     "Validation",
+    "ValidationLimits",
     "ValidationReport",
 ]

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
 from server.providers.errors import ErrorFields, error_fields
-from server.providers.registry import adapter_for
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.validation.catalog import (
     ADMISSION,
     AUTH,
@@ -25,7 +25,7 @@ from server.validation.catalog import (
     QUOTA,
     ROUTE,
     STATUS,
-    Verdict,
+    CheckVerdict,
     failed,
     passed,
     skipped,
@@ -40,7 +40,7 @@ _MODEL_WORDS = ("not found", "does not exist", "invalid model", "unknown model",
                 "not supported")
 
 
-def judge(ex: Exchange, endpoint: Endpoint, path: str) -> list[Verdict]:
+def judge(ex: Exchange, endpoint: Endpoint, path: str) -> list[CheckVerdict]:
     """Verdicts for the ``ADMISSION`` checks, in order. ``path`` is the request's path."""
     if ex.status == 0:
         return _no_response(ex)
@@ -66,7 +66,7 @@ def judge(ex: Exchange, endpoint: Endpoint, path: str) -> list[Verdict]:
     return _error(ex, endpoint, path, err, ex.status)
 
 
-def _no_response(ex: Exchange) -> list[Verdict]:
+def _no_response(ex: Exchange) -> list[CheckVerdict]:
     failure = ex.failure
     message = failure.message if failure else "no response"
     if failure is not None and failure.timed_out and failure.phase == "headers":
@@ -77,7 +77,7 @@ def _no_response(ex: Exchange) -> list[Verdict]:
     return _stage(STATUS, message, hint, proven=False)
 
 
-def _all_passed(ex: Exchange, endpoint: Endpoint, path: str) -> list[Verdict]:
+def _all_passed(ex: Exchange, endpoint: Endpoint, path: str) -> list[CheckVerdict]:
     key = ("the key was accepted" if endpoint.api_key
            else "no key is set and the server asked for none")
     return [
@@ -98,9 +98,9 @@ def _is_error_body(body: bytes) -> bool:
 
 
 def _stage(failing: str, observed: str, hint: str, *, proven: bool,
-           why_unproven: str = "") -> list[Verdict]:
+           why_unproven: str = "") -> list[CheckVerdict]:
     """``failing`` FAILs; earlier stages PASS when ``proven`` (else SKIPPED); later SKIPPED."""
-    out: list[Verdict] = []
+    out: list[CheckVerdict] = []
     reached = False
     for name in ADMISSION:
         if name == failing:
@@ -116,7 +116,7 @@ def _stage(failing: str, observed: str, hint: str, *, proven: bool,
 
 
 def _error(ex: Exchange, endpoint: Endpoint, path: str, err: UpstreamError,
-           status: int) -> list[Verdict]:
+           status: int) -> list[CheckVerdict]:
     fields = _fields(ex.body)
     observed = err.message if ex.status == status else f"HTTP {ex.status}: {err.message}"
     if status in (404, 405) or err.kind is ErrorKind.NOT_FOUND or (
@@ -126,6 +126,12 @@ def _error(ex: Exchange, endpoint: Endpoint, path: str, err: UpstreamError,
             return _stage(MODEL, observed, _model_hint(endpoint), proven=True)
         return _stage(ROUTE, f"HTTP {status} to POST {path}: {err.message}",
                       _route_hint(endpoint), proven=False)
+    if _is_litellm_key_refusal(fields):
+        return _stage(AUTH, observed, (
+            "LiteLLM refused the key: it is not the proxy's master key, and the proxy has no "
+            "database to look up virtual keys (no_db_connection). Use the proxy's master key "
+            "or a virtual key it issued, or connect LiteLLM to its database"), proven=False,
+            why_unproven="not confirmed: the proxy checks the key before the route")
     if err.kind is ErrorKind.AUTHENTICATION:
         return _stage(AUTH, observed, _auth_hint(endpoint, status, err), proven=False,
                       why_unproven="not confirmed: servers check the key before the route")
@@ -136,6 +142,15 @@ def _error(ex: Exchange, endpoint: Endpoint, path: str, err: UpstreamError,
         return out
     return _stage(STATUS, observed, _status_hint(err, ex), proven=fields is not None,
                   why_unproven=f"not confirmed: HTTP {status} came without a JSON error body")
+
+
+def _is_litellm_key_refusal(fields: ErrorFields | None) -> bool:
+    """LiteLLM's answer to a key that is not its master key when it has no database: a 400
+    (or 401) ``no_db_connection``, which says nothing about the route, quota or model."""
+    if fields is None:
+        return False
+    words = {w.lower() for w in (fields.code, fields.type, *fields.reasons) if w}
+    return "no_db_connection" in words or "no connected db" in fields.message.lower()
 
 
 def _fields(body: bytes) -> ErrorFields | None:
@@ -169,7 +184,16 @@ def _model_word(endpoint: Endpoint) -> str:
 
 
 def _route_hint(endpoint: Endpoint) -> str:
+    """What to fix when the spec's path is not a route of the server. A server whose base_url
+    looks like another spec's (an OpenAI-style /v1 URL registered as Gemini) most likely
+    speaks that spec: say so first, rather than suggest another provider's URL."""
     base = endpoint.base_url.rstrip("/")
+    likely = _likely_spec(base)
+    if likely is not None and likely is not endpoint.api_spec:
+        return (f"this base_url looks like one of the {_SPEC_NAMES[likely]} API, but the "
+                f"endpoint is registered as {_SPEC_NAMES[endpoint.api_spec]}: choose the spec "
+                f"the server speaks (check-endpoint --spec, llm create spec=: "
+                f"{_SPEC_FLAGS[likely]})")
     if endpoint.api_spec is ApiSpec.AZURE_OPENAI:
         return ("check base_url: use https://<resource>.openai.azure.com (Switchboard adds "
                 "/openai/deployments/<deployment>/chat/completions?api-version=...) or the v1 "
@@ -184,10 +208,33 @@ def _route_hint(endpoint: Endpoint) -> str:
             f"{suggestion}; Switchboard appends /chat/completions")
 
 
+_SPEC_NAMES = {ApiSpec.OPENAI: "OpenAI-compatible", ApiSpec.AZURE_OPENAI: "Azure OpenAI",
+               ApiSpec.GEMINI: "Gemini", ApiSpec.GROQ: "Groq"}
+_SPEC_FLAGS = {ApiSpec.OPENAI: "openai", ApiSpec.AZURE_OPENAI: "azure",
+               ApiSpec.GEMINI: "gemini", ApiSpec.GROQ: "groq"}
+
+
+def _likely_spec(base: str) -> ApiSpec | None:
+    """The spec a base URL's shape suggests, or None when it does not tell."""
+    host = (urlsplit(base).hostname or "").lower()
+    path = urlsplit(base).path.rstrip("/")
+    if host.endswith(".openai.azure.com"):
+        return ApiSpec.AZURE_OPENAI
+    if host == "generativelanguage.googleapis.com" or path.endswith(("/v1beta", "/v1alpha")):
+        return ApiSpec.GEMINI
+    if host == "api.groq.com":
+        return ApiSpec.GROQ
+    if path.endswith("/v1") or path.endswith("/openai/v1"):
+        return ApiSpec.OPENAI
+    return None
+
+
 def _auth_hint(endpoint: Endpoint, status: int, err: UpstreamError) -> str:
     host = (urlsplit(endpoint.base_url).hostname or "").lower()
     if not endpoint.api_key:
-        return "no API key is set for this endpoint, but the server requires one: set api_key"
+        return ("no API key is set for this endpoint, but the server requires one: give the "
+                "provider key (check-endpoint: --key; llm create: key= or key-env= in "
+                "--endpoint; the API: the endpoint's api_key field)")
     if host.endswith(".openai.azure.com") and endpoint.api_spec is not ApiSpec.AZURE_OPENAI:
         return ("this is an Azure OpenAI host: register the endpoint with api_spec "
                 "AZURE_OPENAI, which sends the key in the api-key header")

@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 
 from server.chat import Usage
+from server.providers.adapters import adapter_for
 from server.providers.base import SseEvent, StreamDecoder, UpstreamError
 from server.providers.errors import classify_error_object
-from server.providers.registry import adapter_for
 from server.providers.sse import SseParser
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 from server.vault.redact import quote
 
 _KNOWN_FIELDS = frozenset({b"data", b"event", b"id", b"retry"})

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.registry.model import ApiSpec
-from server.validation.model import CheckStatus
+from server.registry.llm import ApiSpec
+from server.validation.report import CheckStatus
 
 DNS = "network.dns"
 CONNECT = "network.connect"
@@ -32,6 +32,7 @@ USAGE = "response.usage"
 REASONING = "capability.reasoning"
 TOOL_CALLING = "capability.tool_calling"
 IMAGE_INPUT = "capability.image_input"
+CONTINUATION = "capability.continues_partial_answer"
 
 NETWORK = (DNS, CONNECT, TLS)
 # Judged from the status line and error body of the first streaming request, in the order a
@@ -39,7 +40,7 @@ NETWORK = (DNS, CONNECT, TLS)
 ADMISSION = (ROUTE, AUTH, QUOTA, MODEL, STATUS)
 STREAM = (CONTENT_TYPE, FIRST_TOKEN, FRAMING, CHUNK_SCHEMA, ERROR_EVENTS, END)
 RESPONSE = (ROLE, CONTENT, FINISH_REASON, USAGE)
-CAPABILITIES = (REASONING, TOOL_CALLING, IMAGE_INPUT)
+CAPABILITIES = (REASONING, TOOL_CALLING, IMAGE_INPUT, CONTINUATION)
 ALL = (*NETWORK, *ADMISSION, *STREAM, *RESPONSE, *CAPABILITIES)
 REQUIRED = frozenset(ALL) - frozenset(CAPABILITIES)
 
@@ -58,6 +59,7 @@ _COMMON = {
     REASONING: "reasoning text streamed apart from the answer",
     TOOL_CALLING: "a tool call in answer to a request that offers a tool",
     IMAGE_INPUT: "an answer to a message that holds a small inline PNG",
+    CONTINUATION: "a request ending with a partial assistant answer is continued, not restarted",
 }
 _CHAT = {
     ROUTE: "POST {base_url}/chat/completions is a route of the server",
@@ -107,7 +109,7 @@ def check(name: str, spec: ApiSpec) -> Check:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class CheckVerdict:
     """The outcome of one check before the runner adds timing and the catalogue's texts.
     ``expected`` overrides the catalogue's text when the check knows better."""
 
@@ -118,17 +120,17 @@ class Verdict:
     expected: str = ""
 
 
-def passed(name: str, observed: str) -> Verdict:
-    return Verdict(name, CheckStatus.PASS, observed)
+def passed(name: str, observed: str) -> CheckVerdict:
+    return CheckVerdict(name, CheckStatus.PASS, observed)
 
 
-def skipped(name: str, reason: str) -> Verdict:
-    return Verdict(name, CheckStatus.SKIPPED, reason)
+def skipped(name: str, reason: str) -> CheckVerdict:
+    return CheckVerdict(name, CheckStatus.SKIPPED, reason)
 
 
-def failed(name: str, observed: str, hint: str) -> Verdict:
-    return Verdict(name, CheckStatus.FAIL, observed, hint)
+def failed(name: str, observed: str, hint: str) -> CheckVerdict:
+    return CheckVerdict(name, CheckStatus.FAIL, observed, hint)
 
 
-def warned(name: str, observed: str, hint: str) -> Verdict:
-    return Verdict(name, CheckStatus.WARN, observed, hint)
+def warned(name: str, observed: str, hint: str) -> CheckVerdict:
+    return CheckVerdict(name, CheckStatus.WARN, observed, hint)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver
 
 from server.netguard import BlockedAddressError
-from server.validation.catalog import CONNECT, DNS, TLS, Verdict, failed, passed, skipped
+from server.validation.catalog import CONNECT, DNS, TLS, CheckVerdict, failed, passed, skipped
 
 Address = tuple[str, int]
 MAX_ADDRESSES = 3  # connect attempts over the resolved addresses
@@ -57,7 +57,7 @@ async def _lookup(host: str, port: int, resolver: AbstractResolver | None) -> li
 
 
 async def resolve(target: Target, timeout_s: float, resolver: AbstractResolver | None = None
-                  ) -> tuple[Verdict, list[Address]]:
+                  ) -> tuple[CheckVerdict, list[Address]]:
     """``network.dns`` and the addresses to connect to (empty when it failed).
 
     ``resolver``: the server passes its ``GuardedResolver``, so a name that passed the check
@@ -112,7 +112,7 @@ def _dns_hint(host: str) -> str:
     )
 
 
-async def connect(target: Target, addresses: list[Address], timeout_s: float) -> Verdict:
+async def connect(target: Target, addresses: list[Address], timeout_s: float) -> CheckVerdict:
     """``network.connect``: a TCP connection to the first address that accepts one."""
     problems: list[str] = []
     for host, port in addresses[:MAX_ADDRESSES]:
@@ -158,7 +158,7 @@ def _connect_hint(target: Target, problems: list[str]) -> str:
     )
 
 
-async def handshake(target: Target, addresses: list[Address], timeout_s: float) -> Verdict:
+async def handshake(target: Target, addresses: list[Address], timeout_s: float) -> CheckVerdict:
     """``network.tls``: a verified TLS handshake with SNI; SKIPPED for http:// URLs."""
     if target.scheme != "https":
         return skipped(TLS, "base_url uses http://, so there is no TLS to check; the key "

@@ -1,11 +1,11 @@
 """Runs the checks of every endpoint of an LLM and streams the events.
 
 ``Validation.run(endpoints)`` yields ``CheckStarted``/``CheckFinished`` events as they happen
-(endpoints run concurrently, at most ``Limits.concurrency`` at a time, and interleave), then
-exactly one ``ValidationReport``. Per endpoint the checks run in catalogue order: DNS,
-connect, TLS, then one streaming turn judged by the admission, stream and response checks,
-then the optional capability probes concurrently. A failed prerequisite SKIPS what depends on
-it, with the reason. Every step has its own deadline (``Limits``).
+(endpoints run concurrently, at most ``ValidationLimits.concurrency`` at a time, and
+interleave), then exactly one ``ValidationReport``. Per endpoint the checks run in catalogue
+order: DNS, connect, TLS, then one streaming turn judged by the admission, stream and
+response checks, then the optional capability probes concurrently. A failed prerequisite
+SKIPS what depends on it, with the reason. Every step has its own deadline (``ValidationLimits``).
 
 One aiohttp session per run: validation is rare, it must not share pooled connections (whose
 DNS and TLS were settled earlier) with live traffic, and the session closes with the run.
@@ -23,13 +23,14 @@ import structlog
 from aiohttp.abc import AbstractResolver
 
 from server.chat import ChatRequest, Generation
-from server.providers.registry import adapter_for
-from server.registry.model import Endpoint
+from server.providers.adapters import adapter_for
+from server.registry.llm import Endpoint
 from server.secret import Secret
-from server.validation import admission, catalog, exchange, probes, stream_checks
+from server.validation import admission, capability_checks, catalog, exchange, stream_checks
 from server.validation.audit import StreamAudit, new_audit
-from server.validation.catalog import Verdict
-from server.validation.model import (
+from server.validation.catalog import CheckVerdict
+from server.validation.network import Target, connect, handshake, resolve
+from server.validation.report import (
     Capabilities,
     CheckFinished,
     CheckStarted,
@@ -38,7 +39,6 @@ from server.validation.model import (
     Event,
     ValidationReport,
 )
-from server.validation.network import Target, connect, handshake, resolve
 from server.vault.redact import mask_values, scrub
 
 log = structlog.get_logger("switchboard.validation")
@@ -47,7 +47,7 @@ Emit = Callable[[Event], None]
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class ValidationLimits:
     """Deadlines (seconds) of each step, and how many endpoints are checked at once."""
 
     dns_s: float = 5.0
@@ -62,11 +62,11 @@ class Limits:
 class Validation:
     """``log_summary``: one log line per endpoint (off for the CLI, which prints the checks)."""
 
-    def __init__(self, limits: Limits | None = None, *, log_summary: bool = True,
+    def __init__(self, limits: ValidationLimits | None = None, *, log_summary: bool = True,
                  resolver: AbstractResolver | None = None) -> None:
         """``resolver``: DNS for the endpoints' hosts; the server passes its
         ``GuardedResolver`` so validation connects only where a turn could."""
-        self.limits = limits or Limits()
+        self.limits = limits or ValidationLimits()
         self.log_summary = log_summary
         self.resolver = resolver
 
@@ -111,7 +111,7 @@ class Validation:
 
 class _EndpointRun:
     def __init__(self, endpoint: Endpoint, endpoint_id: str, generation: Generation,
-                 session: aiohttp.ClientSession, limits: Limits, emit: Emit,
+                 session: aiohttp.ClientSession, limits: ValidationLimits, emit: Emit,
                  log_summary: bool = True, resolver: AbstractResolver | None = None) -> None:
         self.endpoint = endpoint
         self.id = endpoint_id
@@ -151,7 +151,7 @@ class _EndpointRun:
         limits, target = self.limits, Target.of(self.endpoint.base_url)
         addresses: list[tuple[str, int]] = []
 
-        async def dns() -> Verdict:
+        async def dns() -> CheckVerdict:
             nonlocal addresses
             verdict, addresses = await resolve(target, limits.dns_s, self.resolver)
             return verdict
@@ -173,7 +173,7 @@ class _EndpointRun:
         for name in group:
             self.emit(CheckStarted(self.id, name))
         http = adapter_for(self.endpoint.api_spec).build_request(
-            self.endpoint, probes.ping(self.generation))
+            self.endpoint, capability_checks.ping(self.generation))
         audit = new_audit(self.endpoint.api_spec)
         ex = await exchange.run(self.session, http, self.limits.turn, audit)
         audit.close()
@@ -190,7 +190,8 @@ class _EndpointRun:
             self.ttft_s = audit.first_content_at - ex.sent_at
             self.prompt_tokens = (audit.usage.input_tokens if audit.usage is not None
                                   and audit.usage.input_tokens
-                                  else probes.estimate_tokens(probes.PING_PROMPT))
+                                  else capability_checks.estimate_tokens(
+                                      capability_checks.PING_PROMPT))
         first_token = self.results[catalog.FIRST_TOKEN].status
         usable = not admitted and ex.streamed and audit.events > 0 and (
             first_token is not CheckStatus.FAIL)
@@ -207,28 +208,34 @@ class _EndpointRun:
             nonlocal dialect
             probe = None
             duration = 0.0
-            if not basic.reasoning and probes.wants_reasoning_probe(gen):
-                ex, audit = await self._probe(probes.with_reasoning(gen))
+            if not basic.reasoning and capability_checks.wants_reasoning_probe(gen):
+                ex, audit = await self._probe(capability_checks.with_reasoning(gen))
                 probe, duration = (ex, audit), ex.duration_s
-            verdict, dialect = probes.reasoning_verdict(basic, probe, endpoint)
+            verdict, dialect = capability_checks.reasoning_verdict(basic, probe, endpoint)
             self._finish(verdict, duration)
 
         async def tools() -> None:
-            ex, audit = await self._probe(probes.with_tool(gen))
-            self._finish(probes.tool_verdict(ex, audit, endpoint), ex.duration_s)
+            ex, audit = await self._probe(capability_checks.with_tool(gen))
+            self._finish(capability_checks.tool_verdict(ex, audit, endpoint), ex.duration_s)
 
         async def image() -> None:
-            ex, audit = await self._probe(probes.with_image(gen))
-            self._finish(probes.image_verdict(ex, audit, endpoint), ex.duration_s)
+            ex, audit = await self._probe(capability_checks.with_image(gen))
+            self._finish(capability_checks.image_verdict(ex, audit, endpoint), ex.duration_s)
+
+        async def continuation() -> None:
+            ex, audit = await self._probe(capability_checks.with_partial_answer(gen))
+            self._finish(capability_checks.continuation_verdict(ex, audit, endpoint),
+                         ex.duration_s)
 
         async with asyncio.TaskGroup() as tasks:
-            for probe in (reasoning, tools, image):
+            for probe in (reasoning, tools, image, continuation):
                 tasks.create_task(probe())
         r = self.results
         self.capabilities = Capabilities(
             reasoning=bool(dialect), reasoning_dialect=dialect,
             tool_calling=r[catalog.TOOL_CALLING].status is CheckStatus.PASS,
-            image_input=r[catalog.IMAGE_INPUT].status is CheckStatus.PASS)
+            image_input=r[catalog.IMAGE_INPUT].status is CheckStatus.PASS,
+            continues_partial_answer=r[catalog.CONTINUATION].status is CheckStatus.PASS)
 
     async def _probe(self, request: ChatRequest) -> tuple[exchange.Exchange, StreamAudit]:
         http = adapter_for(self.endpoint.api_spec).build_request(self.endpoint, request)
@@ -239,7 +246,7 @@ class _EndpointRun:
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
-    async def _step(self, name: str, work: Awaitable[Verdict]) -> bool:
+    async def _step(self, name: str, work: Awaitable[CheckVerdict]) -> bool:
         """Runs one check; True unless it FAILED."""
         self.emit(CheckStarted(self.id, name))
         loop = asyncio.get_running_loop()
@@ -248,7 +255,7 @@ class _EndpointRun:
         self._finish(verdict, loop.time() - started)
         return verdict.status is not CheckStatus.FAIL
 
-    def _finish(self, verdict: Verdict, duration_s: float) -> None:
+    def _finish(self, verdict: CheckVerdict, duration_s: float) -> None:
         spec = catalog.check(verdict.check, self.endpoint.api_spec)
         expected = (verdict.expected or spec.expected).replace(
             "{base_url}", self.endpoint.base_url.rstrip("/")).replace(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import orjson
 
 from server.providers.base import ErrorKind
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.validation.audit import StreamAudit, snippet
 from server.validation.catalog import (
     CHUNK_SCHEMA,
@@ -28,14 +28,14 @@ from server.validation.catalog import (
     ROLE,
     STREAM,
     USAGE,
-    Verdict,
+    CheckVerdict,
     failed,
     passed,
     skipped,
     warned,
 )
 from server.validation.exchange import Exchange
-from server.validation.model import CheckStatus
+from server.validation.report import CheckStatus
 
 _CHAT_FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 _GEMINI_FAILED = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"})
@@ -52,12 +52,12 @@ class Budget:
     slow_first_token_s: float
 
 
-def skip_all(reason: str) -> list[Verdict]:
+def skip_all(reason: str) -> list[CheckVerdict]:
     return [skipped(c, reason) for c in (*STREAM, *RESPONSE)]
 
 
 def judge(ex: Exchange, audit: StreamAudit, endpoint: Endpoint, budget: Budget,
-          admitted: str) -> list[Verdict]:
+          admitted: str) -> list[CheckVerdict]:
     """Verdicts for ``STREAM`` then ``RESPONSE``. ``admitted`` is "" when every admission
     check passed, else the name of the one that failed."""
     if ex.status == 0:
@@ -94,7 +94,7 @@ def _slow_hint(budget: Budget) -> str:
             "is loaded (a cold start); conversations would time out the same way")
 
 
-def _not_a_stream(ex: Exchange, endpoint: Endpoint) -> Verdict:
+def _not_a_stream(ex: Exchange, endpoint: Endpoint) -> CheckVerdict:
     body = ex.body.lstrip()
     if "ndjson" in ex.mime:
         return failed(CONTENT_TYPE, f"{ex.mime} (newline-delimited JSON) to stream: true",
@@ -119,7 +119,7 @@ def _not_a_stream(ex: Exchange, endpoint: Endpoint) -> Verdict:
                   "check base_url and that the server supports streaming chat completions")
 
 
-def _content_type(ex: Exchange) -> Verdict:
+def _content_type(ex: Exchange) -> CheckVerdict:
     if ex.mime == "text/event-stream":
         return passed(CONTENT_TYPE, ex.content_type)
     if not ex.mime:
@@ -130,7 +130,7 @@ def _content_type(ex: Exchange) -> Verdict:
                   "buffer or refuse a stream labelled otherwise")
 
 
-def _first_token(ex: Exchange, audit: StreamAudit, budget: Budget) -> Verdict:
+def _first_token(ex: Exchange, audit: StreamAudit, budget: Budget) -> CheckVerdict:
     if audit.first_content_at is not None:
         ttft = audit.first_content_at - ex.sent_at
         observed = f"first token after {ttft * 1000:.0f} ms"
@@ -148,7 +148,7 @@ def _first_token(ex: Exchange, audit: StreamAudit, budget: Budget) -> Verdict:
                   "a token")
 
 
-def _framing(ex: Exchange, audit: StreamAudit) -> Verdict:
+def _framing(ex: Exchange, audit: StreamAudit) -> CheckVerdict:
     hint = ("send each chunk as `data: <json>` followed by a blank line (\\n\\n); other lines "
             "are dropped by SSE parsers")
     if audit.broken:
@@ -177,7 +177,7 @@ def _framing(ex: Exchange, audit: StreamAudit) -> Verdict:
     return passed(FRAMING, f"{audit.events} events")
 
 
-def _schema(audit: StreamAudit, gemini: bool) -> Verdict:
+def _schema(audit: StreamAudit, gemini: bool) -> CheckVerdict:
     what = "GenerateContentResponse" if gemini else "chat.completion.chunk"
     if audit.non_json:
         return failed(CHUNK_SCHEMA, audit.non_json[0], "every data line must hold one complete "
@@ -194,7 +194,7 @@ def _schema(audit: StreamAudit, gemini: bool) -> Verdict:
     return passed(CHUNK_SCHEMA, f"{audit.chunks} chunks, each a JSON {what}")
 
 
-def _errors(audit: StreamAudit) -> Verdict:
+def _errors(audit: StreamAudit) -> CheckVerdict:
     if audit.errors:
         return failed(ERROR_EVENTS, f"an error event after {audit.errors_after} content "
                       f"chunk(s): {audit.errors[0]}", "the server failed while it streamed: "
@@ -202,7 +202,7 @@ def _errors(audit: StreamAudit) -> Verdict:
     return passed(ERROR_EVENTS, "no error events")
 
 
-def _end(ex: Exchange, audit: StreamAudit, gemini: bool) -> Verdict:
+def _end(ex: Exchange, audit: StreamAudit, gemini: bool) -> CheckVerdict:
     if audit.errors:
         return skipped(END, "the stream reported an error")
     if audit.blocked:
@@ -238,7 +238,7 @@ def _end(ex: Exchange, audit: StreamAudit, gemini: bool) -> Verdict:
     return passed(END, f"finish_reason {finish!r}, then [DONE]")
 
 
-def _role(audit: StreamAudit, gemini: bool) -> Verdict:
+def _role(audit: StreamAudit, gemini: bool) -> CheckVerdict:
     if audit.errors and not audit.role_checked:
         return skipped(ROLE, "the stream reported an error first")
     if not audit.role_checked:
@@ -253,7 +253,7 @@ def _role(audit: StreamAudit, gemini: bool) -> Verdict:
     return failed(ROLE, observed, f'send "role": "{want}" in the first delta of the answer')
 
 
-def _content(ex: Exchange, audit: StreamAudit) -> Verdict:
+def _content(ex: Exchange, audit: StreamAudit) -> CheckVerdict:
     if audit.content_problems:
         return failed(CONTENT, audit.content_problems[0], "send text as a string (delta.content "
                       "for Chat Completions, parts[].text for Gemini)")
@@ -274,7 +274,7 @@ def _content(ex: Exchange, audit: StreamAudit) -> Verdict:
     return passed(CONTENT, f"answered {snippet(audit.answer, 40)!r}")
 
 
-def _finish(audit: StreamAudit, gemini: bool) -> Verdict:
+def _finish(audit: StreamAudit, gemini: bool) -> CheckVerdict:
     finish = audit.finish_reason
     if audit.errors or not finish:
         return skipped(FINISH_REASON, "no finish reason arrived")
@@ -304,7 +304,7 @@ def _finish_hint(finish: str) -> str:
     return "a harmless one-line prompt was cut by a content filter: check its settings"
 
 
-def _usage(ex: Exchange, audit: StreamAudit, spec: ApiSpec) -> Verdict:
+def _usage(ex: Exchange, audit: StreamAudit, spec: ApiSpec) -> CheckVerdict:
     if audit.errors or ex.failure is not None or not audit.finish_reason:
         return skipped(USAGE, "the stream did not complete")
     if audit.usage_seen:
@@ -320,7 +320,7 @@ def _usage(ex: Exchange, audit: StreamAudit, spec: ApiSpec) -> Verdict:
                   f"send {where}; without it token usage is reported as 0")
 
 
-def _backstop(verdicts: list[Verdict], audit: StreamAudit) -> list[Verdict]:
+def _backstop(verdicts: list[CheckVerdict], audit: StreamAudit) -> list[CheckVerdict]:
     err = audit.runtime_error
     if err is None or any(v.status is CheckStatus.FAIL for v in verdicts):
         return verdicts

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import re
 import struct
@@ -187,18 +189,27 @@ class SealedSecret:
         return cls.from_bytes(raw, ctx)
 
 
+CHECK_LABEL = b"switchboard master key check v1"
+
+
+def _check_value(key: bytes) -> str:
+    digest = hmac.new(key, CHECK_LABEL, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 class Keyring:
     """Master keys by key id, one of them primary. New secrets are sealed under the primary.
 
     Holds raw key bytes; its repr lists key ids only and it refuses to be pickled.
     """
 
-    __slots__ = ("_aeads", "_primary")
+    __slots__ = ("_aeads", "_checks", "_primary")
 
     def __init__(self, keys: Mapping[str, bytes], primary: str) -> None:
         if not keys:
             raise KeyringError("a keyring needs at least one master key")
         aeads: dict[str, AESGCM] = {}
+        checks: dict[str, str] = {}
         for key_id, key in keys.items():
             check_key_id(key_id)
             if len(key) != KEY_BYTES:
@@ -207,12 +218,19 @@ class Keyring:
                     f"{KEY_BYTES} bytes (AES-256)"
                 )
             aeads[key_id] = AESGCM(key)
+            checks[key_id] = _check_value(key)
         if primary not in aeads:
             raise KeyringError(
                 f"primary master key id {primary!r} is not among the keys ({', '.join(aeads)})"
             )
         self._aeads = aeads
+        self._checks = checks
         self._primary = primary
+
+    def check_value(self, key_id: str) -> str:
+        """A public fingerprint of the key material under ``key_id`` (an HMAC of a fixed label):
+        stored once, it tells a later server with other material under the same id."""
+        return self._checks[key_id]
 
     @property
     def key_ids(self) -> tuple[str, ...]:
@@ -263,6 +281,15 @@ class Keyring:
         return SealedSecret(
             sealed.version, self._primary, wrapped, key_nonce, sealed.nonce, sealed.ciphertext
         )
+
+    def unwraps(self, sealed: SealedSecret, ctx: SecretContext) -> bool:
+        """True if this keyring's key for ``sealed`` opens its data key (the secret itself is
+        not decrypted); False if the material is wrong or the bytes were tampered with."""
+        try:
+            self._unwrap(sealed, ctx)
+        except DecryptionError:
+            return False
+        return True
 
     def _wrap(self, data_key: bytes, ctx: SecretContext) -> tuple[bytes, bytes]:
         key_nonce = os.urandom(NONCE_BYTES)

@@ -101,6 +101,12 @@ class VaultSealer:
         new = self._keys.current().rewrap(old, ctx)
         return sealed if new is old else new.to_text()
 
+    def unwraps(self, sealed: str, account_id: str, llm_id: str, endpoint_id: str,
+                field: str) -> bool:
+        """True if the loaded key opens the secret's data key (the secret stays sealed)."""
+        ctx = SecretContext(account_id, llm_id, endpoint_id, field)
+        return self._keys.current().unwraps(SealedSecret.from_text(sealed, ctx), ctx)
+
     @staticmethod
     def key_id_of(sealed: str) -> str:
         """The master key id a sealed secret names (``MalformedSealedSecret`` if unreadable)."""

@@ -26,7 +26,7 @@ from typing import Protocol
 
 import structlog
 
-from server.routing.clock import Clock, SystemClock
+from server.clock import Clock, SystemClock
 from server.vault.envelope import Keyring
 from server.vault.errors import KeyringError
 from server.vault.keys import load_key_file, load_keyring

@@ -4,9 +4,16 @@
   upstream transport (the same request body and headers from ``OpenAIAdapter``, the same
   ``SseParser`` and ``OpenAIChatDecoder``). Pointed at the simulator it is the honest baseline
   ("direct"); pointed at the LiteLLM proxy it measures LiteLLM.
+  Pointed at Switchboard's HTTP port it measures the OpenAI-compatible front door.
 * ``SwitchboardDriver``: ``Conversations.Converse`` over gRPC, stateless (``llm_id`` +
   messages) or session turns (a session is reused for a few turns, then replaced, so the
   history stays the size of a short conversation; creating it is not timed).
+* ``ConnectDriver``: the same ``Conversations.Converse`` over the Connect protocol
+  (``application/connect+proto`` envelopes) on Switchboard's aiohttp listener: the gRPC
+  edge's servicers and interceptor, the HTTP edge's transport.
+* ``TensorZeroDriver``: TensorZero's embedded gateway (PyPI ``tensorzero``, its Rust core
+  inside this process: no network hop between caller and gateway), one OpenAI-compatible
+  provider pointed at the simulator, observability off. Its CPU is the load generator's.
 
 A turn's clock starts when the request is sent (closed loop) or when it was scheduled (open
 loop, so a late sender counts against the target). ``first`` is the arrival of the first text
@@ -16,10 +23,11 @@ delta; ``marks`` are the arrival times of every text delta, for the gaps.
 from __future__ import annotations
 
 import itertools
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import grpc
@@ -30,7 +38,7 @@ from server.chat import ChatRequest, Finish, Message, Role, TextDelta, TextPart
 from server.providers.base import HttpRequest
 from server.providers.openai import OpenAIAdapter
 from server.providers.sse import SseParser
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 
 PROMPT = "What is the weather like in Lisbon today? Answer in one sentence."
@@ -125,6 +133,133 @@ class HttpSseDriver:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+# -- Switchboard over Connect ---------------------------------------------------------------------
+
+
+_ENVELOPE = struct.Struct(">BI")
+
+
+class ConnectDriver:
+    """``Converse`` as a Connect server stream: one request envelope, response envelopes
+    parsed as they arrive (flag 0x02 ends the stream, with an error JSON if it failed)."""
+
+    def __init__(self, name: str, root_url: str, api_key: str, llm_id: str) -> None:
+        self.name = name
+        self._url = root_url + "/switchboard.v1.Conversations/Converse"
+        message = cpb.Message(role=cpb.ROLE_USER, parts=[cpb.ContentPart(text=PROMPT)])
+        body = cpb.ConverseRequest(llm_id=llm_id, messages=[message]).SerializeToString()
+        self._body = _ENVELOPE.pack(0, len(body)) + body
+        self._headers = {"Authorization": f"Bearer {api_key}", "Connect-Protocol-Version": "1",
+                         "Content-Type": "application/connect+proto"}
+        self._http = HttpSseDriver(name, root_url, "", api_key)  # for its connection pool
+
+    def worker(self) -> ConnectDriver:
+        return self
+
+    async def turn(self, scheduled: float | None = None) -> TurnResult:
+        result = TurnResult(scheduled if scheduled is not None else time.perf_counter())
+        marks = result.marks
+        complete = False
+        try:
+            async with self._http.session().post(self._url, data=self._body,
+                                                 headers=self._headers) as resp:
+                if resp.status != 200:
+                    result.error = f"HTTP {resp.status}"
+                    return result
+                buf = b""
+                async for chunk in resp.content.iter_any():
+                    buf += chunk
+                    while len(buf) >= 5:
+                        flags, size = _ENVELOPE.unpack_from(buf)
+                        if len(buf) < 5 + size:
+                            break
+                        payload, buf = buf[5:5 + size], buf[5 + size:]
+                        if flags & 0x02:
+                            if b'"error"' in payload:
+                                result.error = "connect error"
+                            continue
+                        response = cpb.ConverseResponse.FromString(payload)
+                        kind = response.WhichOneof("event")
+                        if kind == "text":
+                            marks.append(time.perf_counter())
+                        elif kind == "finished":
+                            complete = response.finished.complete
+            if not complete and not result.error:
+                result.error = "incomplete"
+        except Exception as exc:
+            result.error = type(exc).__name__
+        result.end = time.perf_counter()
+        if marks:
+            result.first = marks[0]
+        return result
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+# -- TensorZero (embedded) ----------------------------------------------------------------------
+
+
+TENSORZERO_MODEL = "sim"
+TENSORZERO_KEY_ENV = "BENCH_TENSORZERO_UPSTREAM_KEY"
+
+
+def tensorzero_config(upstream_base_url: str, model: str) -> str:
+    """The gateway's whole config: one model, one OpenAI-compatible provider, no database."""
+    return ("[gateway]\nobservability.enabled = false\n\n"
+            f"[models.{TENSORZERO_MODEL}]\nrouting = [\"upstream\"]\n\n"
+            f"[models.{TENSORZERO_MODEL}.providers.upstream]\ntype = \"openai\"\n"
+            f"api_base = \"{upstream_base_url}\"\nmodel_name = \"{model}\"\n"
+            f"api_key_location = \"env::{TENSORZERO_KEY_ENV}\"\n")
+
+
+class TensorZeroDriver:
+    """A streamed inference through ``AsyncTensorZeroGateway.build_embedded``."""
+
+    def __init__(self, name: str, config_file: str) -> None:
+        self.name = name
+        self._config_file = config_file
+        self._gateway: Any = None
+        self._input = {"messages": [{"role": "user", "content": PROMPT}]}
+
+    async def start(self) -> None:
+        from tensorzero import AsyncTensorZeroGateway  # the bench's extra, not the server's
+
+        self._gateway = await AsyncTensorZeroGateway.build_embedded(  # type: ignore[misc]
+            config_file=self._config_file)
+
+    def worker(self) -> TensorZeroDriver:
+        return self
+
+    async def turn(self, scheduled: float | None = None) -> TurnResult:
+        result = TurnResult(scheduled if scheduled is not None else time.perf_counter())
+        marks = result.marks
+        finished = False
+        try:
+            stream = await self._gateway.inference(model_name=TENSORZERO_MODEL,
+                                                   input=self._input, stream=True)
+            async for chunk in stream:
+                if any(getattr(c, "text", "") for c in chunk.content):
+                    marks.append(time.perf_counter())
+                if chunk.finish_reason is not None:
+                    finished = True
+            if not finished:
+                result.error = "no finish"
+        except Exception as exc:
+            result.error = type(exc).__name__
+        result.end = time.perf_counter()
+        if marks:
+            result.first = marks[0]
+        return result
+
+    async def close(self) -> None:
+        if self._gateway is not None:
+            closer = getattr(self._gateway, "__aexit__", None)
+            if closer is not None:
+                await closer(None, None, None)
+            self._gateway = None
 
 
 # -- Switchboard ----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""``make bench``: Switchboard against the upstream called directly, a bare grpc.aio relay
-(the floor) and LiteLLM.
+"""``make bench``: Switchboard's two edges against the upstream called directly, a bare
+grpc.aio relay (the floor), TensorZero's embedded gateway and LiteLLM.
 
     python -m tests.bench.run                # the full run (a few minutes)
     python -m tests.bench.run --quick        # a smoke run (seconds)
@@ -9,9 +9,13 @@ Processes: the upstream simulator (fast: 20 ms to first token, 20 chunks 2 ms ap
 slow one for the many-streams scenario), Switchboard (``python -m server.main``), the relay
 floor (``tests.bench.relay_floor``: the thinnest grpc.aio relay of the same turn, the best any
 grpc.aio server can do on this host) and the LiteLLM proxy each run in their own process, so
-their CPU and RSS are read from /proc; this process is the load generator. Every point is
-measured against the same simulator in the same run: "added" figures are Switchboard (or the
-floor, or LiteLLM) minus the direct client at the same load.
+their CPU and RSS are read from /proc; this process is the load generator, and it embeds
+TensorZero's gateway (``tensorzero``: its Rust core runs in the caller's process, so its CPU is
+the load generator's). Switchboard is measured on both edges: gRPC ``Converse`` (stateless and
+session turns), the same Converse over the Connect protocol on its HTTP port, and the
+OpenAI-compatible front door on that port. Every point is measured
+against the same simulator in the same run: "added" figures are the target minus the direct
+client at the same load.
 """
 
 from __future__ import annotations
@@ -35,7 +39,16 @@ from switchboard.v1 import llm_pb2 as lpb
 from switchboard_client import AsyncClient
 
 from tests.bench import report
-from tests.bench.drivers import Driver, HttpSseDriver, SwitchboardDriver, TurnResult
+from tests.bench.drivers import (
+    TENSORZERO_KEY_ENV,
+    ConnectDriver,
+    Driver,
+    HttpSseDriver,
+    SwitchboardDriver,
+    TensorZeroDriver,
+    TurnResult,
+    tensorzero_config,
+)
 from tests.bench.load import closed_loop, open_loop
 from tests.bench.procs import Proc, host_busy_s
 from tests.bench.services import (
@@ -44,6 +57,7 @@ from tests.bench.services import (
     MODEL,
     UPSTREAM_KEY,
     Pace,
+    free_port,
     start_floor,
     start_litellm,
     start_simulator,
@@ -77,7 +91,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--litellm", choices=("on", "off"), default="on")
     p.add_argument("--litellm-concurrency", type=_ints, default=None,
                    help="default: the same as --concurrency")
-    p.add_argument("--targets", default="direct,switchboard,floor,session,litellm",
+    p.add_argument("--targets",
+                   default="direct,tensorzero,switchboard,frontdoor,connect,floor,session,litellm",
                    help="which targets to run (comma separated)")
     p.add_argument("--channels", type=int, default=1,
                    help="gRPC channels the load generator spreads its workers over")
@@ -136,7 +151,9 @@ class Bench:
                 "simulator-slow", Pace(a.ttft_ms, 20, a.stream_seconds * 1000 / 20), w)
             self.procs.append(self.slow)
         env = dict(item.split("=", 1) for item in a.server_env)
-        self.server, self.target = start_switchboard(w, loop=a.server_loop, extra_env=env)
+        self.http_port = free_port() if {"frontdoor", "connect"} & a.targets else 0
+        self.server, self.target = start_switchboard(w, loop=a.server_loop, extra_env=env,
+                                                     http_port=self.http_port)
         self.procs.append(self.server)
         self.floor: Proc | None = None
         if "floor" in a.targets:
@@ -201,6 +218,11 @@ class Bench:
                                   channels=a.channels) if self.floor is not None else None
         litellm = HttpSseDriver("litellm", self.litellm_root + "/v1", MODEL, LITELLM_KEY) \
             if self.litellm is not None else None
+        front = HttpSseDriver("frontdoor", f"http://127.0.0.1:{self.http_port}/v1", llm_id,
+                              API_KEY) if "frontdoor" in a.targets else None
+        connect = ConnectDriver("connect", f"http://127.0.0.1:{self.http_port}", API_KEY,
+                                llm_id) if "connect" in a.targets else None
+        t0 = await self._tensorzero() if "tensorzero" in a.targets else None
         try:
             if litellm is not None:  # LiteLLM's first requests take seconds (lazy imports)
                 for _ in range(3):
@@ -209,8 +231,14 @@ class Bench:
             for c in a.concurrency:
                 if "direct" in a.targets:
                     await self._point(direct, "direct", None, "closed", c)
+                if t0 is not None:
+                    await self._point(t0, "tensorzero", None, "closed", c)
                 if "switchboard" in a.targets:
                     await self._point(sb, "switchboard", self.server, "closed", c)
+                if front is not None:
+                    await self._point(front, "frontdoor", self.server, "closed", c)
+                if connect is not None:
+                    await self._point(connect, "connect", self.server, "closed", c)
                 if floor is not None:
                     await self._point(floor, "floor", self.floor, "closed", c)
                 if c in a.session_concurrency and "session" in a.targets:
@@ -232,9 +260,30 @@ class Bench:
                 print(f"{a.streams} concurrent slow streams", flush=True)
                 self.streams = await self._hold_streams(slow_id)
         finally:
-            for d in (direct, sb, floor, session, litellm):
+            for d in (direct, sb, floor, session, litellm, front, connect, t0):
                 if d is not None:
                     await d.close()
+
+    async def _tensorzero(self) -> TensorZeroDriver | None:
+        """TensorZero's embedded gateway on the simulator, warmed up; None if it cannot start."""
+        import os
+
+        config = self.workdir / "tensorzero.toml"
+        config.write_text(tensorzero_config(self.sim_url, MODEL))
+        os.environ[TENSORZERO_KEY_ENV] = UPSTREAM_KEY  # the gateway reads its key from here
+        driver = TensorZeroDriver("tensorzero", str(config))
+        try:
+            await driver.start()
+            for _ in range(3):
+                warm = await driver.turn()
+                if warm.error:
+                    raise RuntimeError(warm.error)
+        except Exception as exc:  # not installed (run `make bench`), or a config it refuses
+            self.notes.append(f"TensorZero could not run: {type(exc).__name__}: {exc}")
+            await driver.close()
+            self.args.targets.discard("tensorzero")
+            return None
+        return driver
 
     async def _create_llm(self, admin: AsyncClient, base_url: str, name: str) -> str:
         created = await admin.create_llm(lpb.Llm(display_name=name, endpoints=[lpb.Endpoint(
@@ -321,6 +370,7 @@ class Bench:
         if any(p.shape == "open" for p in self.points):
             parts += ["", "### Open loop (fixed arrival rate)", "",
                       report.points_table(self.points, "open")]
+        parts += ["", "### CPU per turn (ms)", "", report.cpu_table(self.points)]
         if any(p.target == "litellm" for p in self.points):
             parts += ["", "### Against the LiteLLM proxy", "", report.litellm_table(self.points)]
         if self.streams:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +40,11 @@ def start_simulator(name: str, pace: Pace, logdir: Path, *, trace: str = ""
 
 
 def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
-                      extra_env: dict[str, str] | None = None) -> tuple[Proc, str]:
+                      extra_env: dict[str, str] | None = None, http_port: int = 0,
+                      wrap: Sequence[str] = ()) -> tuple[Proc, str]:
     """``python -m server.main`` configured from SWITCHBOARD_* variables; returns its target.
+    ``http_port``: also serve the OpenAI-compatible front door there (0: no HTTP port);
+    ``wrap``: a command the server runs under (``valgrind --tool=callgrind``, see edge_cost).
 
     ``loop="asyncio"`` runs the same main on the standard event loop (an A/B knob);
     ``module`` runs another entry point with the same settings (``tests.bench.trace``)."""
@@ -48,6 +52,7 @@ def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
     env = python_env({
         "SWITCHBOARD_HOST": "127.0.0.1",
         "SWITCHBOARD_GRPC_PORT": "0",
+        "SWITCHBOARD_HTTP_PORT": str(http_port),
         "SWITCHBOARD_DATABASE": str(logdir / "switchboard.db"),
         "SWITCHBOARD_API_KEYS": API_KEY,
         "SWITCHBOARD_MASTER_KEYS": f"bench:{key}",
@@ -58,8 +63,8 @@ def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
         **(extra_env or {}),
     })
     module = module or ("server.main" if loop == "uvloop" else "tests.bench.serve_asyncio")
-    proc, banner = spawn("switchboard", python_argv("-m", module), logdir, env=env,
-                         banner="SWITCHBOARD listening on", timeout_s=60)
+    proc, banner = spawn("switchboard", [*wrap, *python_argv("-m", module)], logdir, env=env,
+                         banner="SWITCHBOARD listening on", timeout_s=300 if wrap else 60)
     return proc, banner.rsplit(" ", 1)[1]
 
 
@@ -75,7 +80,7 @@ def start_floor(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
     return proc, banner.rsplit(" ", 1)[1]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -98,7 +103,7 @@ def start_litellm(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
         "  telemetry: false\n"
         "general_settings:\n"
         f"  master_key: {LITELLM_KEY}\n")
-    port = _free_port()
+    port = free_port()
     env = python_env({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
                       "LITELLM_MASTER_KEY": LITELLM_KEY})
     env.pop("DATABASE_URL", None)

@@ -1,5 +1,6 @@
-"""The benchmark harness works end to end: ``python -m tests.bench.run --quick`` (no timings),
-and its grpc.aio relay floor relays a turn as Switchboard does."""
+"""The benchmark harness works end to end: ``python -m tests.bench.run --quick`` (no timings)
+measures every target, TensorZero's embedded gateway and the front door included, and its
+grpc.aio relay floor relays a turn as Switchboard does."""
 
 from __future__ import annotations
 
@@ -25,12 +26,16 @@ def test_quick_bench_runs_every_process_and_reports_each_target(tmp_path: Path) 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(out.read_text())
     points = {(p["target"], p["load"]): p for p in report["points"]}
-    assert set(points) == {("direct", 1), ("switchboard", 1), ("floor", 1), ("session", 1)}
+    assert set(points) == {("direct", 1), ("tensorzero", 1), ("switchboard", 1),
+                           ("frontdoor", 1), ("connect", 1), ("floor", 1), ("session", 1)}, \
+        report["notes"]
     for point in points.values():
         assert point["turns"] > 0 and point["errors"] == 0, point
         assert point["ttft_p50_ms"] is not None
     assert points[("switchboard", 1)]["proxy_rss_mb"] > 0, "server RSS read from /proc"
     assert points[("floor", 1)]["proxy_rss_mb"] > 0, "the floor's RSS read from /proc"
+    assert points[("frontdoor", 1)]["proxy_cpu_s_per_1k"] > 0, "the front door's CPU per turn"
+    assert "### CPU per turn (ms)" in done.stdout
     assert "### Targets" in done.stdout
 
 

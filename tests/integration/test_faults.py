@@ -31,7 +31,7 @@ from switchboard.v1 import llm_pb2 as lpb
 from switchboard_client import AsyncClient, Reply
 
 from server.app import Switchboard
-from server.routing.clock import FakeClock
+from server.clock import FakeClock
 from server.simulator import Behavior, Fault, FaultKind, Simulator, Usage
 from tests.support import API_KEY, create_llm, endpoint, reason_and_retry, settings
 

@@ -119,7 +119,7 @@ async def test_sigterm_finishes_the_stream_then_restart_keeps_llms(tmp_path: Pat
             def run() -> tuple[str, Reply, int]:
                 with Client(f"127.0.0.1:{port}", API_KEY) as sb:
                     llm = sb.create_llm(lpb.Llm(
-                        display_name="kept", endpoints=[endpoint(sim)]), skip_validation=True)
+                        display_name="kept", endpoints=[endpoint(sim)]), skip_validation=True).llm
                     reply = Reply()
                     for i, event in enumerate(sb.converse("go", llm_id=llm.id)):
                         reply.apply(event)

@@ -16,7 +16,7 @@ from switchboard.v1 import conversations_pb2 as cpb
 from switchboard_client import AsyncClient, Reply
 
 from server.app import Switchboard
-from server.routing.clock import FakeClock
+from server.clock import FakeClock
 from server.simulator import Behavior, Fault, FaultKind, Simulator
 from tests.support import API_KEY, create_llm, endpoint, settings
 

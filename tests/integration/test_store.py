@@ -247,16 +247,6 @@ async def test_concurrent_compare_and_set_has_one_winner(store: Store) -> None:
     assert got is not None and len(got.messages) == 1 and got.version == 1
 
 
-async def test_touch_session_moves_expiry_only(store: Store) -> None:
-    await store.create_llm(llm("llm_1"))
-    await store.create_session(session("ses_1", "llm_1"))
-    later = T0 + timedelta(days=1)
-    await store.touch_session("ses_1", later)
-    await store.touch_session("ses_missing", later)  # no error
-    assert await store.get_session("acct_a", "ses_1") == replace(
-        session("ses_1", "llm_1"), expire_time=later)
-
-
 async def test_delete_session_checks_owner(store: Store) -> None:
     await store.create_llm(llm("llm_1"))
     await store.create_session(session("ses_1", "llm_1"))

@@ -25,7 +25,7 @@ from switchboard_client.cli import main as cli_main
 
 from server.accounts import AUTH_CACHE_TTL_S, AccountAdmin
 from server.app import Switchboard
-from server.routing.clock import FakeClock
+from server.clock import FakeClock
 from server.simulator import Behavior, Simulator
 from server.vault import apikeys
 from tests.security_support import status_of

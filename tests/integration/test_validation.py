@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -21,16 +22,17 @@ from switchboard.v1 import registry_pb2 as rpb
 from switchboard_client import AsyncClient
 
 from server.app import Switchboard
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
-from server.simulator import Behavior, Fault, FaultKind, ReasoningDialect, Simulator
+from server.simulator import Behavior, Fault, FaultKind, Prefill, ReasoningDialect, Simulator
+from server.simulator.answer import prefill_text
 from server.validation import (
     CheckFinished,
     CheckStarted,
     CheckStatus,
     Event,
-    Limits,
     Validation,
+    ValidationLimits,
     ValidationReport,
     catalog,
 )
@@ -41,7 +43,7 @@ from tests.support import endpoint
 KEY = "sk-sim-key-0123456789"
 SPECS = ["openai", "azure_openai", "gemini", "groq"]
 FAST = Phases(connect_s=2.0, first_token_s=1.0, between_chunks_s=1.0, total_s=5.0)
-LIMITS = Limits(turn=FAST, probe=FAST)
+LIMITS = ValidationLimits(turn=FAST, probe=FAST)
 BEHAVIOR = Behavior(text="pong, says the simulator", ttft_s=0.01)
 FAIL, WARN = CheckStatus.FAIL, CheckStatus.WARN
 
@@ -53,7 +55,7 @@ def domain_endpoint(sim: Simulator, spec: str, *, key: str = KEY, model: str = "
                     api_version="2024-10-21" if spec == "azure_openai" else "")
 
 
-async def run(*endpoints: Endpoint, limits: Limits = LIMITS
+async def run(*endpoints: Endpoint, limits: ValidationLimits = LIMITS
               ) -> tuple[ValidationReport, list[Event]]:
     events = [e async for e in Validation(limits).run(endpoints)]
     report = events[-1]
@@ -183,7 +185,26 @@ async def test_absent_capabilities_warn_and_never_fail() -> None:
         report, _ = await run(domain_endpoint(sim, "openai"))
     statuses = {c.check: c.status for c in report.endpoints[0].checks if not c.required}
     assert statuses == {catalog.REASONING: WARN, catalog.TOOL_CALLING: WARN,
-                        catalog.IMAGE_INPUT: CheckStatus.PASS}
+                        catalog.IMAGE_INPUT: CheckStatus.PASS, catalog.CONTINUATION: WARN}
+    assert not report.endpoints[0].capabilities.continues_partial_answer
+
+
+@pytest.mark.parametrize("spec", ["openai", "groq", "gemini"])
+@pytest.mark.parametrize("prefill", [Prefill.CONTINUE, Prefill.IGNORE, Prefill.REJECT])
+async def test_continuing_a_partial_answer_is_detected_with_a_real_request(
+        spec: str, prefill: Prefill) -> None:
+    count = "one two three four five six seven eight nine ten"
+    async with Simulator(spec, dataclasses.replace(BEHAVIOR, text=count, prefill=prefill),
+                         api_key=KEY) as sim:
+        report, _ = await run(domain_endpoint(sim, spec))
+        probe = next(r for r in sim.requests if prefill_text(r.body) is not None)
+    check = report.endpoints[0].check(catalog.CONTINUATION)
+    assert check is not None
+    continues = prefill is Prefill.CONTINUE
+    assert check.status is (CheckStatus.PASS if continues else WARN), check.observed
+    assert report.endpoints[0].capabilities.continues_partial_answer is continues
+    assert prefill_text(probe.body) == "one two three"
+    assert report.passed
     assert report.passed
 
 

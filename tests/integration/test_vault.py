@@ -18,7 +18,10 @@ import base64
 import io
 import json
 import secrets
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import replace
@@ -36,12 +39,12 @@ from server import logs
 from server.admin import key_usage, remove_master_key, rotate_keys
 from server.app import Switchboard
 from server.chat import ChatRequest, Message, Role, TextPart
+from server.clock import FakeClock
 from server.config import ConfigError, Settings
+from server.providers.adapters import adapter_for
 from server.providers.base import UpstreamError
-from server.providers.registry import adapter_for
 from server.providers.transport import Timeouts, UpstreamClient
-from server.registry.model import ApiSpec, Endpoint
-from server.routing.clock import FakeClock
+from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 from server.simulator import Behavior, Simulator
 from server.store.open import open_store
@@ -50,7 +53,17 @@ from server.vault.keys import add_key, generate_key_file
 from server.vault.redact import KnownSecrets, Redactor
 from server.vault.sealer import VaultSealer
 from tests.security_support import run_cli, status_of
-from tests.support import API_KEY, create_llm, endpoint, master_keys, running, settings
+from tests.support import (
+    API_KEY,
+    ROOT,
+    create_llm,
+    endpoint,
+    master_keys,
+    running,
+    server_env,
+    settings,
+    start_server_process,
+)
 
 KEY_A = "sk-vault-a-" + secrets.token_hex(12)
 KEY_B = "sk-vault-b-" + secrets.token_hex(12)
@@ -180,19 +193,57 @@ async def test_ciphertext_swapped_between_endpoints_fails(
         assert conv.value.details().startswith("Cannot decrypt the stored secret")
 
 
-async def test_wrong_master_key_under_the_same_id_fails(
+async def test_wrong_master_key_under_the_same_id_refuses_to_start(
         tmp_path: Path, sims: tuple[Simulator, Simulator]) -> None:
+    """The README trap: the same key id with new material (``export`` run again in a new
+    shell). The server used to start and fail every turn; it refuses to start instead."""
     s = settings(tmp_path)
-    llm = await two_endpoint_llm(s, sims)
+    await two_endpoint_llm(s, sims)
     other = settings(tmp_path, master_keys=master_keys())  # "test1" again, other material
     assert other.master_keys.split(":")[0] == s.master_keys.split(":")[0]
-    async with running(other) as app, AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client:
-        assert (await client.get_llm(llm.id)).id == llm.id  # reading never decrypts
-        with pytest.raises(grpc.aio.AioRpcError) as conv:
-            await client.reply("hi", llm_id=llm.id)
-        assert_names_record_not_secret(conv.value, llm)
-        assert "wrong master key material" in conv.value.details()
-        assert conv.value.details().count("test1") == 1  # names the key id, not key bytes
+    app = Switchboard(other)
+    with pytest.raises(ConfigError) as err:
+        await app.start()
+    await app.stop(grace_s=0)
+    message = str(err.value)
+    assert message.startswith("master key 'test1' is not the key 'test1' that sealed")
+    assert "Start with the original 'test1'" in message
+    assert other.master_keys.split(":")[1] not in message
+    async with running(s) as app:  # the right material still starts
+        assert app.port
+
+
+async def test_a_database_from_before_check_values_is_checked_against_its_secrets(
+        tmp_path: Path, sims: tuple[Simulator, Simulator]) -> None:
+    s = settings(tmp_path)
+    await two_endpoint_llm(s, sims)
+    with sqlite3.connect(s.database) as db:  # as a database migrated from before check values
+        db.execute("DELETE FROM master_key_checks")
+    app = Switchboard(settings(tmp_path, master_keys=master_keys()))
+    with pytest.raises(ConfigError) as err:
+        await app.start()
+    await app.stop(grace_s=0)
+    assert "master key 'test1' is not the key 'test1'" in str(err.value)
+    with sqlite3.connect(s.database) as db:  # the wrong key recorded nothing
+        assert db.execute("SELECT COUNT(*) FROM master_key_checks").fetchone() == (0,)
+    async with running(s):
+        pass
+    with sqlite3.connect(s.database) as db:  # the right one recorded its check value
+        assert db.execute("SELECT key_id FROM master_key_checks").fetchall() == [("test1",)]
+
+
+def test_server_process_with_mismatched_key_prints_one_line_and_exits_2(
+        tmp_path: Path) -> None:
+    env = server_env(tmp_path)
+    proc, _ = start_server_process(env)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    env["SWITCHBOARD_MASTER_KEYS"] = master_keys()
+    done = subprocess.run([sys.executable, "-m", "server.main"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "master key 'test1' is not the key" in lines[0], done.stderr
 
 
 async def test_startup_fails_when_a_secret_names_an_unloaded_key(
@@ -516,7 +567,7 @@ async def test_canary_keys_never_leak(tmp_path: Path, echo_root: str) -> None:
                     seen.append(("GetSession", (await client.get_session(session.id))
                                  .SerializeToString()))
                     llm.display_name = "renamed"
-                    updated = await client.update_llm(llm, ["display_name"])
+                    updated = (await client.update_llm(llm, ["display_name"])).llm
                     seen.append(("UpdateLlm", updated.SerializeToString()))
                     seen.extend([("ListLlms", x.SerializeToString())
                                  async for x in client.list_llms()])

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from server.errors import NotFound
-from server.registry.model import ApiSpec, Llm
+from server.registry.llm import ApiSpec, Llm
 from server.registry.service import EndpointDraft, LlmDraft, RegistryService
 from server.secret import Secret
 from server.store.base import LlmRecord, Store

@@ -34,6 +34,11 @@ type LlmRegistryClient interface {
 	// streaming progress events and then exactly one report.
 	// Errors: INVALID_ARGUMENT, NOT_FOUND, DEADLINE_EXCEEDED.
 	ValidateLlm(ctx context.Context, in *ValidateLlmRequest, opts ...grpc.CallOption) (LlmRegistry_ValidateLlmClient, error)
+	// Returns the router's current view of each endpoint of one LLM, as the replica that answers
+	// sees it (each replica measures from where it runs): expected time to first token, recent
+	// samples, circuit state and when it reopens, the last probes and the recent failovers with
+	// their causes. Errors: INVALID_ARGUMENT, NOT_FOUND (also for another account's LLM).
+	GetRoutingState(ctx context.Context, in *GetRoutingStateRequest, opts ...grpc.CallOption) (*GetRoutingStateResponse, error)
 }
 
 type llmRegistryClient struct {
@@ -121,6 +126,15 @@ func (x *llmRegistryValidateLlmClient) Recv() (*ValidateLlmResponse, error) {
 	return m, nil
 }
 
+func (c *llmRegistryClient) GetRoutingState(ctx context.Context, in *GetRoutingStateRequest, opts ...grpc.CallOption) (*GetRoutingStateResponse, error) {
+	out := new(GetRoutingStateResponse)
+	err := c.cc.Invoke(ctx, "/switchboard.v1.LlmRegistry/GetRoutingState", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LlmRegistryServer is the server API for LlmRegistry service.
 // All implementations must embed UnimplementedLlmRegistryServer
 // for forward compatibility
@@ -142,6 +156,11 @@ type LlmRegistryServer interface {
 	// streaming progress events and then exactly one report.
 	// Errors: INVALID_ARGUMENT, NOT_FOUND, DEADLINE_EXCEEDED.
 	ValidateLlm(*ValidateLlmRequest, LlmRegistry_ValidateLlmServer) error
+	// Returns the router's current view of each endpoint of one LLM, as the replica that answers
+	// sees it (each replica measures from where it runs): expected time to first token, recent
+	// samples, circuit state and when it reopens, the last probes and the recent failovers with
+	// their causes. Errors: INVALID_ARGUMENT, NOT_FOUND (also for another account's LLM).
+	GetRoutingState(context.Context, *GetRoutingStateRequest) (*GetRoutingStateResponse, error)
 	mustEmbedUnimplementedLlmRegistryServer()
 }
 
@@ -166,6 +185,9 @@ func (UnimplementedLlmRegistryServer) DeleteLlm(context.Context, *DeleteLlmReque
 }
 func (UnimplementedLlmRegistryServer) ValidateLlm(*ValidateLlmRequest, LlmRegistry_ValidateLlmServer) error {
 	return status.Errorf(codes.Unimplemented, "method ValidateLlm not implemented")
+}
+func (UnimplementedLlmRegistryServer) GetRoutingState(context.Context, *GetRoutingStateRequest) (*GetRoutingStateResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetRoutingState not implemented")
 }
 func (UnimplementedLlmRegistryServer) mustEmbedUnimplementedLlmRegistryServer() {}
 
@@ -291,6 +313,24 @@ func (x *llmRegistryValidateLlmServer) Send(m *ValidateLlmResponse) error {
 	return x.ServerStream.SendMsg(m)
 }
 
+func _LlmRegistry_GetRoutingState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRoutingStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LlmRegistryServer).GetRoutingState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/switchboard.v1.LlmRegistry/GetRoutingState",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LlmRegistryServer).GetRoutingState(ctx, req.(*GetRoutingStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _LlmRegistry_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "switchboard.v1.LlmRegistry",
 	HandlerType: (*LlmRegistryServer)(nil),
@@ -314,6 +354,10 @@ var _LlmRegistry_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteLlm",
 			Handler:    _LlmRegistry_DeleteLlm_Handler,
+		},
+		{
+			MethodName: "GetRoutingState",
+			Handler:    _LlmRegistry_GetRoutingState_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

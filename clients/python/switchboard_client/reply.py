@@ -1,9 +1,10 @@
 """``Reply``: assembles a Converse stream into the answer a caller acts on.
 
 It keeps the text, the reasoning history (every reasoning message so far, in order), tool
-calls with their complete arguments, usage and the finish, and applies ``failover`` events by
-discarding the messages they name, so ``reply.text`` is always the answer of the endpoint
-that is serving now.
+calls with their complete arguments, usage and the finish, and applies ``failover`` events:
+FAILOVER_MODE_CONTINUE keeps everything (the next endpoint continues the same message),
+FAILOVER_MODE_RESTART discards the messages it names, so ``reply.text`` is always the one
+answer being served.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Reply:
             call.thought_signature = call.thought_signature or event.thought_signature
         elif isinstance(event, cpb.Failover):
             self.failovers.append(event)
+            if event.mode == cpb.FAILOVER_MODE_CONTINUE:
+                return
             for message_id in event.discard_message_ids:
                 self._text.pop(message_id, None)
                 self._reasoning.pop(message_id, None)

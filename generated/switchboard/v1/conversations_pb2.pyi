@@ -110,6 +110,8 @@ class _RouteReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RouteReas
     """The endpoint's circuit is half open; this turn is its trial."""
     ROUTE_REASON_LARGER_CONTEXT_WINDOW: _RouteReason.ValueType  # 7
     """The prompt was too long for the previous endpoint; this one has a larger context window."""
+    ROUTE_REASON_RETRY: _RouteReason.ValueType  # 8
+    """The same endpoint again after a transient failure (nothing else was left), after a backoff."""
 
 class RouteReason(_RouteReason, metaclass=_RouteReasonEnumTypeWrapper):
     """Why the router picked an endpoint."""
@@ -130,6 +132,8 @@ ROUTE_REASON_HALF_OPEN_TRIAL: RouteReason.ValueType  # 6
 """The endpoint's circuit is half open; this turn is its trial."""
 ROUTE_REASON_LARGER_CONTEXT_WINDOW: RouteReason.ValueType  # 7
 """The prompt was too long for the previous endpoint; this one has a larger context window."""
+ROUTE_REASON_RETRY: RouteReason.ValueType  # 8
+"""The same endpoint again after a transient failure (nothing else was left), after a backoff."""
 Global___RouteReason: _TypeAlias = RouteReason  # noqa: Y015
 
 class _FailoverMode:

@@ -219,6 +219,7 @@ class EndpointCapabilities(_message.Message):
     IMAGE_INPUT_FIELD_NUMBER: _builtins.int
     VALIDATE_TIME_FIELD_NUMBER: _builtins.int
     CONTINUES_PARTIAL_ANSWER_FIELD_NUMBER: _builtins.int
+    REPORTED_CONTEXT_WINDOW_TOKENS_FIELD_NUMBER: _builtins.int
     reasoning: _builtins.bool
     """Whether the endpoint streams reasoning text."""
     reasoning_dialect: _builtins.str
@@ -229,6 +230,11 @@ class EndpointCapabilities(_message.Message):
     """Whether the endpoint accepted an image input."""
     continues_partial_answer: _builtins.bool
     """Whether the endpoint continued a partial assistant answer (assistant prefill) when asked."""
+    reported_context_window_tokens: _builtins.int
+    """The context window the server itself reported at validation, in tokens (`GET /v1/models`
+    where it lists one, llama.cpp's `/props`); 0 if it reported none. The router uses it when
+    the endpoint's `context_window_tokens` is not set.
+    """
     @_builtins.property
     def validate_time(self) -> _timestamp_pb2.Timestamp:
         """When these capabilities were last measured."""
@@ -242,10 +248,11 @@ class EndpointCapabilities(_message.Message):
         image_input: _builtins.bool = ...,
         validate_time: _timestamp_pb2.Timestamp | None = ...,
         continues_partial_answer: _builtins.bool = ...,
+        reported_context_window_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["validate_time", b"validate_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["continues_partial_answer", b"continues_partial_answer", "image_input", b"image_input", "reasoning", b"reasoning", "reasoning_dialect", b"reasoning_dialect", "tool_calling", b"tool_calling", "validate_time", b"validate_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["continues_partial_answer", b"continues_partial_answer", "image_input", b"image_input", "reasoning", b"reasoning", "reasoning_dialect", b"reasoning_dialect", "reported_context_window_tokens", b"reported_context_window_tokens", "tool_calling", b"tool_calling", "validate_time", b"validate_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

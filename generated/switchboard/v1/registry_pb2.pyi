@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from switchboard.v1 import llm_pb2 as _llm_pb2
@@ -558,3 +559,237 @@ class ValidationReport(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ValidationReport: _TypeAlias = ValidationReport  # noqa: Y015
+
+@_typing.final
+class GetRoutingStateRequest(_message.Message):
+    """Request of GetRoutingState."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LLM_ID_FIELD_NUMBER: _builtins.int
+    llm_id: _builtins.str
+    """The LLM id."""
+    def __init__(
+        self,
+        *,
+        llm_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["llm_id", b"llm_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRoutingStateRequest: _TypeAlias = GetRoutingStateRequest  # noqa: Y015
+
+@_typing.final
+class GetRoutingStateResponse(_message.Message):
+    """Response of GetRoutingState."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LLM_ID_FIELD_NUMBER: _builtins.int
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
+    READ_TIME_FIELD_NUMBER: _builtins.int
+    llm_id: _builtins.str
+    """The LLM id."""
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___EndpointRoutingState]:
+        """One entry per endpoint, in the order a turn would try them now (best first)."""
+
+    @_builtins.property
+    def read_time(self) -> _timestamp_pb2.Timestamp:
+        """When this view was read, on the answering replica's clock."""
+
+    def __init__(
+        self,
+        *,
+        llm_id: _builtins.str = ...,
+        endpoints: _abc.Iterable[Global___EndpointRoutingState] | None = ...,
+        read_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["read_time", b"read_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoints", b"endpoints", "llm_id", b"llm_id", "read_time", b"read_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRoutingStateResponse: _TypeAlias = GetRoutingStateResponse  # noqa: Y015
+
+@_typing.final
+class EndpointRoutingState(_message.Message):
+    """The router's view of one endpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    RANK_FIELD_NUMBER: _builtins.int
+    SKIP_REASON_FIELD_NUMBER: _builtins.int
+    HEALTH_FIELD_NUMBER: _builtins.int
+    REOPEN_TIME_FIELD_NUMBER: _builtins.int
+    RECENT_TTFTS_FIELD_NUMBER: _builtins.int
+    RECENT_PROBES_FIELD_NUMBER: _builtins.int
+    RECENT_FAILOVERS_FIELD_NUMBER: _builtins.int
+    endpoint_id: _builtins.str
+    """The endpoint id."""
+    label: _builtins.str
+    """The endpoint's label, for example a region."""
+    model: _builtins.str
+    """The endpoint's model (the Azure deployment name for Azure OpenAI)."""
+    rank: _builtins.int
+    """Its place in the order a turn would try the endpoints now, 1 for the first; 0 when it
+    would not be tried (circuit open, cooling down).
+    """
+    skip_reason: _builtins.str
+    """Why it is not tried now (`circuit_open`, `cooling_down`...), empty when it is."""
+    @_builtins.property
+    def health(self) -> _llm_pb2.EndpointHealth:
+        """Estimates, percentiles, circuit state and load, as GetLlm reports them."""
+
+    @_builtins.property
+    def reopen_time(self) -> _timestamp_pb2.Timestamp:
+        """When an open circuit or a rate-limit cooldown lets traffic through again; unset when the
+        endpoint takes traffic now.
+        """
+
+    @_builtins.property
+    def recent_ttfts(self) -> _containers.RepeatedCompositeFieldContainer[Global___TtftSample]:
+        """Recent times to first token, live turns and probes, oldest first (at most 60)."""
+
+    @_builtins.property
+    def recent_probes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProbeRecord]:
+        """The last probes, newest first (at most 10)."""
+
+    @_builtins.property
+    def recent_failovers(self) -> _containers.RepeatedCompositeFieldContainer[Global___FailoverRecord]:
+        """The last failovers away from this endpoint, newest first (at most 10)."""
+
+    def __init__(
+        self,
+        *,
+        endpoint_id: _builtins.str = ...,
+        label: _builtins.str = ...,
+        model: _builtins.str = ...,
+        rank: _builtins.int = ...,
+        skip_reason: _builtins.str = ...,
+        health: _llm_pb2.EndpointHealth | None = ...,
+        reopen_time: _timestamp_pb2.Timestamp | None = ...,
+        recent_ttfts: _abc.Iterable[Global___TtftSample] | None = ...,
+        recent_probes: _abc.Iterable[Global___ProbeRecord] | None = ...,
+        recent_failovers: _abc.Iterable[Global___FailoverRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["health", b"health", "reopen_time", b"reopen_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint_id", b"endpoint_id", "health", b"health", "label", b"label", "model", b"model", "rank", b"rank", "recent_failovers", b"recent_failovers", "recent_probes", b"recent_probes", "recent_ttfts", b"recent_ttfts", "reopen_time", b"reopen_time", "skip_reason", b"skip_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndpointRoutingState: _TypeAlias = EndpointRoutingState  # noqa: Y015
+
+@_typing.final
+class TtftSample(_message.Message):
+    """One measured time to first token."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    TTFT_MS_FIELD_NUMBER: _builtins.int
+    PROBE_FIELD_NUMBER: _builtins.int
+    ttft_ms: _builtins.float
+    """The time to first token, in milliseconds."""
+    probe: _builtins.bool
+    """Whether a probe (rather than a live turn) measured it."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the first token arrived."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        ttft_ms: _builtins.float = ...,
+        probe: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["probe", b"probe", "time", b"time", "ttft_ms", b"ttft_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TtftSample: _TypeAlias = TtftSample  # noqa: Y015
+
+@_typing.final
+class ProbeRecord(_message.Message):
+    """One probe: a tiny real request the router sends to keep its estimates fresh."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    OK_FIELD_NUMBER: _builtins.int
+    TTFT_MS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    ok: _builtins.bool
+    """Whether it succeeded."""
+    ttft_ms: _builtins.float
+    """Its time to first token in milliseconds, 0 when none came."""
+    error: _builtins.str
+    """The error kind when it failed (`timeout`, `server_error`...), empty when it succeeded."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the probe ended."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        ok: _builtins.bool = ...,
+        ttft_ms: _builtins.float = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "ok", b"ok", "time", b"time", "ttft_ms", b"ttft_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProbeRecord: _TypeAlias = ProbeRecord  # noqa: Y015
+
+@_typing.final
+class FailoverRecord(_message.Message):
+    """One failover: an attempt on an endpoint failed and the turn moved on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    FROM_ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    TO_ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    from_endpoint_id: _builtins.str
+    """The endpoint that failed."""
+    to_endpoint_id: _builtins.str
+    """The endpoint tried next, empty when nothing was left to try."""
+    cause: _builtins.str
+    """Why: the error kind (`server_error`, `timeout`, `rate_limited`...), the upstream HTTP
+    status when there was one, and why the turn stopped when nothing was left.
+    """
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the router decided."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        from_endpoint_id: _builtins.str = ...,
+        to_endpoint_id: _builtins.str = ...,
+        cause: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "from_endpoint_id", b"from_endpoint_id", "time", b"time", "to_endpoint_id", b"to_endpoint_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FailoverRecord: _TypeAlias = FailoverRecord  # noqa: Y015

@@ -69,6 +69,11 @@ class LlmRegistryStub:
                 request_serializer=switchboard_dot_v1_dot_registry__pb2.ValidateLlmRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_registry__pb2.ValidateLlmResponse.FromString,
                 _registered_method=True)
+        self.GetRoutingState = channel.unary_unary(
+                '/switchboard.v1.LlmRegistry/GetRoutingState',
+                request_serializer=switchboard_dot_v1_dot_registry__pb2.GetRoutingStateRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_registry__pb2.GetRoutingStateResponse.FromString,
+                _registered_method=True)
 
 
 class LlmRegistryServicer:
@@ -126,6 +131,16 @@ class LlmRegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRoutingState(self, request, context):
+        """Returns the router's current view of each endpoint of one LLM, as the replica that answers
+        sees it (each replica measures from where it runs): expected time to first token, recent
+        samples, circuit state and when it reopens, the last probes and the recent failovers with
+        their causes. Errors: INVALID_ARGUMENT, NOT_FOUND (also for another account's LLM).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LlmRegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +173,11 @@ def add_LlmRegistryServicer_to_server(servicer, server):
                     servicer.ValidateLlm,
                     request_deserializer=switchboard_dot_v1_dot_registry__pb2.ValidateLlmRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_registry__pb2.ValidateLlmResponse.SerializeToString,
+            ),
+            'GetRoutingState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoutingState,
+                    request_deserializer=switchboard_dot_v1_dot_registry__pb2.GetRoutingStateRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_registry__pb2.GetRoutingStateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -327,6 +347,33 @@ class LlmRegistry:
             '/switchboard.v1.LlmRegistry/ValidateLlm',
             switchboard_dot_v1_dot_registry__pb2.ValidateLlmRequest.SerializeToString,
             switchboard_dot_v1_dot_registry__pb2.ValidateLlmResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoutingState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.LlmRegistry/GetRoutingState',
+            switchboard_dot_v1_dot_registry__pb2.GetRoutingStateRequest.SerializeToString,
+            switchboard_dot_v1_dot_registry__pb2.GetRoutingStateResponse.FromString,
             options,
             channel_credentials,
             insecure,

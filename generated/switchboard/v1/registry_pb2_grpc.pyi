@@ -58,6 +58,12 @@ class LlmRegistryStub:
     streaming progress events and then exactly one report.
     Errors: INVALID_ARGUMENT, NOT_FOUND, DEADLINE_EXCEEDED.
     """
+    GetRoutingState: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetRoutingStateRequest, _registry_pb2.GetRoutingStateResponse]
+    """Returns the router's current view of each endpoint of one LLM, as the replica that answers
+    sees it (each replica measures from where it runs): expected time to first token, recent
+    samples, circuit state and when it reopens, the last probes and the recent failovers with
+    their causes. Errors: INVALID_ARGUMENT, NOT_FOUND (also for another account's LLM).
+    """
 
 @_typing.type_check_only
 class LlmRegistryAsyncStub(LlmRegistryStub):
@@ -88,6 +94,12 @@ class LlmRegistryAsyncStub(LlmRegistryStub):
     """Runs the conformance checks against each endpoint of a stored LLM or of an LLM given inline,
     streaming progress events and then exactly one report.
     Errors: INVALID_ARGUMENT, NOT_FOUND, DEADLINE_EXCEEDED.
+    """
+    GetRoutingState: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetRoutingStateRequest, _registry_pb2.GetRoutingStateResponse]  # type: ignore[assignment]
+    """Returns the router's current view of each endpoint of one LLM, as the replica that answers
+    sees it (each replica measures from where it runs): expected time to first token, recent
+    samples, circuit state and when it reopens, the last probes and the recent failovers with
+    their causes. Errors: INVALID_ARGUMENT, NOT_FOUND (also for another account's LLM).
     """
 
 class LlmRegistryServicer(metaclass=_abc_1.ABCMeta):
@@ -152,6 +164,18 @@ class LlmRegistryServicer(metaclass=_abc_1.ABCMeta):
         """Runs the conformance checks against each endpoint of a stored LLM or of an LLM given inline,
         streaming progress events and then exactly one report.
         Errors: INVALID_ARGUMENT, NOT_FOUND, DEADLINE_EXCEEDED.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRoutingState(
+        self,
+        request: _registry_pb2.GetRoutingStateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.GetRoutingStateResponse, _abc.Awaitable[_registry_pb2.GetRoutingStateResponse]]:
+        """Returns the router's current view of each endpoint of one LLM, as the replica that answers
+        sees it (each replica measures from where it runs): expected time to first token, recent
+        samples, circuit state and when it reopens, the last probes and the recent failovers with
+        their causes. Errors: INVALID_ARGUMENT, NOT_FOUND (also for another account's LLM).
         """
 
 def add_LlmRegistryServicer_to_server(servicer: LlmRegistryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

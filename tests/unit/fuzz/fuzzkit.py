@@ -16,10 +16,10 @@ from typing import Any
 from hypothesis import strategies as st
 
 from server.chat import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
+from server.providers.adapters import adapter_for
 from server.providers.base import SseEvent, StreamDecoder, UpstreamError
-from server.providers.registry import adapter_for
 from server.providers.sse import SseParser
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "providers" / "fixtures"
 SPEC_BY_DIR = {

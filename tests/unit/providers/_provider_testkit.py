@@ -32,10 +32,10 @@ from server.chat import (
     ToolCallDelta,
     Usage,
 )
+from server.providers.adapters import adapter_for
 from server.providers.base import ProviderAdapter, UpstreamError
-from server.providers.registry import adapter_for
 from server.providers.sse import SseParser
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 
 FIXTURES = Path(__file__).parent / "fixtures"

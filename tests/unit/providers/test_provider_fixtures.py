@@ -23,8 +23,8 @@ from _provider_testkit import (
 )
 
 from server.chat import ChatRequest, FinishReason, Message, Role, StreamEvent, TextPart
+from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
-from server.providers.registry import adapter_for
 from server.providers.transport import UpstreamClient
 
 STOP, LENGTH, TOOLS = FinishReason.STOP, FinishReason.LENGTH, FinishReason.TOOL_CALLS

@@ -20,10 +20,10 @@ from _provider_testkit import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from server.providers.adapters import adapter_for
 from server.providers.base import SseEvent, UpstreamError
-from server.providers.registry import adapter_for
 from server.providers.sse import SseParser
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 
 STREAMS = [n for n in fixture_names() if n.endswith((".sse", ".jsonl"))]
 NON_ASCII = [n for n in STREAMS if any(b > 127 for b in load_reply(n).body)]

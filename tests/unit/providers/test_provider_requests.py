@@ -23,13 +23,13 @@ from server.chat import (
     ToolChoiceMode,
 )
 from server.errors import InvalidArgument
+from server.providers.adapters import adapter_for
 from server.providers.azure import AzureOpenAIAdapter
 from server.providers.base import HttpRequest
 from server.providers.gemini import GeminiAdapter
 from server.providers.groq import GroqAdapter
 from server.providers.openai import OpenAIAdapter
-from server.providers.registry import adapter_for
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 from server.secret import Secret
 
 KEY = "sk-test-key-0123456789"

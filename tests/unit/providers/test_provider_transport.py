@@ -14,10 +14,10 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from server.chat import ChatRequest, Message, Role, StreamEvent, TextDelta, TextPart
+from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
-from server.providers.registry import adapter_for
 from server.providers.transport import Timeouts, UpstreamClient, UpstreamTimeout
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 from server.secret import Secret
 
 HI = ChatRequest(messages=(Message(Role.USER, (TextPart("hi"),)),))

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from server.registry.model import ApiSpec, Endpoint, Llm
-from server.routing.clock import FakeClock
+from server.clock import FakeClock
+from server.registry.llm import ApiSpec, Endpoint, Llm
 from server.routing.router import Router
 from server.secret import Secret
 
@@ -58,9 +58,9 @@ def serve(router: Router) -> Serve:
     """One successful attempt on ``endpoint_id`` with the given TTFT, as the engine reports it."""
 
     def run(endpoint_id: str, ttft_s: float, prompt_tokens: int = 500, probe: bool = False) -> None:
-        assert router.attempt_started(endpoint_id, is_probe=probe)
-        router.first_token(endpoint_id, ttft_s, prompt_tokens, is_probe=probe)
-        router.attempt_succeeded(endpoint_id, is_probe=probe)
-        router.attempt_finished(endpoint_id, is_probe=probe)
+        attempt = router.admit(endpoint_id, probe=probe)
+        assert attempt
+        attempt.first_token(ttft_s, prompt_tokens)
+        attempt.succeeded()
 
     return run

@@ -13,8 +13,8 @@ from server.routing.breaker import (
     BreakerConfig,
     CircuitBreaker,
     CircuitState,
+    HealthVerdict,
     RateCooldown,
-    Verdict,
     verdict_of,
 )
 
@@ -159,14 +159,15 @@ def test_a_lost_trial_frees_its_slot_after_the_trial_timeout() -> None:
 
 
 def test_verdicts() -> None:
-    assert verdict_of(ErrorKind.SERVER_ERROR) is Verdict.FAILURE
-    assert verdict_of(ErrorKind.TIMEOUT) is Verdict.FAILURE
-    assert verdict_of(ErrorKind.NOT_FOUND) is Verdict.FAILURE
-    assert verdict_of(ErrorKind.AUTHENTICATION) is Verdict.REJECTED_KEY
-    assert verdict_of(ErrorKind.RATE_LIMITED) is Verdict.RATE_LIMITED
-    assert verdict_of(ErrorKind.QUOTA_EXHAUSTED) is Verdict.RATE_LIMITED
-    assert verdict_of(ErrorKind.CONTENT_FILTERED) is Verdict.HEALTHY
-    assert verdict_of(ErrorKind.CONTEXT_LENGTH) is Verdict.HEALTHY
+    assert verdict_of(ErrorKind.SERVER_ERROR) is HealthVerdict.FAILURE
+    assert verdict_of(ErrorKind.TIMEOUT) is HealthVerdict.FAILURE
+    assert verdict_of(ErrorKind.NOT_FOUND) is HealthVerdict.NEUTRAL  # a 4xx: not its health
+    assert verdict_of(ErrorKind.UNSUPPORTED_INPUT) is HealthVerdict.HEALTHY
+    assert verdict_of(ErrorKind.AUTHENTICATION) is HealthVerdict.REJECTED_KEY
+    assert verdict_of(ErrorKind.RATE_LIMITED) is HealthVerdict.RATE_LIMITED
+    assert verdict_of(ErrorKind.QUOTA_EXHAUSTED) is HealthVerdict.RATE_LIMITED
+    assert verdict_of(ErrorKind.CONTENT_FILTERED) is HealthVerdict.HEALTHY
+    assert verdict_of(ErrorKind.CONTEXT_LENGTH) is HealthVerdict.HEALTHY
 
 
 def test_rate_cooldown_uses_retry_after_default_and_cap() -> None:

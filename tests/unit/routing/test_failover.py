@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from server.clock import FakeClock
 from server.providers.base import ErrorKind, UpstreamError
 from server.routing.breaker import CircuitState
-from server.routing.clock import FakeClock
-from server.routing.model import Reason, SkipReason, StopReason
+from server.routing.plan import Reason, SkipReason, StopReason
 from server.routing.router import Router
 
 from .conftest import MakeLlm, Serve
@@ -16,9 +16,12 @@ def err(kind: ErrorKind, retry_after_s: float | None = None) -> UpstreamError:
 
 
 def fail(router: Router, eid: str, error: UpstreamError | None) -> None:
-    assert router.attempt_started(eid)
-    router.attempt_failed(eid, error)
-    router.attempt_finished(eid)
+    attempt = router.admit(eid)
+    assert attempt
+    if error is None:
+        attempt.cancelled()
+    else:
+        attempt.failed(error)
 
 
 def test_429_with_retry_after_keeps_the_endpoint_out_of_every_plan_for_that_long(
@@ -32,7 +35,7 @@ def test_429_with_retry_after_keeps_the_endpoint_out_of_every_plan_for_that_long
         plan = router.plan(llm, 500)
         assert "a" not in plan.endpoint_ids
         assert ("a", SkipReason.COOLING_DOWN) in plan.skipped
-        assert not router.attempt_started("a")  # not even a hedge or probe
+        assert not router.admit("a")  # not even a hedge or probe
         clock.advance(0.099)
     clock.advance(2.0 - 20 * 0.099)
     assert router.plan(llm, 500).endpoint_ids == ("a", "b")
@@ -180,14 +183,14 @@ def test_single_endpoint_open_circuit_fails_fast_then_allows_one_trial(
     clock.advance(plan.retry_after_s)
     trial = router.plan(llm, 500)
     assert trial.candidates[0].reason is Reason.HALF_OPEN_TRIAL
-    assert router.attempt_started("solo")  # the trial is claimed
+    trial_attempt = router.admit("solo")
+    assert trial_attempt  # the trial is claimed
     concurrent = router.plan(llm, 500)  # another turn meanwhile
     assert concurrent.candidates == ()
     assert concurrent.skipped == (("solo", SkipReason.TRIAL_IN_FLIGHT),)
     assert concurrent.retry_after_s == 1.0
-    assert not router.attempt_started("solo")
-    router.attempt_succeeded("solo")
-    router.attempt_finished("solo")
+    assert not router.admit("solo")
+    trial_attempt.succeeded()
     assert router.plan(llm, 500).candidates[0].reason is Reason.ONLY_AVAILABLE
 
 
@@ -201,13 +204,12 @@ def test_a_dead_single_endpoint_never_gets_a_tight_loop(
         turns += 1
         plan = router.plan(llm, 500)
         attempted: list[str] = []
-        while plan.candidates and router.attempt_started(plan.candidates[0].endpoint_id):
+        while plan.candidates and (attempt := router.admit(plan.candidates[0].endpoint_id)):
             clock.advance(plan.candidates[0].backoff_s)
             attempts += 1
             attempted.append("solo")
             e = err(ErrorKind.SERVER_ERROR)
-            router.attempt_failed("solo", e)
-            router.attempt_finished("solo")
+            attempt.failed(e)
             plan = router.next_after(llm, 500, "solo", e, attempted)
         assert len(attempted) <= router.config.max_attempts
         clock.advance(0.01)  # a new turn every 10 ms

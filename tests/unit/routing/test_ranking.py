@@ -8,11 +8,11 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.registry.model import ApiSpec, Endpoint, Llm
+from server.clock import FakeClock
+from server.registry.llm import ApiSpec, Endpoint, Llm
 from server.routing.breaker import CircuitState
-from server.routing.clock import FakeClock
 from server.routing.config import RouterConfig
-from server.routing.model import Reason, SkipReason, StopReason
+from server.routing.plan import Reason, SkipReason, StopReason
 from server.routing.router import Router
 from server.secret import Secret
 
@@ -102,17 +102,18 @@ def test_requests_in_flight_make_an_endpoint_look_slower(
     llm = make_llm("fast", "mid")
     serve("fast", 0.030)
     serve("mid", 0.060)
-    for _ in range(2):
-        assert router.attempt_started("fast")
+    live = [router.admit("fast") for _ in range(2)]
+    assert all(live)
     assert router.plan(llm, 500).endpoint_ids[0] == "fast"  # 30 * 1.5 = 45 < 60
-    for _ in range(3):
-        assert router.attempt_started("fast")
+    live += [router.admit("fast") for _ in range(3)]
+    assert all(live)
     plan = router.plan(llm, 500)  # 30 * 2.25 = 67.5 > 60
     assert plan.endpoint_ids == ("mid", "fast")
     assert plan.candidates[1].in_flight == 5
     assert plan.candidates[1].score_ms == 30 * 2.25
-    for _ in range(5):
-        router.attempt_finished("fast")
+    for attempt in live:
+        assert attempt
+        attempt.cancelled()
     assert router.plan(llm, 500).endpoint_ids[0] == "fast"
 
 
@@ -227,7 +228,7 @@ def test_plans_are_ordered_by_tier_then_load_adjusted_ttft(
     for eid, (ttft, _, in_flight) in zip(ids, fleet, strict=True):
         router.first_token(eid, ttft, 500)
         for _ in range(in_flight):
-            router.attempt_started(eid)
+            router.admit(eid)
     eps = tuple(
         Endpoint(eid, ApiSpec.GROQ, "https://x.invalid", "m", Secret("k"), priority=p)
         for eid, (_, p, _) in zip(ids, fleet, strict=True)
@@ -244,8 +245,8 @@ def test_snapshot_reports_health_and_forget_resets_it(
     for ttft in (0.1, 0.2, 0.3):
         serve("a", ttft)
     router.record_gaps("a", [0.01, 0.02, 0.05])
-    router.chunk_gap("a", 0.04)
-    assert router.attempt_started("a")
+    router.record_gaps("a", [0.04])
+    assert router.admit("a")
     clock.advance(3.0)
     h = router.snapshot("a")
     assert h.state is CircuitState.CLOSED

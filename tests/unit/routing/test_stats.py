@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.routing.clock import FakeClock, SystemClock
+from server.clock import FakeClock, SystemClock
 from server.routing.latency import LatencyConfig, LatencyModel
 from server.routing.window import Ewma, OutcomeWindow, SampleWindow
 
@@ -140,6 +140,6 @@ def test_gaps_keep_a_bounded_window() -> None:
     m.record_gaps([10.0] * 100)
     m.record_gaps([0.01] * 100)
     for _ in range(50):
-        m.record_gap(0.02)
+        m.record_gaps([0.02])
     assert m.gap_samples() == 100
     assert m.gap_quantile_s(0.99) == pytest.approx(0.02)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.routing.clock import FakeClock
+from server.clock import FakeClock
 from server.routing.router import Router
 from server.routing.timing import TimingConfig, backoff_s
 
@@ -60,7 +60,7 @@ def test_stall_timeout_is_kx_p99_gap_within_bounds(router: Router, serve: Serve)
 
 
 def test_chunk_gaps_for_unknown_endpoints_are_ignored(router: Router) -> None:
-    router.chunk_gap("never-started", 1.0)
+    router.record_gaps("never-started", [1.0])
     assert router.snapshot("never-started").gap_p99_ms is None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 from server.simulator import Behavior, Fault, FaultKind, Spec
 from server.simulator.answer import cut_fragments, split_text
 from server.simulator.formats import Encoded

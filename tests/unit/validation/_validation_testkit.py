@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from server.registry.model import ApiSpec, Endpoint
+from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 from server.validation.audit import StreamAudit, new_audit
 from server.validation.exchange import Exchange

@@ -5,24 +5,24 @@ from __future__ import annotations
 import pytest
 from _validation_testkit import answered, endpoint, envelope, streamed
 
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 from server.validation import catalog
 from server.validation.admission import judge
-from server.validation.catalog import Verdict
-from server.validation.model import CheckStatus
+from server.validation.catalog import CheckVerdict
+from server.validation.report import CheckStatus
 
 OPENAI, GEMINI, GROQ, AZURE = ApiSpec.OPENAI, ApiSpec.GEMINI, ApiSpec.GROQ, ApiSpec.AZURE_OPENAI
 PATH = "/v1/chat/completions"
 
 
-def by_status(verdicts: list[Verdict]) -> dict[CheckStatus, list[str]]:
+def by_status(verdicts: list[CheckVerdict]) -> dict[CheckStatus, list[str]]:
     out: dict[CheckStatus, list[str]] = {}
     for v in verdicts:
         out.setdefault(v.status, []).append(v.check)
     return out
 
 
-def only_failure(verdicts: list[Verdict]) -> Verdict:
+def only_failure(verdicts: list[CheckVerdict]) -> CheckVerdict:
     assert [v.check for v in verdicts] == list(catalog.ADMISSION)
     failures = [v for v in verdicts if v.status is CheckStatus.FAIL]
     assert len(failures) == 1, verdicts

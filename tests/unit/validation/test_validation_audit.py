@@ -6,7 +6,7 @@ import pytest
 from _validation_testkit import audit, stream_body
 
 from server.providers.base import ErrorKind
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 
 OPENAI, GEMINI, GROQ, AZURE = ApiSpec.OPENAI, ApiSpec.GEMINI, ApiSpec.GROQ, ApiSpec.AZURE_OPENAI
 

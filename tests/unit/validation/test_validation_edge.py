@@ -13,7 +13,7 @@ from switchboard.v1 import registry_pb2 as rpb
 
 from server.chat import Generation
 from server.edge.validator import ConformanceValidator, event_to_pb
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
 from server.registry.service import RegistryService
 from server.routing.router import Router
 from server.validation import (

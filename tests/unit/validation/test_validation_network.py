@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from server.validation import catalog
-from server.validation.model import CheckStatus
 from server.validation.network import Target, connect, handshake, resolve
+from server.validation.report import CheckStatus
 
 
 def self_signed(tmp_path: Path) -> ssl.SSLContext:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from _validation_testkit import audit, endpoint, stream_body, streamed
 
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 from server.validation import catalog, stream_checks
-from server.validation.catalog import Verdict
+from server.validation.catalog import CheckVerdict
 from server.validation.exchange import Exchange, Failure
-from server.validation.model import CheckStatus
+from server.validation.report import CheckStatus
 
 BUDGET = stream_checks.Budget(first_token_s=5.0, slow_first_token_s=2.0)
 ROLE = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
@@ -20,14 +20,14 @@ DONE = b"data: [DONE]\n\n"
 
 
 def judged(body: bytes, spec: ApiSpec = ApiSpec.OPENAI, ex: Exchange | None = None
-           ) -> list[Verdict]:
+           ) -> list[CheckVerdict]:
     verdicts = stream_checks.judge(ex or streamed(), audit(spec, body), endpoint(spec),
                                    BUDGET, admitted="")
     assert [v.check for v in verdicts] == [*catalog.STREAM, *catalog.RESPONSE]
     return verdicts
 
 
-def not_passed(verdicts: list[Verdict]) -> dict[str, CheckStatus]:
+def not_passed(verdicts: list[CheckVerdict]) -> dict[str, CheckStatus]:
     return {v.check: v.status for v in verdicts
             if v.status in (CheckStatus.FAIL, CheckStatus.WARN)}
 

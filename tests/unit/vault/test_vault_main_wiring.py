@@ -27,6 +27,6 @@ def test_redactor_masks_what_the_server_opens(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(entry, "load", lambda: Settings())
     monkeypatch.setattr(entry, "serve", fake_serve)
     monkeypatch.setattr("server.logs.configure", fake_configure)
-    assert entry.main([]) == 0
+    assert entry.main() == 0
     event = seen["redactor"](None, "info", {"event": f"upstream said {AZURE_STYLE_KEY}"})
     assert event == {"event": "upstream said [REDACTED]"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from server.routing.clock import FakeClock
+from server.clock import FakeClock
 from server.secret import Secret
 from server.vault.errors import KeyringError, UnknownKeyId
 from server.vault.keys import add_key, generate_key_file, load_key_file, remove_key

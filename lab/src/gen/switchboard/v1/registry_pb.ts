@@ -5,9 +5,9 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
-import type { Duration, FieldMask } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
-import type { EndpointCapabilities, Llm } from "./llm_pb.js";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { EndpointCapabilities, EndpointHealth, Llm } from "./llm_pb.js";
 import { file_switchboard_v1_llm } from "./llm_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file switchboard/v1/registry.proto.
  */
 export const file_switchboard_v1_registry: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zd2l0Y2hib2FyZC92MS9yZWdpc3RyeS5wcm90bxIOc3dpdGNoYm9hcmQudjEidgoQQ3JlYXRlTGxtUmVxdWVzdBImCgNsbG0YASABKAsyEy5zd2l0Y2hib2FyZC52MS5MbG1CBOJBAQISHQoPc2tpcF92YWxpZGF0aW9uGAIgASgIQgTiQQEBEhsKDXZhbGlkYXRlX29ubHkYAyABKAhCBOJBAQEidwoRQ3JlYXRlTGxtUmVzcG9uc2USJgoDbGxtGAEgASgLMhMuc3dpdGNoYm9hcmQudjEuTGxtQgTiQQEDEjoKCnZhbGlkYXRpb24YAiABKAsyIC5zd2l0Y2hib2FyZC52MS5WYWxpZGF0aW9uUmVwb3J0QgTiQQEDIiUKDUdldExsbVJlcXVlc3QSFAoGbGxtX2lkGAEgASgJQgTiQQECIjgKDkdldExsbVJlc3BvbnNlEiYKA2xsbRgBIAEoCzITLnN3aXRjaGJvYXJkLnYxLkxsbUIE4kEBAyJECg9MaXN0TGxtc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQEiWgoQTGlzdExsbXNSZXNwb25zZRInCgRsbG1zGAEgAygLMhMuc3dpdGNoYm9hcmQudjEuTGxtQgTiQQEDEh0KD25leHRfcGFnZV90b2tlbhgCIAEoCUIE4kEBAyKtAQoQVXBkYXRlTGxtUmVxdWVzdBImCgNsbG0YASABKAsyEy5zd2l0Y2hib2FyZC52MS5MbG1CBOJBAQISNQoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgTiQQECEh0KD3NraXBfdmFsaWRhdGlvbhgDIAEoCEIE4kEBARIbCg12YWxpZGF0ZV9vbmx5GAQgASgIQgTiQQEBIncKEVVwZGF0ZUxsbVJlc3BvbnNlEiYKA2xsbRgBIAEoCzITLnN3aXRjaGJvYXJkLnYxLkxsbUIE4kEBAxI6Cgp2YWxpZGF0aW9uGAIgASgLMiAuc3dpdGNoYm9hcmQudjEuVmFsaWRhdGlvblJlcG9ydEIE4kEBAyI8ChBEZWxldGVMbG1SZXF1ZXN0EhQKBmxsbV9pZBgBIAEoCUIE4kEBAhISCgRldGFnGAIgASgJQgTiQQEBIhMKEURlbGV0ZUxsbVJlc3BvbnNlIm8KElZhbGlkYXRlTGxtUmVxdWVzdBIQCgZsbG1faWQYASABKAlIABIiCgNsbG0YAiABKAsyEy5zd2l0Y2hib2FyZC52MS5MbG1IABIZCgtlbmRwb2ludF9pZBgDIAEoCUIE4kEBAUIICgZ0YXJnZXQiwAEKE1ZhbGlkYXRlTGxtUmVzcG9uc2USNQoNY2hlY2tfc3RhcnRlZBgBIAEoCzIcLnN3aXRjaGJvYXJkLnYxLkNoZWNrU3RhcnRlZEgAEjUKDmNoZWNrX2ZpbmlzaGVkGAIgASgLMhsuc3dpdGNoYm9hcmQudjEuQ2hlY2tSZXN1bHRIABIyCgZyZXBvcnQYAyABKAsyIC5zd2l0Y2hib2FyZC52MS5WYWxpZGF0aW9uUmVwb3J0SABCBwoFZXZlbnQiPgoMQ2hlY2tTdGFydGVkEhkKC2VuZHBvaW50X2lkGAEgASgJQgTiQQEDEhMKBWNoZWNrGAIgASgJQgTiQQEDIv8BCgtDaGVja1Jlc3VsdBIZCgtlbmRwb2ludF9pZBgBIAEoCUIE4kEBAxITCgVjaGVjaxgCIAEoCUIE4kEBAxIxCgZzdGF0dXMYAyABKA4yGy5zd2l0Y2hib2FyZC52MS5DaGVja1N0YXR1c0IE4kEBAxIWCghyZXF1aXJlZBgEIAEoCEIE4kEBAxIWCghvYnNlcnZlZBgFIAEoCUIE4kEBAxIWCghleHBlY3RlZBgGIAEoCUIE4kEBAxISCgRoaW50GAcgASgJQgTiQQEDEjEKCGR1cmF0aW9uGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEDIowCCg5FbmRwb2ludFJlcG9ydBIZCgtlbmRwb2ludF9pZBgBIAEoCUIE4kEBAxIWCghiYXNlX3VybBgCIAEoCUIE4kEBAxIxCgZjaGVja3MYAyADKAsyGy5zd2l0Y2hib2FyZC52MS5DaGVja1Jlc3VsdEIE4kEBAxJACgxjYXBhYmlsaXRpZXMYBCABKAsyJC5zd2l0Y2hib2FyZC52MS5FbmRwb2ludENhcGFiaWxpdGllc0IE4kEBAxI8ChN0aW1lX3RvX2ZpcnN0X3Rva2VuGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEDEhQKBnBhc3NlZBgGIAEoCEIE4kEBAyJhChBWYWxpZGF0aW9uUmVwb3J0EjcKCWVuZHBvaW50cxgBIAMoCzIeLnN3aXRjaGJvYXJkLnYxLkVuZHBvaW50UmVwb3J0QgTiQQEDEhQKBnBhc3NlZBgCIAEoCEIE4kEBAyqKAQoLQ2hlY2tTdGF0dXMSHAoYQ0hFQ0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRQ0hFQ0tfU1RBVFVTX1BBU1MQARIVChFDSEVDS19TVEFUVVNfV0FSThACEhUKEUNIRUNLX1NUQVRVU19GQUlMEAMSGAoUQ0hFQ0tfU1RBVFVTX1NLSVBQRUQQBDL1AwoLTGxtUmVnaXN0cnkSUAoJQ3JlYXRlTGxtEiAuc3dpdGNoYm9hcmQudjEuQ3JlYXRlTGxtUmVxdWVzdBohLnN3aXRjaGJvYXJkLnYxLkNyZWF0ZUxsbVJlc3BvbnNlEkcKBkdldExsbRIdLnN3aXRjaGJvYXJkLnYxLkdldExsbVJlcXVlc3QaHi5zd2l0Y2hib2FyZC52MS5HZXRMbG1SZXNwb25zZRJNCghMaXN0TGxtcxIfLnN3aXRjaGJvYXJkLnYxLkxpc3RMbG1zUmVxdWVzdBogLnN3aXRjaGJvYXJkLnYxLkxpc3RMbG1zUmVzcG9uc2USUAoJVXBkYXRlTGxtEiAuc3dpdGNoYm9hcmQudjEuVXBkYXRlTGxtUmVxdWVzdBohLnN3aXRjaGJvYXJkLnYxLlVwZGF0ZUxsbVJlc3BvbnNlElAKCURlbGV0ZUxsbRIgLnN3aXRjaGJvYXJkLnYxLkRlbGV0ZUxsbVJlcXVlc3QaIS5zd2l0Y2hib2FyZC52MS5EZWxldGVMbG1SZXNwb25zZRJYCgtWYWxpZGF0ZUxsbRIiLnN3aXRjaGJvYXJkLnYxLlZhbGlkYXRlTGxtUmVxdWVzdBojLnN3aXRjaGJvYXJkLnYxLlZhbGlkYXRlTGxtUmVzcG9uc2UwAUJLWklnaXRodWIuY29tL3N3aXRjaGJvYXJkL3N3aXRjaGJvYXJkL2NsaWVudHMvZ28vc3dpdGNoYm9hcmR2MTtzd2l0Y2hib2FyZHYxYgZwcm90bzM", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_field_mask, file_switchboard_v1_llm]);
+  fileDesc("Ch1zd2l0Y2hib2FyZC92MS9yZWdpc3RyeS5wcm90bxIOc3dpdGNoYm9hcmQudjEidgoQQ3JlYXRlTGxtUmVxdWVzdBImCgNsbG0YASABKAsyEy5zd2l0Y2hib2FyZC52MS5MbG1CBOJBAQISHQoPc2tpcF92YWxpZGF0aW9uGAIgASgIQgTiQQEBEhsKDXZhbGlkYXRlX29ubHkYAyABKAhCBOJBAQEidwoRQ3JlYXRlTGxtUmVzcG9uc2USJgoDbGxtGAEgASgLMhMuc3dpdGNoYm9hcmQudjEuTGxtQgTiQQEDEjoKCnZhbGlkYXRpb24YAiABKAsyIC5zd2l0Y2hib2FyZC52MS5WYWxpZGF0aW9uUmVwb3J0QgTiQQEDIiUKDUdldExsbVJlcXVlc3QSFAoGbGxtX2lkGAEgASgJQgTiQQECIjgKDkdldExsbVJlc3BvbnNlEiYKA2xsbRgBIAEoCzITLnN3aXRjaGJvYXJkLnYxLkxsbUIE4kEBAyJECg9MaXN0TGxtc1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQEiWgoQTGlzdExsbXNSZXNwb25zZRInCgRsbG1zGAEgAygLMhMuc3dpdGNoYm9hcmQudjEuTGxtQgTiQQEDEh0KD25leHRfcGFnZV90b2tlbhgCIAEoCUIE4kEBAyKtAQoQVXBkYXRlTGxtUmVxdWVzdBImCgNsbG0YASABKAsyEy5zd2l0Y2hib2FyZC52MS5MbG1CBOJBAQISNQoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgTiQQECEh0KD3NraXBfdmFsaWRhdGlvbhgDIAEoCEIE4kEBARIbCg12YWxpZGF0ZV9vbmx5GAQgASgIQgTiQQEBIncKEVVwZGF0ZUxsbVJlc3BvbnNlEiYKA2xsbRgBIAEoCzITLnN3aXRjaGJvYXJkLnYxLkxsbUIE4kEBAxI6Cgp2YWxpZGF0aW9uGAIgASgLMiAuc3dpdGNoYm9hcmQudjEuVmFsaWRhdGlvblJlcG9ydEIE4kEBAyI8ChBEZWxldGVMbG1SZXF1ZXN0EhQKBmxsbV9pZBgBIAEoCUIE4kEBAhISCgRldGFnGAIgASgJQgTiQQEBIhMKEURlbGV0ZUxsbVJlc3BvbnNlIm8KElZhbGlkYXRlTGxtUmVxdWVzdBIQCgZsbG1faWQYASABKAlIABIiCgNsbG0YAiABKAsyEy5zd2l0Y2hib2FyZC52MS5MbG1IABIZCgtlbmRwb2ludF9pZBgDIAEoCUIE4kEBAUIICgZ0YXJnZXQiwAEKE1ZhbGlkYXRlTGxtUmVzcG9uc2USNQoNY2hlY2tfc3RhcnRlZBgBIAEoCzIcLnN3aXRjaGJvYXJkLnYxLkNoZWNrU3RhcnRlZEgAEjUKDmNoZWNrX2ZpbmlzaGVkGAIgASgLMhsuc3dpdGNoYm9hcmQudjEuQ2hlY2tSZXN1bHRIABIyCgZyZXBvcnQYAyABKAsyIC5zd2l0Y2hib2FyZC52MS5WYWxpZGF0aW9uUmVwb3J0SABCBwoFZXZlbnQiPgoMQ2hlY2tTdGFydGVkEhkKC2VuZHBvaW50X2lkGAEgASgJQgTiQQEDEhMKBWNoZWNrGAIgASgJQgTiQQEDIv8BCgtDaGVja1Jlc3VsdBIZCgtlbmRwb2ludF9pZBgBIAEoCUIE4kEBAxITCgVjaGVjaxgCIAEoCUIE4kEBAxIxCgZzdGF0dXMYAyABKA4yGy5zd2l0Y2hib2FyZC52MS5DaGVja1N0YXR1c0IE4kEBAxIWCghyZXF1aXJlZBgEIAEoCEIE4kEBAxIWCghvYnNlcnZlZBgFIAEoCUIE4kEBAxIWCghleHBlY3RlZBgGIAEoCUIE4kEBAxISCgRoaW50GAcgASgJQgTiQQEDEjEKCGR1cmF0aW9uGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEDIowCCg5FbmRwb2ludFJlcG9ydBIZCgtlbmRwb2ludF9pZBgBIAEoCUIE4kEBAxIWCghiYXNlX3VybBgCIAEoCUIE4kEBAxIxCgZjaGVja3MYAyADKAsyGy5zd2l0Y2hib2FyZC52MS5DaGVja1Jlc3VsdEIE4kEBAxJACgxjYXBhYmlsaXRpZXMYBCABKAsyJC5zd2l0Y2hib2FyZC52MS5FbmRwb2ludENhcGFiaWxpdGllc0IE4kEBAxI8ChN0aW1lX3RvX2ZpcnN0X3Rva2VuGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgTiQQEDEhQKBnBhc3NlZBgGIAEoCEIE4kEBAyJhChBWYWxpZGF0aW9uUmVwb3J0EjcKCWVuZHBvaW50cxgBIAMoCzIeLnN3aXRjaGJvYXJkLnYxLkVuZHBvaW50UmVwb3J0QgTiQQEDEhQKBnBhc3NlZBgCIAEoCEIE4kEBAyIuChZHZXRSb3V0aW5nU3RhdGVSZXF1ZXN0EhQKBmxsbV9pZBgBIAEoCUIE4kEBAiKjAQoXR2V0Um91dGluZ1N0YXRlUmVzcG9uc2USFAoGbGxtX2lkGAEgASgJQgTiQQEDEj0KCWVuZHBvaW50cxgCIAMoCzIkLnN3aXRjaGJvYXJkLnYxLkVuZHBvaW50Um91dGluZ1N0YXRlQgTiQQEDEjMKCXJlYWRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMiqQMKFEVuZHBvaW50Um91dGluZ1N0YXRlEhkKC2VuZHBvaW50X2lkGAEgASgJQgTiQQEDEhMKBWxhYmVsGAIgASgJQgTiQQEDEhMKBW1vZGVsGAMgASgJQgTiQQEDEhIKBHJhbmsYBCABKAVCBOJBAQMSGQoLc2tpcF9yZWFzb24YBSABKAlCBOJBAQMSNAoGaGVhbHRoGAYgASgLMh4uc3dpdGNoYm9hcmQudjEuRW5kcG9pbnRIZWFsdGhCBOJBAQMSNQoLcmVvcGVuX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjYKDHJlY2VudF90dGZ0cxgIIAMoCzIaLnN3aXRjaGJvYXJkLnYxLlR0ZnRTYW1wbGVCBOJBAQMSOAoNcmVjZW50X3Byb2JlcxgJIAMoCzIbLnN3aXRjaGJvYXJkLnYxLlByb2JlUmVjb3JkQgTiQQEDEj4KEHJlY2VudF9mYWlsb3ZlcnMYCiADKAsyHi5zd2l0Y2hib2FyZC52MS5GYWlsb3ZlclJlY29yZEIE4kEBAyJoCgpUdGZ0U2FtcGxlEi4KBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhUKB3R0ZnRfbXMYAiABKAFCBOJBAQMSEwoFcHJvYmUYAyABKAhCBOJBAQMiewoLUHJvYmVSZWNvcmQSLgoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSEAoCb2sYAiABKAhCBOJBAQMSFQoHdHRmdF9tcxgDIAEoAUIE4kEBAxITCgVlcnJvchgEIAEoCUIE4kEBAyKTAQoORmFpbG92ZXJSZWNvcmQSLgoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSHgoQZnJvbV9lbmRwb2ludF9pZBgCIAEoCUIE4kEBAxIcCg50b19lbmRwb2ludF9pZBgDIAEoCUIE4kEBAxITCgVjYXVzZRgEIAEoCUIE4kEBAyqKAQoLQ2hlY2tTdGF0dXMSHAoYQ0hFQ0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRQ0hFQ0tfU1RBVFVTX1BBU1MQARIVChFDSEVDS19TVEFUVVNfV0FSThACEhUKEUNIRUNLX1NUQVRVU19GQUlMEAMSGAoUQ0hFQ0tfU1RBVFVTX1NLSVBQRUQQBDLZBAoLTGxtUmVnaXN0cnkSUAoJQ3JlYXRlTGxtEiAuc3dpdGNoYm9hcmQudjEuQ3JlYXRlTGxtUmVxdWVzdBohLnN3aXRjaGJvYXJkLnYxLkNyZWF0ZUxsbVJlc3BvbnNlEkcKBkdldExsbRIdLnN3aXRjaGJvYXJkLnYxLkdldExsbVJlcXVlc3QaHi5zd2l0Y2hib2FyZC52MS5HZXRMbG1SZXNwb25zZRJNCghMaXN0TGxtcxIfLnN3aXRjaGJvYXJkLnYxLkxpc3RMbG1zUmVxdWVzdBogLnN3aXRjaGJvYXJkLnYxLkxpc3RMbG1zUmVzcG9uc2USUAoJVXBkYXRlTGxtEiAuc3dpdGNoYm9hcmQudjEuVXBkYXRlTGxtUmVxdWVzdBohLnN3aXRjaGJvYXJkLnYxLlVwZGF0ZUxsbVJlc3BvbnNlElAKCURlbGV0ZUxsbRIgLnN3aXRjaGJvYXJkLnYxLkRlbGV0ZUxsbVJlcXVlc3QaIS5zd2l0Y2hib2FyZC52MS5EZWxldGVMbG1SZXNwb25zZRJYCgtWYWxpZGF0ZUxsbRIiLnN3aXRjaGJvYXJkLnYxLlZhbGlkYXRlTGxtUmVxdWVzdBojLnN3aXRjaGJvYXJkLnYxLlZhbGlkYXRlTGxtUmVzcG9uc2UwARJiCg9HZXRSb3V0aW5nU3RhdGUSJi5zd2l0Y2hib2FyZC52MS5HZXRSb3V0aW5nU3RhdGVSZXF1ZXN0Gicuc3dpdGNoYm9hcmQudjEuR2V0Um91dGluZ1N0YXRlUmVzcG9uc2VCS1pJZ2l0aHViLmNvbS9zd2l0Y2hib2FyZC9zd2l0Y2hib2FyZC9jbGllbnRzL2dvL3N3aXRjaGJvYXJkdjE7c3dpdGNoYm9hcmR2MWIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_switchboard_v1_llm]);
 
 /**
  * Request of CreateLlm.
@@ -566,6 +566,268 @@ export const ValidationReportSchema: GenMessage<ValidationReport> = /*@__PURE__*
   messageDesc(file_switchboard_v1_registry, 15);
 
 /**
+ * Request of GetRoutingState.
+ *
+ * @generated from message switchboard.v1.GetRoutingStateRequest
+ */
+export type GetRoutingStateRequest = Message<"switchboard.v1.GetRoutingStateRequest"> & {
+  /**
+   * The LLM id.
+   *
+   * @generated from field: string llm_id = 1;
+   */
+  llmId: string;
+};
+
+/**
+ * Describes the message switchboard.v1.GetRoutingStateRequest.
+ * Use `create(GetRoutingStateRequestSchema)` to create a new message.
+ */
+export const GetRoutingStateRequestSchema: GenMessage<GetRoutingStateRequest> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_registry, 16);
+
+/**
+ * Response of GetRoutingState.
+ *
+ * @generated from message switchboard.v1.GetRoutingStateResponse
+ */
+export type GetRoutingStateResponse = Message<"switchboard.v1.GetRoutingStateResponse"> & {
+  /**
+   * The LLM id.
+   *
+   * @generated from field: string llm_id = 1;
+   */
+  llmId: string;
+
+  /**
+   * One entry per endpoint, in the order a turn would try them now (best first).
+   *
+   * @generated from field: repeated switchboard.v1.EndpointRoutingState endpoints = 2;
+   */
+  endpoints: EndpointRoutingState[];
+
+  /**
+   * When this view was read, on the answering replica's clock.
+   *
+   * @generated from field: google.protobuf.Timestamp read_time = 3;
+   */
+  readTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message switchboard.v1.GetRoutingStateResponse.
+ * Use `create(GetRoutingStateResponseSchema)` to create a new message.
+ */
+export const GetRoutingStateResponseSchema: GenMessage<GetRoutingStateResponse> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_registry, 17);
+
+/**
+ * The router's view of one endpoint.
+ *
+ * @generated from message switchboard.v1.EndpointRoutingState
+ */
+export type EndpointRoutingState = Message<"switchboard.v1.EndpointRoutingState"> & {
+  /**
+   * The endpoint id.
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * The endpoint's label, for example a region.
+   *
+   * @generated from field: string label = 2;
+   */
+  label: string;
+
+  /**
+   * The endpoint's model (the Azure deployment name for Azure OpenAI).
+   *
+   * @generated from field: string model = 3;
+   */
+  model: string;
+
+  /**
+   * Its place in the order a turn would try the endpoints now, 1 for the first; 0 when it
+   * would not be tried (circuit open, cooling down).
+   *
+   * @generated from field: int32 rank = 4;
+   */
+  rank: number;
+
+  /**
+   * Why it is not tried now (`circuit_open`, `cooling_down`...), empty when it is.
+   *
+   * @generated from field: string skip_reason = 5;
+   */
+  skipReason: string;
+
+  /**
+   * Estimates, percentiles, circuit state and load, as GetLlm reports them.
+   *
+   * @generated from field: switchboard.v1.EndpointHealth health = 6;
+   */
+  health?: EndpointHealth | undefined;
+
+  /**
+   * When an open circuit or a rate-limit cooldown lets traffic through again; unset when the
+   * endpoint takes traffic now.
+   *
+   * @generated from field: google.protobuf.Timestamp reopen_time = 7;
+   */
+  reopenTime?: Timestamp | undefined;
+
+  /**
+   * Recent times to first token, live turns and probes, oldest first (at most 60).
+   *
+   * @generated from field: repeated switchboard.v1.TtftSample recent_ttfts = 8;
+   */
+  recentTtfts: TtftSample[];
+
+  /**
+   * The last probes, newest first (at most 10).
+   *
+   * @generated from field: repeated switchboard.v1.ProbeRecord recent_probes = 9;
+   */
+  recentProbes: ProbeRecord[];
+
+  /**
+   * The last failovers away from this endpoint, newest first (at most 10).
+   *
+   * @generated from field: repeated switchboard.v1.FailoverRecord recent_failovers = 10;
+   */
+  recentFailovers: FailoverRecord[];
+};
+
+/**
+ * Describes the message switchboard.v1.EndpointRoutingState.
+ * Use `create(EndpointRoutingStateSchema)` to create a new message.
+ */
+export const EndpointRoutingStateSchema: GenMessage<EndpointRoutingState> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_registry, 18);
+
+/**
+ * One measured time to first token.
+ *
+ * @generated from message switchboard.v1.TtftSample
+ */
+export type TtftSample = Message<"switchboard.v1.TtftSample"> & {
+  /**
+   * When the first token arrived.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * The time to first token, in milliseconds.
+   *
+   * @generated from field: double ttft_ms = 2;
+   */
+  ttftMs: number;
+
+  /**
+   * Whether a probe (rather than a live turn) measured it.
+   *
+   * @generated from field: bool probe = 3;
+   */
+  probe: boolean;
+};
+
+/**
+ * Describes the message switchboard.v1.TtftSample.
+ * Use `create(TtftSampleSchema)` to create a new message.
+ */
+export const TtftSampleSchema: GenMessage<TtftSample> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_registry, 19);
+
+/**
+ * One probe: a tiny real request the router sends to keep its estimates fresh.
+ *
+ * @generated from message switchboard.v1.ProbeRecord
+ */
+export type ProbeRecord = Message<"switchboard.v1.ProbeRecord"> & {
+  /**
+   * When the probe ended.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * Whether it succeeded.
+   *
+   * @generated from field: bool ok = 2;
+   */
+  ok: boolean;
+
+  /**
+   * Its time to first token in milliseconds, 0 when none came.
+   *
+   * @generated from field: double ttft_ms = 3;
+   */
+  ttftMs: number;
+
+  /**
+   * The error kind when it failed (`timeout`, `server_error`...), empty when it succeeded.
+   *
+   * @generated from field: string error = 4;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message switchboard.v1.ProbeRecord.
+ * Use `create(ProbeRecordSchema)` to create a new message.
+ */
+export const ProbeRecordSchema: GenMessage<ProbeRecord> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_registry, 20);
+
+/**
+ * One failover: an attempt on an endpoint failed and the turn moved on.
+ *
+ * @generated from message switchboard.v1.FailoverRecord
+ */
+export type FailoverRecord = Message<"switchboard.v1.FailoverRecord"> & {
+  /**
+   * When the router decided.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * The endpoint that failed.
+   *
+   * @generated from field: string from_endpoint_id = 2;
+   */
+  fromEndpointId: string;
+
+  /**
+   * The endpoint tried next, empty when nothing was left to try.
+   *
+   * @generated from field: string to_endpoint_id = 3;
+   */
+  toEndpointId: string;
+
+  /**
+   * Why: the error kind (`server_error`, `timeout`, `rate_limited`...), the upstream HTTP
+   * status when there was one, and why the turn stopped when nothing was left.
+   *
+   * @generated from field: string cause = 4;
+   */
+  cause: string;
+};
+
+/**
+ * Describes the message switchboard.v1.FailoverRecord.
+ * Use `create(FailoverRecordSchema)` to create a new message.
+ */
+export const FailoverRecordSchema: GenMessage<FailoverRecord> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_registry, 21);
+
+/**
  * The outcome of a check.
  *
  * @generated from enum switchboard.v1.CheckStatus
@@ -687,6 +949,19 @@ export const LlmRegistry: GenService<{
     methodKind: "server_streaming";
     input: typeof ValidateLlmRequestSchema;
     output: typeof ValidateLlmResponseSchema;
+  },
+  /**
+   * Returns the router's current view of each endpoint of one LLM, as the replica that answers
+   * sees it (each replica measures from where it runs): expected time to first token, recent
+   * samples, circuit state and when it reopens, the last probes and the recent failovers with
+   * their causes. Errors: INVALID_ARGUMENT, NOT_FOUND (also for another account's LLM).
+   *
+   * @generated from rpc switchboard.v1.LlmRegistry.GetRoutingState
+   */
+  getRoutingState: {
+    methodKind: "unary";
+    input: typeof GetRoutingStateRequestSchema;
+    output: typeof GetRoutingStateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_switchboard_v1_registry, 0);

@@ -158,6 +158,8 @@ export enum RouteReason {
   ROUTE_REASON_HALF_OPEN_TRIAL = 6,
   /** ROUTE_REASON_LARGER_CONTEXT_WINDOW - The prompt was too long for the previous endpoint; this one has a larger context window. */
   ROUTE_REASON_LARGER_CONTEXT_WINDOW = 7,
+  /** ROUTE_REASON_RETRY - The same endpoint again after a transient failure (nothing else was left), after a backoff. */
+  ROUTE_REASON_RETRY = 8,
   UNRECOGNIZED = -1,
 }
 
@@ -187,6 +189,9 @@ export function routeReasonFromJSON(object: any): RouteReason {
     case 7:
     case "ROUTE_REASON_LARGER_CONTEXT_WINDOW":
       return RouteReason.ROUTE_REASON_LARGER_CONTEXT_WINDOW;
+    case 8:
+    case "ROUTE_REASON_RETRY":
+      return RouteReason.ROUTE_REASON_RETRY;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -212,6 +217,8 @@ export function routeReasonToJSON(object: RouteReason): string {
       return "ROUTE_REASON_HALF_OPEN_TRIAL";
     case RouteReason.ROUTE_REASON_LARGER_CONTEXT_WINDOW:
       return "ROUTE_REASON_LARGER_CONTEXT_WINDOW";
+    case RouteReason.ROUTE_REASON_RETRY:
+      return "ROUTE_REASON_RETRY";
     case RouteReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

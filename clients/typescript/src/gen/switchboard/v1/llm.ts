@@ -227,6 +227,12 @@ export interface EndpointCapabilities {
     | undefined;
   /** Whether the endpoint continued a partial assistant answer (assistant prefill) when asked. */
   continuesPartialAnswer: boolean;
+  /**
+   * The context window the server itself reported at validation, in tokens (`GET /v1/models`
+   * where it lists one, llama.cpp's `/props`); 0 if it reported none. The router uses it when
+   * the endpoint's `context_window_tokens` is not set.
+   */
+  reportedContextWindowTokens: number;
 }
 
 /**
@@ -649,6 +655,7 @@ function createBaseEndpointCapabilities(): EndpointCapabilities {
     imageInput: false,
     validateTime: undefined,
     continuesPartialAnswer: false,
+    reportedContextWindowTokens: 0,
   };
 }
 
@@ -671,6 +678,9 @@ export const EndpointCapabilities: MessageFns<EndpointCapabilities> = {
     }
     if (message.continuesPartialAnswer !== false) {
       writer.uint32(48).bool(message.continuesPartialAnswer);
+    }
+    if (message.reportedContextWindowTokens !== 0) {
+      writer.uint32(56).int32(message.reportedContextWindowTokens);
     }
     return writer;
   },
@@ -736,6 +746,14 @@ export const EndpointCapabilities: MessageFns<EndpointCapabilities> = {
             message.continuesPartialAnswer = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.reportedContextWindowTokens = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -776,6 +794,11 @@ export const EndpointCapabilities: MessageFns<EndpointCapabilities> = {
         : isSet(object.continues_partial_answer)
         ? globalThis.Boolean(object.continues_partial_answer)
         : false,
+      reportedContextWindowTokens: isSet(object.reportedContextWindowTokens)
+        ? globalThis.Number(object.reportedContextWindowTokens)
+        : isSet(object.reported_context_window_tokens)
+        ? globalThis.Number(object.reported_context_window_tokens)
+        : 0,
     };
   },
 
@@ -799,6 +822,9 @@ export const EndpointCapabilities: MessageFns<EndpointCapabilities> = {
     if (message.continuesPartialAnswer !== false) {
       obj.continuesPartialAnswer = message.continuesPartialAnswer;
     }
+    if (message.reportedContextWindowTokens !== 0) {
+      obj.reportedContextWindowTokens = Math.round(message.reportedContextWindowTokens);
+    }
     return obj;
   },
 
@@ -815,6 +841,7 @@ export const EndpointCapabilities: MessageFns<EndpointCapabilities> = {
       ? Timestamp.fromPartial(object.validateTime)
       : undefined;
     message.continuesPartialAnswer = object.continuesPartialAnswer ?? false;
+    message.reportedContextWindowTokens = object.reportedContextWindowTokens ?? 0;
     return message;
   },
 };

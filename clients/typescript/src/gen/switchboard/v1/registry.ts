@@ -22,7 +22,8 @@ import {
 } from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration";
 import { FieldMask } from "../../google/protobuf/field_mask";
-import { EndpointCapabilities, Llm } from "./llm";
+import { Timestamp } from "../../google/protobuf/timestamp";
+import { EndpointCapabilities, EndpointHealth, Llm } from "./llm";
 
 /** The outcome of a check. */
 export enum CheckStatus {
@@ -263,6 +264,99 @@ export interface ValidationReport {
   endpoints: EndpointReport[];
   /** Whether every required check of every endpoint passed. */
   passed: boolean;
+}
+
+/** Request of GetRoutingState. */
+export interface GetRoutingStateRequest {
+  /** The LLM id. */
+  llmId: string;
+}
+
+/** Response of GetRoutingState. */
+export interface GetRoutingStateResponse {
+  /** The LLM id. */
+  llmId: string;
+  /** One entry per endpoint, in the order a turn would try them now (best first). */
+  endpoints: EndpointRoutingState[];
+  /** When this view was read, on the answering replica's clock. */
+  readTime: Timestamp | undefined;
+}
+
+/** The router's view of one endpoint. */
+export interface EndpointRoutingState {
+  /** The endpoint id. */
+  endpointId: string;
+  /** The endpoint's label, for example a region. */
+  label: string;
+  /** The endpoint's model (the Azure deployment name for Azure OpenAI). */
+  model: string;
+  /**
+   * Its place in the order a turn would try the endpoints now, 1 for the first; 0 when it
+   * would not be tried (circuit open, cooling down).
+   */
+  rank: number;
+  /** Why it is not tried now (`circuit_open`, `cooling_down`...), empty when it is. */
+  skipReason: string;
+  /** Estimates, percentiles, circuit state and load, as GetLlm reports them. */
+  health:
+    | EndpointHealth
+    | undefined;
+  /**
+   * When an open circuit or a rate-limit cooldown lets traffic through again; unset when the
+   * endpoint takes traffic now.
+   */
+  reopenTime:
+    | Timestamp
+    | undefined;
+  /** Recent times to first token, live turns and probes, oldest first (at most 60). */
+  recentTtfts: TtftSample[];
+  /** The last probes, newest first (at most 10). */
+  recentProbes: ProbeRecord[];
+  /** The last failovers away from this endpoint, newest first (at most 10). */
+  recentFailovers: FailoverRecord[];
+}
+
+/** One measured time to first token. */
+export interface TtftSample {
+  /** When the first token arrived. */
+  time:
+    | Timestamp
+    | undefined;
+  /** The time to first token, in milliseconds. */
+  ttftMs: number;
+  /** Whether a probe (rather than a live turn) measured it. */
+  probe: boolean;
+}
+
+/** One probe: a tiny real request the router sends to keep its estimates fresh. */
+export interface ProbeRecord {
+  /** When the probe ended. */
+  time:
+    | Timestamp
+    | undefined;
+  /** Whether it succeeded. */
+  ok: boolean;
+  /** Its time to first token in milliseconds, 0 when none came. */
+  ttftMs: number;
+  /** The error kind when it failed (`timeout`, `server_error`...), empty when it succeeded. */
+  error: string;
+}
+
+/** One failover: an attempt on an endpoint failed and the turn moved on. */
+export interface FailoverRecord {
+  /** When the router decided. */
+  time:
+    | Timestamp
+    | undefined;
+  /** The endpoint that failed. */
+  fromEndpointId: string;
+  /** The endpoint tried next, empty when nothing was left to try. */
+  toEndpointId: string;
+  /**
+   * Why: the error kind (`server_error`, `timeout`, `rate_limited`...), the upstream HTTP
+   * status when there was one, and why the turn stopped when nothing was left.
+   */
+  cause: string;
 }
 
 function createBaseCreateLlmRequest(): CreateLlmRequest {
@@ -1933,6 +2027,795 @@ export const ValidationReport: MessageFns<ValidationReport> = {
   },
 };
 
+function createBaseGetRoutingStateRequest(): GetRoutingStateRequest {
+  return { llmId: "" };
+}
+
+export const GetRoutingStateRequest: MessageFns<GetRoutingStateRequest> = {
+  encode(message: GetRoutingStateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.llmId !== "") {
+      writer.uint32(10).string(message.llmId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRoutingStateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRoutingStateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.llmId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetRoutingStateRequest {
+    return {
+      llmId: isSet(object.llmId)
+        ? globalThis.String(object.llmId)
+        : isSet(object.llm_id)
+        ? globalThis.String(object.llm_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetRoutingStateRequest): unknown {
+    const obj: any = {};
+    if (message.llmId !== "") {
+      obj.llmId = message.llmId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetRoutingStateRequest>, I>>(base?: I): GetRoutingStateRequest {
+    return GetRoutingStateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetRoutingStateRequest>, I>>(object: I): GetRoutingStateRequest {
+    const message = createBaseGetRoutingStateRequest();
+    message.llmId = object.llmId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetRoutingStateResponse(): GetRoutingStateResponse {
+  return { llmId: "", endpoints: [], readTime: undefined };
+}
+
+export const GetRoutingStateResponse: MessageFns<GetRoutingStateResponse> = {
+  encode(message: GetRoutingStateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.llmId !== "") {
+      writer.uint32(10).string(message.llmId);
+    }
+    for (const v of message.endpoints) {
+      EndpointRoutingState.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.readTime !== undefined) {
+      Timestamp.encode(message.readTime, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRoutingStateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRoutingStateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.llmId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.endpoints.push(EndpointRoutingState.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.readTime = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetRoutingStateResponse {
+    return {
+      llmId: isSet(object.llmId)
+        ? globalThis.String(object.llmId)
+        : isSet(object.llm_id)
+        ? globalThis.String(object.llm_id)
+        : "",
+      endpoints: globalThis.Array.isArray(object?.endpoints)
+        ? object.endpoints.map((e: any) => EndpointRoutingState.fromJSON(e))
+        : [],
+      readTime: isSet(object.readTime)
+        ? fromJsonTimestamp(object.readTime)
+        : isSet(object.read_time)
+        ? fromJsonTimestamp(object.read_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: GetRoutingStateResponse): unknown {
+    const obj: any = {};
+    if (message.llmId !== "") {
+      obj.llmId = message.llmId;
+    }
+    if (message.endpoints?.length) {
+      obj.endpoints = message.endpoints.map((e) => EndpointRoutingState.toJSON(e));
+    }
+    if (message.readTime !== undefined) {
+      obj.readTime = fromTimestamp(message.readTime).toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetRoutingStateResponse>, I>>(base?: I): GetRoutingStateResponse {
+    return GetRoutingStateResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetRoutingStateResponse>, I>>(object: I): GetRoutingStateResponse {
+    const message = createBaseGetRoutingStateResponse();
+    message.llmId = object.llmId ?? "";
+    message.endpoints = object.endpoints?.map((e) => EndpointRoutingState.fromPartial(e)) || [];
+    message.readTime = (object.readTime !== undefined && object.readTime !== null)
+      ? Timestamp.fromPartial(object.readTime)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseEndpointRoutingState(): EndpointRoutingState {
+  return {
+    endpointId: "",
+    label: "",
+    model: "",
+    rank: 0,
+    skipReason: "",
+    health: undefined,
+    reopenTime: undefined,
+    recentTtfts: [],
+    recentProbes: [],
+    recentFailovers: [],
+  };
+}
+
+export const EndpointRoutingState: MessageFns<EndpointRoutingState> = {
+  encode(message: EndpointRoutingState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.endpointId !== "") {
+      writer.uint32(10).string(message.endpointId);
+    }
+    if (message.label !== "") {
+      writer.uint32(18).string(message.label);
+    }
+    if (message.model !== "") {
+      writer.uint32(26).string(message.model);
+    }
+    if (message.rank !== 0) {
+      writer.uint32(32).int32(message.rank);
+    }
+    if (message.skipReason !== "") {
+      writer.uint32(42).string(message.skipReason);
+    }
+    if (message.health !== undefined) {
+      EndpointHealth.encode(message.health, writer.uint32(50).fork()).join();
+    }
+    if (message.reopenTime !== undefined) {
+      Timestamp.encode(message.reopenTime, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.recentTtfts) {
+      TtftSample.encode(v!, writer.uint32(66).fork()).join();
+    }
+    for (const v of message.recentProbes) {
+      ProbeRecord.encode(v!, writer.uint32(74).fork()).join();
+    }
+    for (const v of message.recentFailovers) {
+      FailoverRecord.encode(v!, writer.uint32(82).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EndpointRoutingState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEndpointRoutingState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.endpointId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.label = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.rank = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.skipReason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.health = EndpointHealth.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reopenTime = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.recentTtfts.push(TtftSample.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.recentProbes.push(ProbeRecord.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.recentFailovers.push(FailoverRecord.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EndpointRoutingState {
+    return {
+      endpointId: isSet(object.endpointId)
+        ? globalThis.String(object.endpointId)
+        : isSet(object.endpoint_id)
+        ? globalThis.String(object.endpoint_id)
+        : "",
+      label: isSet(object.label) ? globalThis.String(object.label) : "",
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      rank: isSet(object.rank) ? globalThis.Number(object.rank) : 0,
+      skipReason: isSet(object.skipReason)
+        ? globalThis.String(object.skipReason)
+        : isSet(object.skip_reason)
+        ? globalThis.String(object.skip_reason)
+        : "",
+      health: isSet(object.health) ? EndpointHealth.fromJSON(object.health) : undefined,
+      reopenTime: isSet(object.reopenTime)
+        ? fromJsonTimestamp(object.reopenTime)
+        : isSet(object.reopen_time)
+        ? fromJsonTimestamp(object.reopen_time)
+        : undefined,
+      recentTtfts: globalThis.Array.isArray(object?.recentTtfts)
+        ? object.recentTtfts.map((e: any) => TtftSample.fromJSON(e))
+        : globalThis.Array.isArray(object?.recent_ttfts)
+        ? object.recent_ttfts.map((e: any) => TtftSample.fromJSON(e))
+        : [],
+      recentProbes: globalThis.Array.isArray(object?.recentProbes)
+        ? object.recentProbes.map((e: any) => ProbeRecord.fromJSON(e))
+        : globalThis.Array.isArray(object?.recent_probes)
+        ? object.recent_probes.map((e: any) => ProbeRecord.fromJSON(e))
+        : [],
+      recentFailovers: globalThis.Array.isArray(object?.recentFailovers)
+        ? object.recentFailovers.map((e: any) => FailoverRecord.fromJSON(e))
+        : globalThis.Array.isArray(object?.recent_failovers)
+        ? object.recent_failovers.map((e: any) => FailoverRecord.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: EndpointRoutingState): unknown {
+    const obj: any = {};
+    if (message.endpointId !== "") {
+      obj.endpointId = message.endpointId;
+    }
+    if (message.label !== "") {
+      obj.label = message.label;
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.rank !== 0) {
+      obj.rank = Math.round(message.rank);
+    }
+    if (message.skipReason !== "") {
+      obj.skipReason = message.skipReason;
+    }
+    if (message.health !== undefined) {
+      obj.health = EndpointHealth.toJSON(message.health);
+    }
+    if (message.reopenTime !== undefined) {
+      obj.reopenTime = fromTimestamp(message.reopenTime).toISOString();
+    }
+    if (message.recentTtfts?.length) {
+      obj.recentTtfts = message.recentTtfts.map((e) => TtftSample.toJSON(e));
+    }
+    if (message.recentProbes?.length) {
+      obj.recentProbes = message.recentProbes.map((e) => ProbeRecord.toJSON(e));
+    }
+    if (message.recentFailovers?.length) {
+      obj.recentFailovers = message.recentFailovers.map((e) => FailoverRecord.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EndpointRoutingState>, I>>(base?: I): EndpointRoutingState {
+    return EndpointRoutingState.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EndpointRoutingState>, I>>(object: I): EndpointRoutingState {
+    const message = createBaseEndpointRoutingState();
+    message.endpointId = object.endpointId ?? "";
+    message.label = object.label ?? "";
+    message.model = object.model ?? "";
+    message.rank = object.rank ?? 0;
+    message.skipReason = object.skipReason ?? "";
+    message.health = (object.health !== undefined && object.health !== null)
+      ? EndpointHealth.fromPartial(object.health)
+      : undefined;
+    message.reopenTime = (object.reopenTime !== undefined && object.reopenTime !== null)
+      ? Timestamp.fromPartial(object.reopenTime)
+      : undefined;
+    message.recentTtfts = object.recentTtfts?.map((e) => TtftSample.fromPartial(e)) || [];
+    message.recentProbes = object.recentProbes?.map((e) => ProbeRecord.fromPartial(e)) || [];
+    message.recentFailovers = object.recentFailovers?.map((e) => FailoverRecord.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTtftSample(): TtftSample {
+  return { time: undefined, ttftMs: 0, probe: false };
+}
+
+export const TtftSample: MessageFns<TtftSample> = {
+  encode(message: TtftSample, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.time !== undefined) {
+      Timestamp.encode(message.time, writer.uint32(10).fork()).join();
+    }
+    if (message.ttftMs !== 0) {
+      writer.uint32(17).double(message.ttftMs);
+    }
+    if (message.probe !== false) {
+      writer.uint32(24).bool(message.probe);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TtftSample {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTtftSample();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.time = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.ttftMs = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.probe = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TtftSample {
+    return {
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+      ttftMs: isSet(object.ttftMs)
+        ? globalThis.Number(object.ttftMs)
+        : isSet(object.ttft_ms)
+        ? globalThis.Number(object.ttft_ms)
+        : 0,
+      probe: isSet(object.probe) ? globalThis.Boolean(object.probe) : false,
+    };
+  },
+
+  toJSON(message: TtftSample): unknown {
+    const obj: any = {};
+    if (message.time !== undefined) {
+      obj.time = fromTimestamp(message.time).toISOString();
+    }
+    if (message.ttftMs !== 0) {
+      obj.ttftMs = floatToJson(message.ttftMs);
+    }
+    if (message.probe !== false) {
+      obj.probe = message.probe;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TtftSample>, I>>(base?: I): TtftSample {
+    return TtftSample.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TtftSample>, I>>(object: I): TtftSample {
+    const message = createBaseTtftSample();
+    message.time = (object.time !== undefined && object.time !== null) ? Timestamp.fromPartial(object.time) : undefined;
+    message.ttftMs = object.ttftMs ?? 0;
+    message.probe = object.probe ?? false;
+    return message;
+  },
+};
+
+function createBaseProbeRecord(): ProbeRecord {
+  return { time: undefined, ok: false, ttftMs: 0, error: "" };
+}
+
+export const ProbeRecord: MessageFns<ProbeRecord> = {
+  encode(message: ProbeRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.time !== undefined) {
+      Timestamp.encode(message.time, writer.uint32(10).fork()).join();
+    }
+    if (message.ok !== false) {
+      writer.uint32(16).bool(message.ok);
+    }
+    if (message.ttftMs !== 0) {
+      writer.uint32(25).double(message.ttftMs);
+    }
+    if (message.error !== "") {
+      writer.uint32(34).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProbeRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProbeRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.time = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.ttftMs = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProbeRecord {
+    return {
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+      ok: isSet(object.ok) ? globalThis.Boolean(object.ok) : false,
+      ttftMs: isSet(object.ttftMs)
+        ? globalThis.Number(object.ttftMs)
+        : isSet(object.ttft_ms)
+        ? globalThis.Number(object.ttft_ms)
+        : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: ProbeRecord): unknown {
+    const obj: any = {};
+    if (message.time !== undefined) {
+      obj.time = fromTimestamp(message.time).toISOString();
+    }
+    if (message.ok !== false) {
+      obj.ok = message.ok;
+    }
+    if (message.ttftMs !== 0) {
+      obj.ttftMs = floatToJson(message.ttftMs);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProbeRecord>, I>>(base?: I): ProbeRecord {
+    return ProbeRecord.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProbeRecord>, I>>(object: I): ProbeRecord {
+    const message = createBaseProbeRecord();
+    message.time = (object.time !== undefined && object.time !== null) ? Timestamp.fromPartial(object.time) : undefined;
+    message.ok = object.ok ?? false;
+    message.ttftMs = object.ttftMs ?? 0;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseFailoverRecord(): FailoverRecord {
+  return { time: undefined, fromEndpointId: "", toEndpointId: "", cause: "" };
+}
+
+export const FailoverRecord: MessageFns<FailoverRecord> = {
+  encode(message: FailoverRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.time !== undefined) {
+      Timestamp.encode(message.time, writer.uint32(10).fork()).join();
+    }
+    if (message.fromEndpointId !== "") {
+      writer.uint32(18).string(message.fromEndpointId);
+    }
+    if (message.toEndpointId !== "") {
+      writer.uint32(26).string(message.toEndpointId);
+    }
+    if (message.cause !== "") {
+      writer.uint32(34).string(message.cause);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FailoverRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFailoverRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.time = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fromEndpointId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.toEndpointId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.cause = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FailoverRecord {
+    return {
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+      fromEndpointId: isSet(object.fromEndpointId)
+        ? globalThis.String(object.fromEndpointId)
+        : isSet(object.from_endpoint_id)
+        ? globalThis.String(object.from_endpoint_id)
+        : "",
+      toEndpointId: isSet(object.toEndpointId)
+        ? globalThis.String(object.toEndpointId)
+        : isSet(object.to_endpoint_id)
+        ? globalThis.String(object.to_endpoint_id)
+        : "",
+      cause: isSet(object.cause) ? globalThis.String(object.cause) : "",
+    };
+  },
+
+  toJSON(message: FailoverRecord): unknown {
+    const obj: any = {};
+    if (message.time !== undefined) {
+      obj.time = fromTimestamp(message.time).toISOString();
+    }
+    if (message.fromEndpointId !== "") {
+      obj.fromEndpointId = message.fromEndpointId;
+    }
+    if (message.toEndpointId !== "") {
+      obj.toEndpointId = message.toEndpointId;
+    }
+    if (message.cause !== "") {
+      obj.cause = message.cause;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FailoverRecord>, I>>(base?: I): FailoverRecord {
+    return FailoverRecord.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FailoverRecord>, I>>(object: I): FailoverRecord {
+    const message = createBaseFailoverRecord();
+    message.time = (object.time !== undefined && object.time !== null) ? Timestamp.fromPartial(object.time) : undefined;
+    message.fromEndpointId = object.fromEndpointId ?? "";
+    message.toEndpointId = object.toEndpointId ?? "";
+    message.cause = object.cause ?? "";
+    return message;
+  },
+};
+
 /**
  * Registers custom LLMs and validates their endpoints.
  *
@@ -2013,6 +2896,23 @@ export const LlmRegistryService = {
     responseSerialize: (value: ValidateLlmResponse): Buffer => Buffer.from(ValidateLlmResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ValidateLlmResponse => ValidateLlmResponse.decode(value),
   },
+  /**
+   * Returns the router's current view of each endpoint of one LLM, as the replica that answers
+   * sees it (each replica measures from where it runs): expected time to first token, recent
+   * samples, circuit state and when it reopens, the last probes and the recent failovers with
+   * their causes. Errors: INVALID_ARGUMENT, NOT_FOUND (also for another account's LLM).
+   */
+  getRoutingState: {
+    path: "/switchboard.v1.LlmRegistry/GetRoutingState" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetRoutingStateRequest): Buffer =>
+      Buffer.from(GetRoutingStateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetRoutingStateRequest => GetRoutingStateRequest.decode(value),
+    responseSerialize: (value: GetRoutingStateResponse): Buffer =>
+      Buffer.from(GetRoutingStateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetRoutingStateResponse => GetRoutingStateResponse.decode(value),
+  },
 } as const;
 
 export interface LlmRegistryServer extends UntypedServiceImplementation {
@@ -2039,6 +2939,13 @@ export interface LlmRegistryServer extends UntypedServiceImplementation {
    * Errors: INVALID_ARGUMENT, NOT_FOUND, DEADLINE_EXCEEDED.
    */
   validateLlm: handleServerStreamingCall<ValidateLlmRequest, ValidateLlmResponse>;
+  /**
+   * Returns the router's current view of each endpoint of one LLM, as the replica that answers
+   * sees it (each replica measures from where it runs): expected time to first token, recent
+   * samples, circuit state and when it reopens, the last probes and the recent failovers with
+   * their causes. Errors: INVALID_ARGUMENT, NOT_FOUND (also for another account's LLM).
+   */
+  getRoutingState: handleUnaryCall<GetRoutingStateRequest, GetRoutingStateResponse>;
 }
 
 export interface LlmRegistryClient extends Client {
@@ -2140,6 +3047,27 @@ export interface LlmRegistryClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<ValidateLlmResponse>;
+  /**
+   * Returns the router's current view of each endpoint of one LLM, as the replica that answers
+   * sees it (each replica measures from where it runs): expected time to first token, recent
+   * samples, circuit state and when it reopens, the last probes and the recent failovers with
+   * their causes. Errors: INVALID_ARGUMENT, NOT_FOUND (also for another account's LLM).
+   */
+  getRoutingState(
+    request: GetRoutingStateRequest,
+    callback: (error: ServiceError | null, response: GetRoutingStateResponse) => void,
+  ): ClientUnaryCall;
+  getRoutingState(
+    request: GetRoutingStateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetRoutingStateResponse) => void,
+  ): ClientUnaryCall;
+  getRoutingState(
+    request: GetRoutingStateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetRoutingStateResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const LlmRegistryClient = makeGenericClientConstructor(
@@ -2150,6 +3078,10 @@ export const LlmRegistryClient = makeGenericClientConstructor(
   service: typeof LlmRegistryService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
@@ -2163,6 +3095,39 @@ type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000);
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (t.seconds || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+const timestampFractionRegex = /:\d{2}\.\d+/;
+
+function fromJsonTimestamp(o: any): Timestamp {
+  if (o instanceof globalThis.Date) {
+    return toTimestamp(o);
+  } else if (typeof o === "string") {
+    // Date only keeps milliseconds, and parses longer fractions in an engine-specific way,
+    // so parse the fractional seconds ourselves and give Date only the whole seconds
+    const fraction = timestampFractionRegex.exec(o);
+    if (fraction === null) {
+      return toTimestamp(new globalThis.Date(o));
+    }
+    const fractionNanos = Number(fraction[0].slice(4, 13).padEnd(9, "0"));
+    const wholeSeconds = new globalThis.Date(o.replace(fraction[0], fraction[0].slice(0, 3)));
+    const timestamp = toTimestamp(new globalThis.Date(wholeSeconds.getTime() + Math.trunc(fractionNanos / 1_000_000)));
+    return { ...timestamp, nanos: (timestamp.nanos ?? 0) + (fractionNanos % 1_000_000) };
+  } else {
+    return Timestamp.fromJSON(o);
+  }
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

@@ -46,6 +46,8 @@ class Endpoint:
     label: str = ""
     priority: int = 0
     context_window_tokens: int = 0
+    # Declared assistant-prefill support; None: what validation detected (``capabilities``).
+    continues_partial_answer: bool | None = None
     extra_headers: tuple[tuple[str, HeaderValue], ...] = ()
     # What validation detected (reasoning dialect, tool calling, image input); display only.
     capabilities: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -63,6 +65,14 @@ class Endpoint:
         return None
 
     @property
+    def continues_answers(self) -> bool:
+        """Whether a broken answer may continue here (assistant prefill): declared, else
+        detected by validation."""
+        if self.continues_partial_answer is not None:
+            return self.continues_partial_answer
+        return bool(self.capabilities.get("continues_partial_answer"))
+
+    @property
     def destination(self) -> tuple[str, str, str]:
         """Where this endpoint's key and secret headers are sent: a change of any part means
         the stored secrets must be given again (api spec, base URL, Azure deployment)."""
@@ -76,6 +86,9 @@ class RoutingPolicy:
 
     hedging_enabled: bool = True
     failover_after_first_token: bool = True
+    # After output, only a continuation may take over, never a restart (the OpenAI-compatible
+    # front door: its callers cannot take text back). Not part of the stored LLM.
+    continue_only_after_output: bool = False
 
 
 @dataclass(frozen=True, slots=True)

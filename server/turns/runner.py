@@ -21,74 +21,44 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from server.chat import ChatRequest, FinishReason, Generation, Usage
-from server.engine import TurnEngine, TurnEvent
-from server.errors import DeadlineExceeded, ResourceExhausted, SwitchboardError
-from server.observe import NO_OBSERVER, AttemptObserver, TurnObserver, TurnsObserver
-from server.providers.base import UpstreamError
-from server.registry.model import Endpoint, Llm
+from server.chat import ChatRequest, FinishReason, Generation
+from server.errors import Aborted, DeadlineExceeded, ResourceExhausted, SwitchboardError
+from server.registry.llm import Endpoint, Llm
+from server.turns.engine import TurnEngine, TurnEvent, TurnProgress
+from server.turns.observer import NO_OBSERVER, TurnsObserver
 
 
-class _Winner:
-    """Forwards attempt reports and remembers the attempt that won the first-token race."""
-
-    __slots__ = ("_inner", "_tap", "endpoint")
-
-    def __init__(self, tap: _Tap, endpoint: Endpoint, inner: AttemptObserver) -> None:
-        self._tap, self.endpoint, self._inner = tap, endpoint, inner
-
-    def first_token(self, ttft_s: float) -> None:
-        self._tap.winner = self.endpoint
-        self._inner.first_token(ttft_s)
-
-    def succeeded(self, usage: Usage, reason: FinishReason) -> None:
-        self._tap.finish = reason
-        self._inner.succeeded(usage, reason)
-
-    def failed(self, error: UpstreamError) -> None:
-        self._inner.failed(error)
-
-    def cancelled(self) -> None:
-        self._inner.cancelled()
-
-
-class _Tap:
-    """The turn's observer as the engine sees it: counts attempts, notes the winner."""
-
-    __slots__ = ("_inner", "attempts", "finish", "winner")
-
-    def __init__(self, inner: TurnObserver) -> None:
-        self._inner = inner
-        self.attempts = 0
-        self.winner: Endpoint | None = None
-        self.finish: FinishReason | None = None
-
-    def attempt_started(self, endpoint: Endpoint, attempt: int, reason: str) -> AttemptObserver:
-        self.attempts = attempt
-        return _Winner(self, endpoint, self._inner.attempt_started(endpoint, attempt, reason))
-
-    def finished(self, outcome: str, error_type: str = "") -> None:
-        self._inner.finished(outcome, error_type)
+def new_turn_id() -> str:
+    return "turn_" + secrets.token_hex(8)
 
 
 @dataclass(slots=True)
-class Turn:
+class RunningTurn:
     """A running turn: its id and the engine's events."""
 
     id: str
     events: AsyncGenerator[TurnEvent, None]
-    _tap: _Tap
+    progress: TurnProgress
+    scope: asyncio.Timeout | None = None  # the turn's time limit, while it runs
+    interrupted: bool = False
 
     @property
     def attempts(self) -> int:
         """Attempts started so far (hedges and retries included)."""
-        return self._tap.attempts
+        return self.progress.attempts
+
+    def interrupt(self) -> None:
+        """Stops the turn at once (a newer turn of its session barged in): the block of
+        ``TurnRunner.turn`` ends with ABORTED ``TURN_INTERRUPTED``."""
+        self.interrupted = True
+        if self.scope is not None and not self.scope.expired():
+            self.scope.reschedule(asyncio.get_running_loop().time())
 
     @property
     def winner(self) -> Endpoint | None:
         """The endpoint whose attempt produced the current answer's first token (after a
         failover: the new one); None before the first token."""
-        return self._tap.winner
+        return self.progress.winner
 
 
 class TurnRunner:
@@ -119,34 +89,48 @@ class TurnRunner:
                              out.reasoning_effort)
         return out
 
+    def time_limit_s(self, deadline_s: float | None) -> float | None:
+        """How long a turn may run: the caller's deadline or the server's turn timeout."""
+        if self._max_turn_s is not None and (deadline_s is None or self._max_turn_s <= deadline_s):
+            return self._max_turn_s
+        return deadline_s
+
     @asynccontextmanager
     async def turn(self, llm: Llm, request: ChatRequest, *, edge: str,
-                   deadline_s: float | None) -> AsyncIterator[Turn]:
-        """Runs one turn of ``llm``; raises ResourceExhausted at the replica's limit and
+                   deadline_s: float | None, turn_id: str = "") -> AsyncIterator[RunningTurn]:
+        """Runs one turn of ``llm``; raises ResourceExhausted at the replica's limit,
         DeadlineExceeded when ``deadline_s`` (None: no deadline) or the server's turn timeout
-        passes first."""
+        passes first, and Aborted when the turn is interrupted."""
         limit, ours = deadline_s, False
         if self._max_turn_s is not None and (limit is None or self._max_turn_s <= limit):
             limit, ours = self._max_turn_s, True
-        turn_id = "turn_" + secrets.token_hex(8)
+        turn_id = turn_id or new_turn_id()
         observer = self._observer.turn_started(llm, turn_id, edge)
         if self.in_flight >= self._max:
             observer.finished("resource_exhausted", "TOO_MANY_STREAMS")
             raise ResourceExhausted(
                 f"this replica is at its limit of {self._max} concurrent streams; retry "
                 "shortly or on another replica", reason="TOO_MANY_STREAMS", retry_after_s=0.5)
-        tap = _Tap(observer)
-        turn = Turn(turn_id, self._engine.run_turn(llm, request, turn_id, tap), tap)
+        progress = TurnProgress()
+        turn = RunningTurn(turn_id, self._engine.run_turn(llm, request, turn_id, observer,
+                                                          progress), progress)
         outcome, error_type = "cancelled", ""
         self.in_flight += 1
         self._idle.clear()
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(limit) as scope:
+                turn.scope = scope
+                if turn.interrupted:
+                    scope.reschedule(asyncio.get_running_loop().time())
                 yield turn
-            if tap.finish is not None:
-                complete = tap.finish in (FinishReason.STOP, FinishReason.TOOL_CALLS)
+            if progress.finish is not None:
+                complete = progress.finish in (FinishReason.STOP, FinishReason.TOOL_CALLS)
                 outcome = "ok" if complete else "incomplete"
         except TimeoutError:
+            if turn.interrupted:
+                outcome, error_type = "interrupted", "TURN_INTERRUPTED"
+                raise Aborted("a newer turn of this session barged in and interrupted this one",
+                              reason="TURN_INTERRUPTED") from None
             outcome = "deadline_exceeded"
             error_type = "TURN_TIMEOUT" if ours else "DEADLINE_EXCEEDED"
             if ours:
@@ -165,6 +149,7 @@ class TurnRunner:
             outcome, error_type = "internal", type(exc).__name__
             raise
         finally:
+            turn.scope = None
             self.in_flight -= 1
             if not self.in_flight:
                 self._idle.set()

@@ -9,7 +9,7 @@ from server.providers.base import ProviderAdapter
 from server.providers.gemini import GeminiAdapter
 from server.providers.groq import GroqAdapter
 from server.providers.openai import OpenAIAdapter
-from server.registry.model import ApiSpec
+from server.registry.llm import ApiSpec
 
 # Adapters are stateless, so one instance per spec is shared (read-only mapping).
 _ADAPTERS: MappingProxyType[ApiSpec, ProviderAdapter] = MappingProxyType(

@@ -1,4 +1,4 @@
-"""The requests validation sends, and the optional ``capability.*`` verdicts.
+"""The requests validation sends (real turns), and the optional ``capability.*`` verdicts.
 
 Every request is a real conversation turn built by the spec's adapter, so what validates is
 exactly what conversations send: the basic ``ping`` turn (with the LLM's generation
@@ -23,14 +23,16 @@ from server.chat import (
     TextPart,
     Tool,
 )
-from server.providers.registry import adapter_for
-from server.registry.model import Endpoint
+from server.providers.adapters import adapter_for
+from server.registry.llm import Endpoint
+from server.turns.shaping import continuation
 from server.validation.audit import StreamAudit
 from server.validation.catalog import (
+    CONTINUATION,
     IMAGE_INPUT,
     REASONING,
     TOOL_CALLING,
-    Verdict,
+    CheckVerdict,
     passed,
     warned,
 )
@@ -39,6 +41,8 @@ from server.validation.exchange import Exchange
 PING_PROMPT = "Reply with the single word: pong"
 TOOL_PROMPT = "What is the weather in Paris right now? Call the get_weather tool to find out."
 IMAGE_PROMPT = "What colour is this image? Answer with one word."
+COUNT_PROMPT = "Count from one to ten in words, separated by spaces."
+COUNT_PREFIX = "one two three"
 WEATHER_TOOL = Tool(
     name="get_weather",
     description="The current weather in a city.",
@@ -77,6 +81,12 @@ def with_image(generation: Generation) -> ChatRequest:
     return ChatRequest(_user(TextPart(IMAGE_PROMPT), image), generation=generation)
 
 
+def with_partial_answer(generation: Generation) -> ChatRequest:
+    """A count the model has started: a model that continues it goes on from "four"."""
+    request = ChatRequest(_user(TextPart(COUNT_PROMPT)), generation=generation)
+    return continuation(request, COUNT_PREFIX)
+
+
 def with_reasoning(generation: Generation) -> ChatRequest:
     return ping(dataclasses.replace(generation, reasoning_effort=ReasoningEffort.LOW))
 
@@ -111,7 +121,7 @@ def _broken(audit: StreamAudit) -> str:
 
 
 def reasoning_verdict(basic: StreamAudit, probe: tuple[Exchange, StreamAudit] | None,
-                      endpoint: Endpoint) -> tuple[Verdict, str]:
+                      endpoint: Endpoint) -> tuple[CheckVerdict, str]:
     """The verdict and the reasoning dialect ("" when there is no reasoning)."""
     if basic.reasoning:
         return passed(REASONING, f"reasoning streams as {basic.dialect}"), basic.dialect
@@ -136,7 +146,7 @@ def _reasoning_hint() -> str:
             "then shown apart from the answer")
 
 
-def tool_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> Verdict:
+def tool_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> CheckVerdict:
     why = refusal(ex, endpoint) or _broken(audit)
     if why:
         return warned(TOOL_CALLING, f"no tool calling: a turn offering a tool failed ({why})",
@@ -149,7 +159,22 @@ def tool_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> Verdic
                   "enabled (vLLM: --enable-auto-tool-choice --tool-call-parser)")
 
 
-def image_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> Verdict:
+def continuation_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint
+                         ) -> CheckVerdict:
+    why = refusal(ex, endpoint) or _broken(audit)
+    hint = ("optional: a broken answer restarts on this endpoint instead of continuing; "
+            "declare continues_partial_answer if it does continue assistant prefills")
+    if why:
+        return warned(CONTINUATION, f"a partial answer was refused ({why})", hint)
+    answer = audit.answer.strip()
+    if not answer:
+        return warned(CONTINUATION, "a partial answer got no continuation", hint)
+    if answer.lower().startswith(COUNT_PREFIX.split()[0]):
+        return warned(CONTINUATION, f"the answer started over ({answer[:40]!r})", hint)
+    return passed(CONTINUATION, f"continued {COUNT_PREFIX!r} with {answer[:40]!r}")
+
+
+def image_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> CheckVerdict:
     why = refusal(ex, endpoint) or _broken(audit)
     if why:
         return warned(IMAGE_INPUT, f"no image input: a turn with a small PNG failed ({why})",

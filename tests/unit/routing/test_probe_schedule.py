@@ -6,16 +6,16 @@ import random
 from collections import defaultdict
 from itertools import pairwise
 
+from server.clock import FakeClock
 from server.providers.base import ErrorKind, UpstreamError
-from server.registry.model import Llm
-from server.routing.clock import FakeClock
+from server.registry.llm import Llm
 from server.routing.probe_prompt import (
     PROBE_MAX_OUTPUT_TOKENS,
     PROBE_PROMPT,
     PROBE_PROMPT_TOKENS,
     probe_prompt,
 )
-from server.routing.probes import ProbeScheduler
+from server.routing.probe_schedule import ProbeScheduler
 from server.routing.router import Router
 
 from .conftest import MakeLlm
@@ -29,14 +29,14 @@ def scheduler(clock: FakeClock, router: Router, max_per_hour: int = 4) -> ProbeS
 
 def send(router: Router, eid: str, ttft: float = 0.2, ok: bool = True) -> None:
     """What the engine does with a due probe."""
-    if not router.attempt_started(eid, is_probe=True):
+    attempt = router.admit(eid, probe=True)
+    if attempt is None:
         return
     if ok:
-        router.first_token(eid, ttft, PROBE_PROMPT_TOKENS, is_probe=True)
-        router.attempt_succeeded(eid, is_probe=True)
+        attempt.first_token(ttft, PROBE_PROMPT_TOKENS)
+        attempt.succeeded()
     else:
-        router.attempt_failed(eid, UpstreamError(ErrorKind.CONNECTION, "down"), is_probe=True)
-    router.attempt_finished(eid, is_probe=True)
+        attempt.failed(UpstreamError(ErrorKind.CONNECTION, "down"))
 
 
 def run(
@@ -88,10 +88,11 @@ def test_endpoints_busy_with_live_traffic_are_not_probed(
     llm = make_llm("busy", "idle")
     probes = scheduler(clock, router)
     probes.touch(llm.id, clock.monotonic() + DAY_S)
-    assert router.attempt_started("busy")  # a long live turn, no first token yet
+    live = router.admit("busy")
+    assert live  # a long live turn, no first token yet
     sent = run(clock, router, probes, llm, 700.0)
     assert "busy" not in sent and len(sent["idle"]) == 1
-    router.attempt_finished("busy")
+    live.cancelled()
     assert ("llm-1", "busy") in probes.due(clock.monotonic(), [llm])
 
 
@@ -102,7 +103,7 @@ def test_a_probe_waiting_too_long_goes_even_over_live_traffic(
     probes = ProbeScheduler(clock, random.Random(1), 4, view=router, max_defer_s=300.0)
     probes.touch(llm.id, clock.monotonic() + DAY_S)
     send(router, "busy")  # fresh sample: nothing due for ~15 minutes
-    assert router.attempt_started("busy")
+    assert router.admit("busy")
     sent = run(clock, router, probes, llm, 2 * 3600.0)
     assert sent["busy"]
     first = sent["busy"][0] - 1000.0
@@ -132,18 +133,18 @@ def test_an_open_circuit_gets_its_half_open_trial_through_a_probe(
     probes.touch(llm.id, clock.monotonic() + DAY_S)
     assert probes.due(clock.monotonic(), [llm]) == [("llm-1", "down")]  # warm-up, budget spent
     for _ in range(3):
-        assert router.attempt_started("down")
-        router.attempt_failed("down", UpstreamError(ErrorKind.SERVER_ERROR, "503"))
-        router.attempt_finished("down")
+        attempt = router.admit("down")
+        assert attempt
+        attempt.failed(UpstreamError(ErrorKind.SERVER_ERROR, "503"))
     assert probes.due(clock.monotonic(), [llm]) == []  # open: no request at all
     clock.advance(router.snapshot("down").open_remaining_s)
     assert probes.due(clock.monotonic(), [llm]) == [("llm-1", "down")]  # the trial
-    assert router.attempt_started("down", is_probe=True)
-    assert not router.attempt_started("down")  # a live turn cannot take a second trial
+    probe = router.admit("down", probe=True)
+    assert probe
+    assert not router.admit("down")  # a live turn cannot take a second trial
     assert probes.due(clock.monotonic(), [llm]) == []
-    router.first_token("down", 0.2, PROBE_PROMPT_TOKENS, is_probe=True)
-    router.attempt_succeeded("down", is_probe=True)
-    router.attempt_finished("down", is_probe=True)
+    probe.first_token(0.2, PROBE_PROMPT_TOKENS)
+    probe.succeeded()
     assert router.snapshot("down").state.value == "closed"
 
 
@@ -194,6 +195,6 @@ def test_a_busy_endpoint_never_sampled_is_warmed_up_once_it_waited_too_long(
     llm = make_llm("stuck")
     probes = ProbeScheduler(clock, random.Random(1), 4, view=router, max_defer_s=300.0)
     probes.touch(llm.id, clock.monotonic() + DAY_S)
-    assert router.attempt_started("stuck")  # a live turn that never produces a token
+    assert router.admit("stuck")  # a live turn that never produces a token
     sent = run(clock, router, probes, llm, 600.0)
     assert [t - 1000.0 for t in sent["stuck"]] == [310.0]

@@ -17,8 +17,9 @@ An endpoint whose circuit is past its cooldown (half-open, trial free) gets its 
 right away, outside the hourly budget: the breaker's exponential cooldown (1 s to 60 s) already
 paces those, and it lets a recovered endpoint rejoin without risking a live turn.
 
-``due`` returns the probes to send now and books them as sent; the engine sends each one
-(``Router.attempt_started(..., is_probe=True)`` first) and reports through the router.
+``due`` returns the probes to send now and books them as sent; ``server.turns.probe_runner``
+sends each one the router admits (``Router.admit(..., probe=True)``; a refused probe is not
+sent) and reports it through the returned ``Attempt``.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Protocol
 
-from server.registry.model import Llm
-from server.routing.clock import Clock
-from server.routing.model import ProbeStatus
+from server.clock import Clock
+from server.registry.llm import Llm
+from server.routing.plan import ProbeStatus
 
 _HOUR_S = 3600.0
 
@@ -93,9 +94,6 @@ class ProbeScheduler:
 
     def forget_llm(self, llm_id: str) -> None:
         self._active_until.pop(llm_id, None)
-
-    def forget_endpoint(self, endpoint_id: str) -> None:
-        self._endpoints.pop(endpoint_id, None)
 
     # -- scheduling --------------------------------------------------------------------------
 

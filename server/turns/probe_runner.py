@@ -15,14 +15,14 @@ import time
 import structlog
 
 from server.chat import ChatRequest, Finish, Generation, Message, Role, TextPart
+from server.clock import Clock
+from server.providers.adapters import adapter_for
 from server.providers.base import UpstreamError
-from server.providers.registry import adapter_for
 from server.providers.transport import Timeouts, UpstreamClient
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
 from server.registry.service import RegistryService
-from server.routing.clock import Clock
 from server.routing.probe_prompt import PROBE_MAX_OUTPUT_TOKENS, PROBE_PROMPT, PROBE_PROMPT_TOKENS
-from server.routing.probes import ProbeScheduler
+from server.routing.probe_schedule import ProbeScheduler
 from server.routing.router import Router
 
 log = structlog.get_logger("switchboard.probes")
@@ -98,39 +98,38 @@ class ProbeRunner:
         for llm_id, endpoint_id in self._scheduler.due(self._clock.monotonic(), llms):
             endpoint = by_id[llm_id].endpoint(endpoint_id)
             if endpoint is not None:
-                task = asyncio.create_task(self._probe(endpoint))
+                task = asyncio.create_task(self.probe(endpoint))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def _probe(self, endpoint: Endpoint) -> None:
+    async def probe(self, endpoint: Endpoint) -> None:
+        """Sends one probe to ``endpoint`` now, if the router admits it (else nothing)."""
         assert self._client is not None
         async with self._slots:
-            router = self._router
-            router.attempt_started(endpoint.id, is_probe=True)
+            attempt = self._router.admit(endpoint.id, probe=True)
+            if attempt is None:  # its trial was taken, it tripped or is cooling down meanwhile
+                log.info("probe skipped", endpoint=endpoint.id, reason="not admitted")
+                return
             self.sent += 1
             start = time.monotonic()
-            first = True
             error: UpstreamError | None = None
             stream = self._client.stream(adapter_for(endpoint.api_spec), endpoint,
                                          PROBE_REQUEST, timeouts=self._timeouts)
-            try:
-                async for event in stream:
-                    if first:
-                        router.first_token(endpoint.id, time.monotonic() - start,
-                                           PROBE_PROMPT_TOKENS, is_probe=True)
-                        first = False
-                    if isinstance(event, Finish):
-                        break
-            except UpstreamError as exc:
-                error = exc
-            finally:
-                with contextlib.suppress(Exception):
-                    await stream.aclose()  # type: ignore[attr-defined]
-            if error is None:
-                router.attempt_succeeded(endpoint.id, is_probe=True)
-            else:
-                router.attempt_failed(endpoint.id, error, is_probe=True)
-            router.attempt_finished(endpoint.id, is_probe=True)
+            with attempt:  # cancelled if this task is
+                try:
+                    async for event in stream:
+                        attempt.first_token(time.monotonic() - start, PROBE_PROMPT_TOKENS)
+                        if isinstance(event, Finish):
+                            break
+                except UpstreamError as exc:
+                    error = exc
+                finally:
+                    with contextlib.suppress(Exception):
+                        await stream.aclose()  # type: ignore[attr-defined]
+                if error is None:
+                    attempt.succeeded()
+                else:
+                    attempt.failed(error)
             log.info("probe", endpoint=endpoint.id, ok=error is None,
                      ms=round((time.monotonic() - start) * 1e3, 1),
                      error=error.kind.value if error else None)

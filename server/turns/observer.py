@@ -1,14 +1,14 @@
 """The observer seam: how turns and upstream attempts report to metrics and tracing.
 
-Domain code (the turn engine, the turn runner) calls these protocols and never imports
-Prometheus or OpenTelemetry; the composition root plugs in implementations
+Domain code (the turn engine, the turn runner, an ``Attempt``) calls these protocols and never
+imports Prometheus or OpenTelemetry; the composition root plugs in implementations
 (``server.telemetry``). Calls happen per turn and per attempt, never per streamed chunk, so an
 observer costs nothing on the hot path. The defaults do nothing.
 
 Order for one turn: ``TurnsObserver.turn_started`` -> any number of
 ``TurnObserver.attempt_started`` (each followed by at most one ``first_token`` and exactly one of
-``succeeded`` / ``failed`` / ``cancelled``, except for an attempt whose caller went away, which
-``TurnObserver.finished`` closes) -> ``TurnObserver.finished`` exactly once.
+``succeeded`` / ``failed`` / ``cancelled``, reported by the attempt handle
+``server.routing.attempt.Attempt``) -> ``TurnObserver.finished`` exactly once.
 """
 
 from __future__ import annotations
@@ -17,23 +17,11 @@ from typing import Protocol
 
 from server.chat import FinishReason, Usage
 from server.providers.base import UpstreamError
-from server.registry.model import Endpoint, Llm
+from server.registry.llm import Endpoint, Llm
+from server.routing.attempt import NO_ATTEMPT, AttemptObserver
 
-
-class AttemptObserver(Protocol):
-    """One upstream request of a turn."""
-
-    def first_token(self, ttft_s: float) -> None:
-        """The attempt produced its first event ``ttft_s`` after it was sent (it won)."""
-
-    def succeeded(self, usage: Usage, reason: FinishReason) -> None:
-        """The stream finished properly; ``usage`` is the upstream's count."""
-
-    def failed(self, error: UpstreamError) -> None:
-        """The attempt failed (before or after its first token)."""
-
-    def cancelled(self) -> None:
-        """The attempt was stopped: a hedge that lost the race, or its caller went away."""
+__all__ = ["NO_ATTEMPT", "NO_OBSERVER", "NO_TURN", "AttemptObserver", "TurnObserver",
+           "TurnsObserver", "fan_out"]
 
 
 class TurnObserver(Protocol):
@@ -58,22 +46,6 @@ class TurnsObserver(Protocol):
         ...
 
 
-class _NoAttempt:
-    __slots__ = ()
-
-    def first_token(self, ttft_s: float) -> None:
-        pass
-
-    def succeeded(self, usage: Usage, reason: FinishReason) -> None:
-        pass
-
-    def failed(self, error: UpstreamError) -> None:
-        pass
-
-    def cancelled(self) -> None:
-        pass
-
-
 class _NoTurn:
     __slots__ = ()
 
@@ -91,7 +63,6 @@ class _NoTurns:
         return NO_TURN
 
 
-NO_ATTEMPT: AttemptObserver = _NoAttempt()
 NO_TURN: TurnObserver = _NoTurn()
 NO_OBSERVER: TurnsObserver = _NoTurns()
 

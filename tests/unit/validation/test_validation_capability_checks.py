@@ -10,13 +10,13 @@ import pytest
 from _validation_testkit import endpoint
 
 from server.chat import ChatRequest, Generation, ReasoningEffort
-from server.providers.registry import adapter_for
-from server.registry.model import ApiSpec
-from server.validation import probes
+from server.providers.adapters import adapter_for
+from server.registry.llm import ApiSpec
+from server.validation import capability_checks
 
 
 def test_the_tiny_png_is_a_valid_16x16_image() -> None:
-    png = probes.tiny_png()
+    png = capability_checks.tiny_png()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) < 200
     pos, chunks = 8, {}
     while pos < len(png):
@@ -38,11 +38,11 @@ def test_probe_bodies_carry_the_tool_the_image_and_the_reasoning_request(spec: A
     def body(request: ChatRequest) -> str:
         return repr(orjson.loads(adapter.build_request(ep, request).body))
 
-    assert "pong" in body(probes.ping(gen))
-    assert "get_weather" in body(probes.with_tool(gen))
-    image = body(probes.with_image(gen))
+    assert "pong" in body(capability_checks.ping(gen))
+    assert "get_weather" in body(capability_checks.with_tool(gen))
+    image = body(capability_checks.with_image(gen))
     assert "image/png" in image and "iVBORw0KGgo" in image  # base64 of the PNG signature
-    reasoning = body(probes.with_reasoning(gen))
+    reasoning = body(capability_checks.with_reasoning(gen))
     if spec is ApiSpec.GEMINI:
         assert "includeThoughts" in reasoning
     elif spec is not ApiSpec.GROQ:
@@ -50,11 +50,12 @@ def test_probe_bodies_carry_the_tool_the_image_and_the_reasoning_request(spec: A
 
 
 def test_the_reasoning_probe_runs_only_when_the_llm_asks_for_none() -> None:
-    assert probes.wants_reasoning_probe(Generation())
-    assert probes.wants_reasoning_probe(Generation(reasoning_effort=ReasoningEffort.NONE))
-    assert not probes.wants_reasoning_probe(Generation(reasoning_effort=ReasoningEffort.HIGH))
+    wants = capability_checks.wants_reasoning_probe
+    assert wants(Generation())
+    assert wants(Generation(reasoning_effort=ReasoningEffort.NONE))
+    assert not wants(Generation(reasoning_effort=ReasoningEffort.HIGH))
 
 
 def test_the_ping_keeps_the_llms_generation_settings() -> None:
-    request = probes.ping(Generation(temperature=0.2, max_output_tokens=64))
+    request = capability_checks.ping(Generation(temperature=0.2, max_output_tokens=64))
     assert request.generation.temperature == 0.2 and request.generation.max_output_tokens == 64

@@ -46,12 +46,14 @@ class CheckFinished:
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """Optional capabilities detected on one endpoint (``as_dict`` is what the registry
-    stores: keys ``reasoning``, ``reasoning_dialect``, ``tool_calling``, ``image_input``)."""
+    stores: keys ``reasoning``, ``reasoning_dialect``, ``tool_calling``, ``image_input``,
+    ``continues_partial_answer``)."""
 
     reasoning: bool = False
     reasoning_dialect: str = ""  # reasoning_content | reasoning | think_tags | thought_parts
     tool_calling: bool = False
     image_input: bool = False
+    continues_partial_answer: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +61,7 @@ class Capabilities:
             "reasoning_dialect": self.reasoning_dialect,
             "tool_calling": self.tool_calling,
             "image_input": self.image_input,
+            "continues_partial_answer": self.continues_partial_answer,
         }
 
 
