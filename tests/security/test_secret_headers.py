@@ -59,8 +59,8 @@ async def test_secret_header_is_sealed_sent_and_only_hinted(
         for h in got.endpoints[0].extra_headers:
             h.value = "" if h.secret else h.value_hint  # plain values are sent again
             h.value_hint = ""
-        updated = await client.update_llm(got, ["display_name", "endpoints"],
-                                          skip_validation=True)
+        updated = (await client.update_llm(got, ["display_name", "endpoints"],
+                                           skip_validation=True)).llm
         assert headers_of(updated)["X-Api-Key"].value_hint == "..." + CANARY[-4:]
         assert CANARY[:-4].encode() not in updated.SerializeToString()
         server.registry._cache.clear()  # type: ignore[union-attr]  # read the stored row
