@@ -15,6 +15,8 @@ TS_MODULES := $(TS_CLIENT)/node_modules/.switchboard-lock-sha256
 LAB := lab
 LAB_MODULES := $(LAB)/node_modules/.switchboard-lock-sha256
 LAB_DIST := $(LAB)/dist/.built
+# The Lab's browser tests drive Debian's Chromium through its chromedriver (Selenium).
+BROWSER_DEBS := chromium chromium-driver
 LAB_SOURCES := $(shell find $(LAB)/src $(LAB)/static -type f 2>/dev/null) $(LAB)/scripts/build.mjs
 # The Go client builds offline against Debian's packaged Go modules (clients/go/README.md).
 GO_DEBS := golang-go protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
@@ -41,6 +43,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/generated:$(CURDIR)/clients/python
 help:
 	@echo "make demo | test | generate | check-generated | lint | typecheck | bench | bench-router | soak | run"
 	@echo "make generate-clients | check-generated-clients | go-deps | grpcurl | buf-lint | buf-breaking"
+	@echo "make lab (build /lab) | lab-deps | browser-deps"
 
 # The demo needs only the runtime dependencies; tests, lint and bench need the dev extras.
 $(RUNTIME): pyproject.toml
@@ -70,6 +73,16 @@ $(LAB_DIST): $(LAB_MODULES) $(LAB_SOURCES)
 	touch $@
 
 lab: $(LAB_DIST)
+
+# Installs Debian's chromium and chromium-driver, unless they are installed (needs root).
+browser-deps:
+	@if dpkg -s $(BROWSER_DEBS) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends $(BROWSER_DEBS) \
+	    || { apt-get update -q && apt-get install -y -q --no-install-recommends $(BROWSER_DEBS); }; \
+	else echo "browser-deps: as root, run: apt-get install $(BROWSER_DEBS)"; \
+	  echo "browser-deps: until then the Lab's browser tests skip (and fail in CI)"; fi
 
 demo: $(RUNTIME) $(LAB_DIST)
 	$(BIN)/python -m server.demo
@@ -158,7 +171,7 @@ test-integration: $(STAMP) grpcurl
 llama-server:
 	tests/llama/build_llama_server.sh $(LLAMA_CPP_PYTHON_VERSION) $(LLAMA_CACHE) $(PY)
 
-test: $(STAMP) check-generated lint typecheck buf-breaking go-deps $(LAB_MODULES) grpcurl
+test: $(STAMP) check-generated lint typecheck buf-breaking go-deps browser-deps $(LAB_DIST) grpcurl
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  # BENCH_ARGS="--quick" for a smoke run; --help lists the knobs

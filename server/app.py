@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import json
 import os
 import random
 import signal
@@ -45,6 +46,7 @@ from server.edge.registry_servicer import RegistryServicer
 from server.edge.routing_state import routing_reader
 from server.edge.validator import ConformanceValidator
 from server.http.app import FrontDoor, FrontDoorConfig
+from server.http.lab import LabPages
 from server.memory import MemoryTrimmer
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
 from server.providers.transport import Timeouts, UpstreamClient
@@ -56,6 +58,7 @@ from server.routing.router import Router
 from server.sessions import SessionService
 from server.store.base import Store
 from server.store.open import open_store
+from server.telemetry.attempt_log import AttemptLog
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
 from server.telemetry.scrape import MetricsListener
@@ -202,7 +205,7 @@ class Switchboard:
         self.turns = turns = TurnRunner(
             engine, max_concurrent=s.max_concurrent_streams,
             max_output_tokens=s.max_output_tokens, max_turn_s=s.turn_timeout_s,
-            observer=fan_out(self.metrics.observer(), self._tracing))
+            observer=fan_out(self.metrics.observer(), self._tracing, AttemptLog()))
         self.metrics.routing(circuit_state=lambda e: router.snapshot(e).state.value,
                              probes_sent=lambda: probes.sent,
                              turns_in_flight=lambda: turns.in_flight)
@@ -261,7 +264,7 @@ class Switchboard:
             self._front_door = FrontDoor(auth, registry, turns, FrontDoorConfig(
                 s.max_request_bytes, s.max_messages, s.max_message_bytes, s.tls_cert_file,
                 s.tls_key_file, header_timeout_s=s.http_header_timeout_s), self.metrics,
-                surfaces=(connect,))
+                surfaces=(connect, LabPages()))
             try:
                 self.http_port = await self._front_door.start(s.host, s.http_port,
                                                               self.http_sock)
@@ -371,7 +374,8 @@ class Switchboard:
         log.info("stopped")
 
 
-async def serve(settings: Settings, known_secrets: KnownSecrets | None = None) -> int:
+async def serve(settings: Settings, known_secrets: KnownSecrets | None = None,
+                json_lines: bool = False) -> int:
     """Runs until SIGTERM or SIGINT, then drains within the grace period; returns 0.
 
     ``known_secrets``: the instance the log redactor masks (``server.main`` shares it)."""
@@ -385,7 +389,11 @@ async def serve(settings: Settings, known_secrets: KnownSecrets | None = None) -
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"SWITCHBOARD listening on {settings.host}:{app.port}", flush=True)
+    banner = f"SWITCHBOARD listening on {settings.host}:{app.port}"  # scripts wait for it
+    if json_lines:  # one format per output: the banner too is a JSON line among the logs
+        banner = json.dumps({"event": banner, "address": f"{settings.host}:{app.port}",
+                             "level": "info"})
+    print(banner, flush=True)
     await stop.wait()
     log.info("draining", grace_s=settings.grace_period_s)
     await app.stop()

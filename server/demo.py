@@ -2,8 +2,8 @@
 
 It starts two simulated upstreams speaking the OpenAI wire format (a fast "eu-west" one and a
 slower "us-east" one), a Switchboard server with a fresh SQLite file and a development master
-key, registers one LLM with both endpoints, and runs six turns of a session, every one of them
-reported:
+key, registers one LLM with both endpoints, prints the URL of the Lab (the browser console on
+the HTTP port), and runs six turns of a session, every one of them reported:
 
 1. a normal turn, streamed: routed to the fastest endpoint, reasoning printed apart from the
    text;
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -67,10 +68,17 @@ async def run(work: Path) -> int:
                             api_keys=(API_KEY,), master_key_file=str(key_file),
                             allow_http_upstreams=True, upstream_allow_cidrs=("127.0.0.0/8",),
                             log_level="warning", log_format="console")
-        app = Switchboard(settings)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))  # the HTTP port: the Lab, Connect, the OpenAI front door
+        app = Switchboard(settings, http_sock=sock)
         await app.start()
+        lab = f"http://127.0.0.1:{app.http_port}/lab/"
+        say(f"the Lab: {lab} (sign in with API key {API_KEY})")
         try:
             await asyncio.to_thread(converse, app.port, eu, us)
+            if sys.stdin.isatty():
+                say(f"the Lab stays up at {lab} with the demo LLM; press Enter to stop")
+                await asyncio.to_thread(sys.stdin.readline)
         finally:
             await app.stop(grace_s=1.0)
     return 0

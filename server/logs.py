@@ -6,6 +6,7 @@ The redaction processor (``server.vault.redact``) is the backstop for mistakes.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from collections.abc import Callable
@@ -15,9 +16,15 @@ import structlog
 
 Processor = Callable[[Any, str, Any], Any]
 
+# The summary of the request being served: each edge (gRPC interceptor, HTTP front door) sets
+# it to the dict it logs as its one line per request; observers add to it.
+request_summary: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "switchboard_request_summary", default=None)
+
 
 def configure(level: str = "info", fmt: str = "auto", redactor: Processor | None = None,
-              stream: Any = None) -> None:
+              stream: Any = None) -> bool:
+    """Configures structlog; True when it writes JSON lines."""
     out = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     processors: list[Any] = [
@@ -37,3 +44,4 @@ def configure(level: str = "info", fmt: str = "auto", redactor: Processor | None
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    return use_json

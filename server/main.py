@@ -20,14 +20,14 @@ def main() -> int:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
     known = KnownSecrets()  # the server registers every key it opens; the redactor masks them
-    logs.configure(settings.log_level, settings.log_format, Redactor(known))
+    json_lines = logs.configure(settings.log_level, settings.log_format, Redactor(known))
     for variable, closest in unknown_variables():
         structlog.get_logger("switchboard.config").warning(
             f"{variable} is not a setting and is ignored"
             + (f"; did you mean {closest}?" if closest else "; `switchboard serve --help` "
                "lists the settings"), variable=variable, closest=closest or None)
     try:
-        return uvloop.run(serve(settings, known))
+        return uvloop.run(serve(settings, known, json_lines))
     except ConfigError as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2

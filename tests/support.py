@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 import sys
 import time
@@ -97,8 +98,9 @@ def start_server_process(env: dict[str, str]) -> tuple[subprocess.Popen[str], in
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
-        if line.startswith("SWITCHBOARD listening on"):
-            return proc, int(line.rsplit(":", 1)[1])
+        banner = re.search(r"SWITCHBOARD listening on [^\s\"]+:(\d+)", line)
+        if banner:  # plain, or a JSON line with SWITCHBOARD_LOG_FORMAT=json
+            return proc, int(banner.group(1))
         if not line and proc.poll() is not None:
             break
     proc.kill()

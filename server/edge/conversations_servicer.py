@@ -242,6 +242,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
         call.summary.update(attempts=event.attempts, ttft_ms=round(event.ttft_s * 1e3, 2),
                             tokens_in=event.usage.input_tokens,
                             tokens_out=event.usage.output_tokens,
+                            tokens_reasoning=event.usage.reasoning_tokens,
                             finish=event.reason.value)
         return cpb.ConverseResponse(finished=cpb.TurnFinished(
             finish_reason=FINISH_TO_PB[event.reason], complete=event.complete,

@@ -25,6 +25,7 @@ import grpc
 import structlog
 from grpc.aio import ServicerContext
 
+from server import logs
 from server.edge import context as rpc
 from server.edge.status import to_status
 from server.errors import (
@@ -172,6 +173,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     async def _begin(self, method: str, metadata: Any) -> rpc.Call:
         call = rpc.Call(request_id=secrets.token_hex(8), method=method.rsplit("/", 1)[-1])
         rpc.current.set(call)
+        logs.request_summary.set(call.summary)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=call.request_id, rpc=call.method)
         if self.draining:

@@ -30,6 +30,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from server import logs
 from server.edge.interceptor import Authenticator
 from server.errors import SwitchboardError, Unauthenticated, Unavailable
 from server.http.completions import CompletionLimits, Completions
@@ -170,6 +171,7 @@ class FrontDoor:
             return await handler(request)
         start = time.perf_counter()
         call = _Call(request_id=secrets.token_hex(8))
+        logs.request_summary.set(call.summary)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=call.request_id, http=route)
         task = asyncio.current_task()

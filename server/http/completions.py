@@ -168,5 +168,5 @@ def _summarize(summary: dict[str, Any], finished: TurnFinished) -> None:
     usage: Usage = finished.usage
     summary.update(endpoint=finished.endpoint.id, attempts=finished.attempts,
                    ttft_ms=round(finished.ttft_s * 1e3, 2), tokens_in=usage.input_tokens,
-                   tokens_out=usage.output_tokens + usage.reasoning_tokens,
+                   tokens_out=usage.output_tokens, tokens_reasoning=usage.reasoning_tokens,
                    finish=finished.reason.value)

@@ -3,12 +3,18 @@
 The composition root creates ``Metrics`` and hands its ``observer()`` to the turn runner, its
 ``GrpcMetricsInterceptor`` to the gRPC server and ``render()`` to ``GET /metrics``. Names follow
 the OpenTelemetry GenAI and RPC semantic conventions where one exists (dots become
-underscores, the unit becomes a suffix), ``switchboard_*`` otherwise. Labels:
+underscores, the unit becomes a suffix), ``switchboard_*`` otherwise. Labels, chosen so that a
+dashboard can name what it shows without a lookup table:
 
-- ``gen_ai_request_model``: the Switchboard LLM id the caller asked for;
-- ``endpoint``: the endpoint id (never its URL or key); ``gen_ai_provider_name``: its wire
-  format (``openai``, ``azure.ai.openai``, ``gcp.gemini``, ``groq``);
+- ``switchboard_llm_id`` and ``switchboard_llm``: the LLM's id and display name;
+- ``endpoint`` and ``endpoint_label``: the endpoint's id and its label (``eu-west``; never its
+  URL or key); ``gen_ai_request_model``: the upstream model the endpoint asks for;
+  ``gen_ai_provider_name``: its wire format (``openai``, ``azure.ai.openai``, ``gcp.gemini``,
+  ``groq``);
 - ``edge``: ``grpc`` or ``http``.
+
+No ``*_created`` series are exported (they double the series count and no dashboard reads
+them).
 
 Series are updated per turn and per attempt, never per streamed chunk: output tokens come from
 the upstream's usage at the end of an attempt.
@@ -43,7 +49,14 @@ TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
                     40.96, 81.92)
 
-_ENDPOINT = ("gen_ai_request_model", "gen_ai_provider_name", "endpoint")
+_LLM = ("switchboard_llm_id", "switchboard_llm")
+_ENDPOINT = (*_LLM, "endpoint", "endpoint_label", "gen_ai_request_model", "gen_ai_provider_name")
+
+
+def endpoint_labels(llm: Llm, endpoint: Endpoint) -> tuple[str, str, str, str, str, str]:
+    """The ``_ENDPOINT`` label values of one endpoint of ``llm``."""
+    return (llm.id, llm.display_name, endpoint.id, endpoint.label, endpoint.model,
+            PROVIDER_NAMES.get(endpoint.api_spec, str(endpoint.api_spec)))
 
 
 class Metrics:
@@ -66,26 +79,25 @@ class Metrics:
         self.turn_duration = Histogram(
             "gen_ai_server_request_duration_seconds",
             "Duration of a turn, from its start to its last event.",
-            ("gen_ai_request_model", "edge", "error_type"), buckets=DURATION_BUCKETS, registry=r)
+            (*_LLM, "edge", "error_type"), buckets=DURATION_BUCKETS, registry=r)
         self.turn_ttft = Histogram(
             "switchboard_turn_time_to_first_token_seconds",
             "Time from the start of a turn to its first token as the caller sees it "
             "(failovers and hedges included).",
-            ("gen_ai_request_model", "edge"), buckets=TTFT_BUCKETS, registry=r)
+            (*_LLM, "edge"), buckets=TTFT_BUCKETS, registry=r)
         self.turns = Counter(
             "switchboard_turns", "Turns by outcome: ok, incomplete, cancelled, or the "
             "lower-case status code they failed with.",
-            ("gen_ai_request_model", "edge", "outcome"), registry=r)
+            (*_LLM, "edge", "outcome"), registry=r)
         self.attempts = Counter(
             "switchboard_attempts", "Upstream attempts by outcome: ok, cancelled, or the "
             "upstream error kind.", (*_ENDPOINT, "outcome"), registry=r)
         self.failovers = Counter(
             "switchboard_failovers", "Failovers away from an endpoint, before or after the "
-            "first token of its answer.", ("gen_ai_request_model", "endpoint", "phase"),
-            registry=r)
+            "first token of its answer.", (*_ENDPOINT, "phase"), registry=r)
         self.hedges = Counter(
             "switchboard_hedges", "Hedge attempts started on an endpoint because the first "
-            "token of another was late.", ("gen_ai_request_model", "endpoint"), registry=r)
+            "token of another was late.", _ENDPOINT, registry=r)
         self.rpc_duration = Histogram(
             "rpc_server_call_duration_seconds", "gRPC calls served, by method and status code.",
             ("rpc_system_name", "rpc_method", "rpc_response_status_code"),
@@ -94,7 +106,8 @@ class Metrics:
             "http_server_request_duration_seconds", "HTTP requests served by the front door.",
             ("http_request_method", "http_route", "http_response_status_code"),
             buckets=DURATION_BUCKETS, registry=r)
-        self.known_endpoints: dict[str, str] = {}  # endpoint id -> LLM id, for the gauges
+        # endpoint id -> its _ENDPOINT labels, for the circuit gauge
+        self.known_endpoints: dict[str, tuple[str, ...]] = {}
         self.grpc_streams_in_flight: dict[str, int] = {}  # rpc method -> open streams
 
     def routing(self, circuit_state: Callable[[str], str], probes_sent: Callable[[], int],
@@ -110,8 +123,21 @@ class Metrics:
         return MetricsObserver(self)
 
     def render(self) -> tuple[bytes, str]:
-        """The text exposition and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The text exposition (without ``*_created`` series) and its content type."""
+        return generate_latest(_WithoutCreated(self.registry)), CONTENT_TYPE_LATEST
+
+
+class _WithoutCreated:
+    """A registry's metrics minus the ``*_created`` samples prometheus_client adds to counters
+    and histograms (its switch for that is process-wide)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
 
 
 class _LiveCollector:
@@ -128,11 +154,11 @@ class _LiveCollector:
         circuit = GaugeMetricFamily(
             "switchboard_circuit_state", "Circuit breaker state per endpoint that has served "
             "traffic: 1 for the current state, 0 for the others.",
-            labels=["gen_ai_request_model", "endpoint", "state"])
-        for endpoint_id, llm_id in list(self._m.known_endpoints.items()):
+            labels=[*_ENDPOINT, "state"])
+        for endpoint_id, labels in list(self._m.known_endpoints.items()):
             current = self._state(endpoint_id)
             for state in CIRCUIT_STATES:
-                circuit.add_metric([llm_id, endpoint_id, state], 1.0 if state == current else 0.0)
+                circuit.add_metric([*labels, state], 1.0 if state == current else 0.0)
         yield circuit
         yield CounterMetricFamily("switchboard_probes_sent", "Latency probes sent upstream.",
                                   value=self._probes())
@@ -152,31 +178,30 @@ class MetricsObserver:
         self._m = metrics
 
     def turn_started(self, llm: Llm, turn_id: str, edge: str) -> TurnObserver:
-        return _TurnMetrics(self._m, llm.id, edge)
+        return _TurnMetrics(self._m, llm, edge)
 
 
 class _TurnMetrics:
     __slots__ = ("_attempts", "_edge", "_first_token", "_last_failed", "_llm", "_m", "_started")
 
-    def __init__(self, metrics: Metrics, llm_id: str, edge: str) -> None:
-        self._m, self._llm, self._edge = metrics, llm_id, edge
+    def __init__(self, metrics: Metrics, llm: Llm, edge: str) -> None:
+        self._m, self._llm, self._edge = metrics, llm, edge
         self._started = time.monotonic()
         self._first_token = False
-        self._last_failed: tuple[str, bool] | None = None  # (endpoint id, had output)
+        self._last_failed: tuple[tuple[str, ...], bool] | None = None  # (labels, had output)
         self._attempts: list[_AttemptMetrics] = []
 
     def attempt_started(self, endpoint: Endpoint, attempt: int, reason: str) -> AttemptObserver:
-        m, llm = self._m, self._llm
-        m.known_endpoints[endpoint.id] = llm
+        m = self._m
+        labels = endpoint_labels(self._llm, endpoint)
+        m.known_endpoints[endpoint.id] = labels
         if reason == "hedge":
-            m.hedges.labels(llm, endpoint.id).inc()
+            m.hedges.labels(*labels).inc()
         elif self._last_failed is not None:
             failed, had_output = self._last_failed
             phase = "after_first_token" if had_output else "before_first_token"
-            m.failovers.labels(llm, failed, phase).inc()
+            m.failovers.labels(*failed, phase).inc()
         self._last_failed = None
-        labels = (llm, PROVIDER_NAMES.get(endpoint.api_spec, str(endpoint.api_spec)),
-                  endpoint.id)
         observer = _AttemptMetrics(self, labels)
         self._attempts.append(observer)
         return observer
@@ -184,26 +209,27 @@ class _TurnMetrics:
     def first_token(self) -> None:
         if not self._first_token:
             self._first_token = True
-            self._m.turn_ttft.labels(self._llm, self._edge).observe(
+            self._m.turn_ttft.labels(self._llm.id, self._llm.display_name, self._edge).observe(
                 time.monotonic() - self._started)
 
-    def attempt_failed(self, endpoint_id: str, had_output: bool) -> None:
-        self._last_failed = (endpoint_id, had_output)
+    def attempt_failed(self, labels: tuple[str, ...], had_output: bool) -> None:
+        self._last_failed = (labels, had_output)
 
     def finished(self, outcome: str, error_type: str = "") -> None:
         for attempt in self._attempts:
             if not attempt.ended:  # its caller left mid-answer
                 attempt.cancelled()
         m = self._m
-        m.turns.labels(self._llm, self._edge, outcome).inc()
-        m.turn_duration.labels(self._llm, self._edge, error_type).observe(
+        llm = (self._llm.id, self._llm.display_name)
+        m.turns.labels(*llm, self._edge, outcome).inc()
+        m.turn_duration.labels(*llm, self._edge, error_type).observe(
             time.monotonic() - self._started)
 
 
 class _AttemptMetrics:
     __slots__ = ("_first_at", "_labels", "_turn", "ended")
 
-    def __init__(self, turn: _TurnMetrics, labels: tuple[str, str, str]) -> None:
+    def __init__(self, turn: _TurnMetrics, labels: tuple[str, ...]) -> None:
         self._turn, self._labels = turn, labels
         self._first_at = 0.0
         self.ended = False
@@ -227,7 +253,7 @@ class _AttemptMetrics:
     def failed(self, error: UpstreamError) -> None:
         self.ended = True
         self._turn._m.attempts.labels(*self._labels, error.kind.value).inc()
-        self._turn.attempt_failed(self._labels[2], bool(self._first_at))
+        self._turn.attempt_failed(self._labels, bool(self._first_at))
 
     def cancelled(self) -> None:
         self.ended = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 from collections.abc import Sequence
@@ -64,8 +65,9 @@ def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
     })
     module = module or ("server.main" if loop == "uvloop" else "tests.bench.serve_asyncio")
     proc, banner = spawn("switchboard", [*wrap, *python_argv("-m", module)], logdir, env=env,
-                         banner="SWITCHBOARD listening on", timeout_s=300 if wrap else 60)
-    return proc, banner.rsplit(" ", 1)[1]
+                         banner='{"event": "SWITCHBOARD listening on',
+                         timeout_s=300 if wrap else 60)  # JSON logs: the banner is JSON too
+    return proc, json.loads(banner)["address"]
 
 
 FLOOR_BANNER = "FLOOR listening on"  # printed by tests.bench.relay_floor once it serves

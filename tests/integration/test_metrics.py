@@ -34,7 +34,8 @@ async def down_and_up() -> AsyncIterator[tuple[Simulator, Simulator]]:
 async def test_turns_failovers_and_endpoint_latency_series(
         door: Door, down_and_up: tuple[Simulator, Simulator]) -> None:
     down, up = down_and_up
-    llm = await create_llm(door.grpc, endpoint(down, priority=0), endpoint(up, priority=1))
+    llm = await create_llm(door.grpc, endpoint(down, priority=0, label="down"),
+                           endpoint(up, priority=1, label="up"))
     a, b = (e.id for e in llm.endpoints)
     reply = await door.grpc.reply("hi", llm_id=llm.id)  # a 503s, b answers
     assert reply.complete and reply.endpoint_id == b
@@ -42,13 +43,14 @@ async def test_turns_failovers_and_endpoint_latency_series(
         {"role": "user", "content": "hi"}])
 
     m = await scrape(door.metrics_url)
-    model = {"gen_ai_request_model": llm.id}
+    model = {"switchboard_llm_id": llm.id, "switchboard_llm": "test-llm"}
     assert value(m, "switchboard_turns_total", edge="grpc", outcome="ok", **model) == 1
     assert value(m, "switchboard_turns_total", edge="http", outcome="ok", **model) == 1
     assert value(m, "switchboard_failovers_total", endpoint=a, phase="before_first_token",
                  **model) >= 1
     assert value(m, "switchboard_attempts_total", endpoint=a, outcome="server_error",
-                 gen_ai_provider_name="openai", **model) >= 1
+                 gen_ai_provider_name="openai", endpoint_label="down",
+                 gen_ai_request_model="sim-model", **model) >= 1
     assert value(m, "switchboard_attempts_total", endpoint=b, outcome="ok", **model) == 2
     assert value(m, "gen_ai_server_time_to_first_token_seconds_count", endpoint=b, **model) == 2
     assert value(m, "gen_ai_server_time_to_first_token_seconds_count", endpoint=a, **model) == 0
@@ -62,8 +64,14 @@ async def test_turns_failovers_and_endpoint_latency_series(
                  **model) == 1
     assert value(m, "gen_ai_server_request_duration_seconds_count", edge="grpc", error_type="",
                  **model) == 1
-    for endpoint_id in (a, b):
-        assert value(m, "switchboard_circuit_state", endpoint=endpoint_id, state="closed") == 1
+    assert value(m, "switchboard_failovers_total", endpoint_label="down",
+                 gen_ai_request_model="sim-model", phase="before_first_token", **model) >= 1
+    assert value(m, "gen_ai_server_time_to_first_token_seconds_count", endpoint_label="up",
+                 gen_ai_request_model="sim-model", **model) == 2
+    assert not [name for name, _ in m if name.endswith("_created")]
+    for endpoint_id, label in ((a, "down"), (b, "up")):
+        assert value(m, "switchboard_circuit_state", endpoint=endpoint_id, state="closed",
+                     endpoint_label=label, gen_ai_request_model="sim-model", **model) == 1
         assert value(m, "switchboard_circuit_state", endpoint=endpoint_id, state="open") == 0
     assert ("switchboard_probes_sent_total", frozenset()) in m
     assert value(m, "switchboard_turns_in_flight") == 0
@@ -80,7 +88,7 @@ async def test_failed_turns_count_by_outcome_and_grpc_calls_by_code(door: Door) 
         with pytest.raises(grpc.aio.AioRpcError):
             await door.grpc.reply("hi", llm_id="llm_unknown")
     m = await scrape(door.metrics_url)
-    assert value(m, "switchboard_turns_total", gen_ai_request_model=llm.id, edge="grpc",
+    assert value(m, "switchboard_turns_total", switchboard_llm_id=llm.id, edge="grpc",
                  outcome="unavailable") == 1
     calls = "rpc_server_call_duration_seconds_count"
     converse = "switchboard.v1.Conversations/Converse"
@@ -114,7 +122,7 @@ async def test_hedges_are_counted(door: Door) -> None:
         reply = await door.grpc.reply("hi", llm_id=llm.id)
         assert reply.endpoint_id == llm.endpoints[1].id
     m = await scrape(door.metrics_url)
-    assert value(m, "switchboard_hedges_total", gen_ai_request_model=llm.id,
+    assert value(m, "switchboard_hedges_total", switchboard_llm_id=llm.id,
                  endpoint=llm.endpoints[1].id) == 1
     assert value(m, "switchboard_attempts_total", endpoint=llm.endpoints[0].id,
                  outcome="cancelled") >= 1
@@ -179,5 +187,5 @@ async def test_a_caller_leaving_mid_stream_frees_the_attempt(door: Door) -> None
         if value(m, "switchboard_turns_total", outcome="cancelled") == 1:
             break
         m = await scrape(door.metrics_url)
-    assert value(m, "switchboard_turns_total", gen_ai_request_model=llm.id, edge="http",
+    assert value(m, "switchboard_turns_total", switchboard_llm_id=llm.id, edge="http",
                  outcome="cancelled") == 1

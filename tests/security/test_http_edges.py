@@ -34,7 +34,7 @@ async def test_metrics_are_not_on_the_tenant_port(tmp_path: Path) -> None:
                                 headers={"Authorization": f"Bearer {API_KEY}"}) as r:
                 assert r.status == 404
         samples = await scrape(door.metrics_url)
-        assert any(dict(labels).get("gen_ai_request_model") == llm.id for _, labels in samples)
+        assert any(dict(labels).get("switchboard_llm_id") == llm.id for _, labels in samples)
 
 
 async def test_slow_request_heads_are_cut_off(tmp_path: Path) -> None:

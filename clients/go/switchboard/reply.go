@@ -18,8 +18,10 @@ type ToolCall struct {
 
 // Reply assembles a Converse stream into the answer a caller acts on, with the same semantics
 // as the Python client's Reply: text and reasoning by message id (in the order they began),
-// tool calls by index, and failover events applied by discarding the messages they name, so
-// Text is always the answer of the endpoint that is serving now.
+// tool calls by index, and failover events applied: FAILOVER_MODE_CONTINUE keeps everything
+// (the next endpoint continues the same message), FAILOVER_MODE_RESTART discards the messages
+// it names, so Text is always the one answer being served. TruncateTurn and
+// ConverseRequest.BargeIn are on the generated ConversationsClient.
 type Reply struct {
 	TurnID    string
 	Routes    []*pb.RouteDecision
@@ -44,6 +46,9 @@ func (r *Reply) Apply(response *pb.ConverseResponse) {
 		r.applyToolCall(event.ToolCall)
 	case *pb.ConverseResponse_Failover:
 		r.Failovers = append(r.Failovers, event.Failover)
+		if event.Failover.GetMode() == pb.FailoverMode_FAILOVER_MODE_CONTINUE {
+			break // the next endpoint continues the same message: nothing to discard
+		}
 		for _, id := range event.Failover.GetDiscardMessageIds() {
 			r.text.discard(id)
 			r.reasoning.discard(id)

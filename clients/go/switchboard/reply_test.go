@@ -46,6 +46,18 @@ func TestFailoverDiscardsTheNamedMessages(t *testing.T) {
 	}
 }
 
+func TestContinuedFailoverKeepsTheText(t *testing.T) {
+	var r Reply
+	r.Apply(text("m1", "One seamless "))
+	r.Apply(&pb.ConverseResponse{Event: &pb.ConverseResponse_Failover{Failover: &pb.Failover{
+		FromEndpointId: "a", ToEndpointId: "b", DiscardMessageIds: []string{"m1"},
+		Mode: pb.FailoverMode_FAILOVER_MODE_CONTINUE}}})
+	r.Apply(text("m1", "answer."))
+	if r.Text() != "One seamless answer." || len(r.Failovers) != 1 {
+		t.Fatalf("text %q failovers %d", r.Text(), len(r.Failovers))
+	}
+}
+
 func TestToolCallsAssembleByIndex(t *testing.T) {
 	var r Reply
 	for _, d := range []*pb.ToolCallDelta{

@@ -34,6 +34,8 @@ import {
   Message,
   Role,
   type Session,
+  TruncateTurnRequest,
+  UpdateSessionRequest,
 } from "./gen/switchboard/v1/conversations";
 import type { Llm } from "./gen/switchboard/v1/llm";
 import {
@@ -174,6 +176,30 @@ export class SwitchboardClient {
   async endSession(sessionId: string, options: CallSettings = {}): Promise<void> {
     await this.#unary(this.conversations.endSession.bind(this.conversations),
       EndSessionRequest.fromPartial({ sessionId }), options);
+  }
+
+  /**
+   * Replaces the session fields named in `paths` (`system_prompt`, `generation`, `idle_ttl`,
+   * `messages`) with those of `session`, for example to trim its history.
+   */
+  async updateSession(
+    sessionId: string, session: Partial<Session>, paths: string[], options: CallSettings = {},
+  ): Promise<Session> {
+    const response = await this.#unary(this.conversations.updateSession.bind(this.conversations),
+      UpdateSessionRequest.fromPartial({ sessionId, session, updateMask: paths }), options);
+    return required(response.session, "UpdateSessionResponse.session");
+  }
+
+  /**
+   * Keeps only the first `heardTextChars` characters (Unicode code points) of a turn's answer:
+   * what the user heard before barging in. Returns the session with its history.
+   */
+  async truncateTurn(
+    sessionId: string, turnId: string, heardTextChars: number, options: CallSettings = {},
+  ): Promise<Session> {
+    const response = await this.#unary(this.conversations.truncateTurn.bind(this.conversations),
+      TruncateTurnRequest.fromPartial({ sessionId, turnId, heardTextChars }), options);
+    return required(response.session, "TruncateTurnResponse.session");
   }
 
   // Conversations

@@ -2,17 +2,19 @@
  * `Reply` assembles a Converse stream into the answer a caller acts on.
  *
  * It keeps the text, the reasoning history (every reasoning message so far, in order), tool
- * calls with their complete arguments, usage and the finish, and applies `failover` events by
- * discarding the messages they name, so `reply.text` is always the answer of the endpoint that
- * is serving now. Same semantics as the Python client's `switchboard_client.Reply`.
+ * calls with their complete arguments, usage and the finish, and applies `failover` events:
+ * FAILOVER_MODE_CONTINUE keeps everything (the next endpoint continues the same message),
+ * FAILOVER_MODE_RESTART discards the messages it names, so `reply.text` is always the one
+ * answer being served. Same semantics as the Python client's `switchboard_client.Reply`.
  */
 
-import type {
-  ConverseResponse,
-  Failover,
-  RouteDecision,
-  TurnFinished,
-  Usage,
+import {
+  type ConverseResponse,
+  type Failover,
+  FailoverMode,
+  type RouteDecision,
+  type TurnFinished,
+  type Usage,
 } from "./gen/switchboard/v1/conversations";
 
 /** One event of a Converse stream: `{ $case: "text", value: TextDelta }` and so on. */
@@ -63,6 +65,7 @@ export class Reply {
       }
       case "failover":
         this.failovers.push(event.value);
+        if (event.value.mode === FailoverMode.FAILOVER_MODE_CONTINUE) break;
         for (const messageId of event.value.discardMessageIds) {
           this.#text.delete(messageId);
           this.#reasoning.delete(messageId);

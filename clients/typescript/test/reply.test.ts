@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { FinishReason } from "../src/gen/switchboard/v1/conversations";
+import { FailoverMode, FinishReason } from "../src/gen/switchboard/v1/conversations";
 import { type ConverseEvent, Reply } from "../src/index";
 
 function text(messageId: string, delta: string): ConverseEvent {
@@ -30,7 +30,8 @@ test("a failover discards the named text and reasoning messages", () => {
   reply.apply(reasoning("r1", "old thought"));
   reply.apply(text("m1", "Half an ans"));
   reply.apply({ $case: "failover", value: {
-    fromEndpointId: "a", toEndpointId: "b", cause: "stream cut", discardMessageIds: ["m1", "r1"] } });
+    fromEndpointId: "a", toEndpointId: "b", cause: "stream cut", discardMessageIds: ["m1", "r1"],
+    mode: FailoverMode.FAILOVER_MODE_RESTART } });
   reply.apply(reasoning("r2", "new thought"));
   reply.apply(text("m2", "A whole answer."));
   assert.equal(reply.text, "A whole answer.");
@@ -38,9 +39,21 @@ test("a failover discards the named text and reasoning messages", () => {
   assert.equal(reply.failovers.length, 1);
 });
 
+test("a continued failover keeps the text and the next deltas extend it", () => {
+  const reply = new Reply();
+  reply.apply(text("m1", "One seamless "));
+  reply.apply({ $case: "failover", value: {
+    fromEndpointId: "a", toEndpointId: "b", cause: "stream cut", discardMessageIds: ["m1"],
+    mode: FailoverMode.FAILOVER_MODE_CONTINUE } });
+  reply.apply(text("m1", "answer."));
+  assert.equal(reply.text, "One seamless answer.");
+  assert.equal(reply.failovers.length, 1);
+});
+
 test("tool calls assemble by index; finish, usage and turn id are kept", () => {
   const reply = new Reply();
-  reply.apply({ $case: "started", value: { turnId: "t1", sessionId: "", llmId: "l1" } });
+  reply.apply({ $case: "started", value: { turnId: "t1", sessionId: "", llmId: "l1",
+    historyMessagesOmitted: 0 } });
   reply.apply({ $case: "toolCall", value: {
     index: 0, id: "c1", name: "weather", argumentsDelta: '{"ci', thoughtSignature: "" } });
   reply.apply({ $case: "toolCall", value: {
