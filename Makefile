@@ -159,7 +159,7 @@ lint: $(STAMP) buf-lint
 	$(BIN)/ruff check server clients tests
 
 typecheck: $(STAMP)
-	$(BIN)/mypy server clients/python
+	$(BIN)/mypy server clients/python tests
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q

@@ -109,7 +109,7 @@ def start_server_process(env: dict[str, str]) -> tuple[subprocess.Popen[str], in
 
 def reason_and_retry(exc: grpc.aio.AioRpcError) -> tuple[str, float | None]:
     """(ErrorInfo.reason, RetryInfo delay in seconds or None) of a failed call."""
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    status = rpc_status.from_call(exc)
     assert status is not None, f"no rich status: {exc.code()} {exc.details()}"
     reason, delay = "", None
     for d in status.details:
@@ -126,7 +126,7 @@ def reason_and_retry(exc: grpc.aio.AioRpcError) -> tuple[str, float | None]:
 
 def error_info(exc: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
     """The ErrorInfo detail of a failed call."""
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    status = rpc_status.from_call(exc)
     assert status is not None, f"no rich status: {exc.code()} {exc.details()}"
     for d in status.details:
         if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):

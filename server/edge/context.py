@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+import grpc
 from google.protobuf.message import Message as PbMessage
+
+if TYPE_CHECKING:  # grpc's stubs are generic in request and response; the edge serves all RPCs
+    ServicerContext: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+    # What an interceptor's continuation returns: None for a method no servicer implements.
+    Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]
+else:  # at run time the classes are not subscriptable
+    ServicerContext = grpc.aio.ServicerContext
+    Handler = grpc.RpcMethodHandler
+    Continuation = Callable
 
 
 @dataclass(slots=True)

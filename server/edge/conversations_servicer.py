@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from grpc.aio import ServicerContext
 from switchboard.v1 import conversations_pb2 as cpb
 from switchboard.v1 import conversations_pb2_grpc
 
 from server.chat import ChatRequest, Message, ToolCallDelta, Usage
 from server.edge import context as rpc
+from server.edge.context import ServicerContext
 from server.edge.convert import (
     FINISH_TO_PB,
     duration,

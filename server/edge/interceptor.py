@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import grpc
 import structlog
-from grpc.aio import ServicerContext
 
 from server import logs
 from server.edge import context as rpc
+from server.edge.context import Continuation, Handler, ServicerContext
 from server.edge.status import to_status
 from server.errors import (
     InvalidArgument,
@@ -65,7 +65,7 @@ def metadata_bytes(metadata: tuple[tuple[str, Any], ...] | None) -> int:
     return sum(len(key) + len(value) for key, value in metadata or ())
 
 
-def refusal(exc: SwitchboardError) -> grpc.RpcMethodHandler:
+def refusal(exc: SwitchboardError) -> Handler:
     """A handler that ends the call with ``exc`` at once, without reading its request.
 
     It is a stream-request handler on purpose: for a unary method grpc would first wait for
@@ -128,7 +128,7 @@ class _NoTimer:
         pass
 
 
-class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class EdgeInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authenticator: Authenticator, timer: RpcTimer | None = None,
                  max_metadata_bytes: int = 16384) -> None:
         self._auth = authenticator
@@ -139,9 +139,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         size = metadata_bytes(details.invocation_metadata)
         if size > self._max_metadata_bytes:
             # Before any other work: no handler, no authentication, no request read.

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
-from grpc.aio import ServicerContext
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard.v1 import registry_pb2 as rpb
 from switchboard.v1 import registry_pb2_grpc
 
 from server.edge import context as rpc
+from server.edge.context import ServicerContext
 from server.edge.convert import llm_draft_from_pb, llm_to_pb
 from server.edge.routing_state import RoutingReader
 from server.errors import FailedPrecondition, Violations

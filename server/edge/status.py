@@ -56,4 +56,6 @@ def to_status(error: BaseException, request_id: str,
             )))
     details.extend(_pack(d) for d in extra_details)
     code = code_pb2.Code.Value(code_name)
-    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))
+    status: grpc.Status = rpc_status.to_status(
+        status_pb2.Status(code=code, message=message, details=details))
+    return status

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
+from server.edge.context import Continuation, Handler
 from server.telemetry.metrics import Metrics
 
 UNKNOWN_METHOD = "_OTHER"
@@ -39,7 +40,7 @@ def _code_name(context: Any, error: BaseException | None) -> str:
                 "UNKNOWN")
 
 
-class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: Metrics, timed_by_edge: tuple[str, ...] = ()) -> None:
         self._m = metrics
         self._by_edge = timed_by_edge
@@ -63,9 +64,9 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Continuation,
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(details)
         if handler is not None and details.method.startswith(self._by_edge):
             return handler  # timed by the edge interceptor (rpc_started / rpc_finished)

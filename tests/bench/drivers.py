@@ -227,7 +227,7 @@ class TensorZeroDriver:
     async def start(self) -> None:
         from tensorzero import AsyncTensorZeroGateway  # the bench's extra, not the server's
 
-        self._gateway = await AsyncTensorZeroGateway.build_embedded(  # type: ignore[misc]
+        self._gateway = await AsyncTensorZeroGateway.build_embedded(  # type: ignore[misc, unused-ignore]
             config_file=self._config_file)
 
     def worker(self) -> TensorZeroDriver:
@@ -289,7 +289,7 @@ class SwitchboardDriver:
 
 
 class _SwitchboardWorker:
-    def __init__(self, driver: SwitchboardDriver, stub: cgrpc.ConversationsStub) -> None:
+    def __init__(self, driver: SwitchboardDriver, stub: cgrpc.ConversationsAsyncStub) -> None:
         self._d = driver
         self._stub = stub
         self._session_id = ""

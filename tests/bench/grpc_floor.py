@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import grpc
 import uvloop
@@ -37,6 +38,9 @@ from tests.bench.procs import Proc, python_env
 _ENV = "BENCH_GRPC_FLOOR"  # "ttft_s,messages,gap_s,mode": this process is the server
 _OPTIONS_ENV = "BENCH_GRPC_FLOOR_OPTIONS"  # "k=v;k=v": server options
 MODES = ("yield", "write", "prebuilt", "layers")
+
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class _Echo(cgrpc.ConversationsServicer):
@@ -58,14 +62,14 @@ class _Echo(cgrpc.ConversationsServicer):
 
 
 class _Yield(_Echo):
-    async def Converse(self, request: cpb.ConverseRequest, context: grpc.aio.ServicerContext
+    async def Converse(self, request: cpb.ConverseRequest, context: Context
                        ) -> AsyncIterator[cpb.ConverseResponse]:
         async for message in self._deltas(request, False):
             yield message
 
 
 class _Prebuilt(_Echo):
-    async def Converse(self, request: cpb.ConverseRequest, context: grpc.aio.ServicerContext
+    async def Converse(self, request: cpb.ConverseRequest, context: Context
                        ) -> AsyncIterator[cpb.ConverseResponse]:
         async for message in self._deltas(request, True):
             yield message
@@ -73,7 +77,7 @@ class _Prebuilt(_Echo):
 
 class _Write(_Echo):
     async def Converse(self, request: cpb.ConverseRequest,  # type: ignore[override]
-                       context: grpc.aio.ServicerContext) -> None:
+                       context: Context) -> None:
         async for message in self._deltas(request, False):
             await context.write(message)
 
@@ -85,7 +89,7 @@ async def _passthrough(inner: AsyncIterator[cpb.ConverseResponse]
 
 
 class _Layers(_Echo):
-    async def Converse(self, request: cpb.ConverseRequest, context: grpc.aio.ServicerContext
+    async def Converse(self, request: cpb.ConverseRequest, context: Context
                        ) -> AsyncIterator[cpb.ConverseResponse]:
         async for message in _passthrough(_passthrough(self._deltas(request, False))):
             yield message

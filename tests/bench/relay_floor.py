@@ -76,7 +76,8 @@ class FloorRelay(cgrpc.ConversationsServicer):
         http = chat_request(base_url, MODEL, UPSTREAM_KEY)
         self._url, self._headers, self._body = http.url, dict(http.headers), http.body
 
-    async def Converse(self, request: cpb.ConverseRequest, context: grpc.aio.ServicerContext
+    async def Converse(self, request: cpb.ConverseRequest,
+                       context: grpc.aio.ServicerContext[Any, Any]
                        ) -> AsyncIterator[cpb.ConverseResponse]:
         async with self._session.post(self._url, data=self._body, headers=self._headers) as resp:
             if resp.status != 200:

@@ -21,4 +21,4 @@ def _run(coro: Coroutine[Any, Any, int], **_: Any) -> int:
 
 if __name__ == "__main__":
     uvloop.run = _run  # type: ignore[assignment]  # server.main calls uvloop.run(serve(...))
-    sys.exit(server_main.main(sys.argv[1:]))
+    sys.exit(server_main.main())

@@ -118,7 +118,7 @@ def serve() -> int:
     out = open(os.environ["BENCH_TRACE"], "a")  # noqa: SIM115 - closed at exit
     atexit.register(out.close)
     _patch_server(out)
-    return server_main.main([])
+    return server_main.main()
 
 
 def _firsts(lines: list[tuple[str, float]], start: str, after: Sequence[str]

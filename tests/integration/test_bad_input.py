@@ -17,7 +17,7 @@ from tests.support import create_llm, endpoint
 
 
 def details(exc: grpc.aio.AioRpcError) -> tuple[list[str], error_details_pb2.ErrorInfo]:
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    status = rpc_status.from_call(exc)
     assert status is not None, "no google.rpc.Status in the trailers"
     fields: list[str] = []
     info = error_details_pb2.ErrorInfo()

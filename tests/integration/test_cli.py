@@ -24,7 +24,9 @@ def cli(server: Switchboard, *args: str, stdin: str = "") -> subprocess.Complete
 async def test_cli_round_trip(server: Switchboard) -> None:
     async with Simulator("openai", Behavior(text="Hi from the CLI.", reasoning="Greet back.")
                          ) as sim:
-        run = lambda *a, stdin="": asyncio.to_thread(cli, server, *a, stdin=stdin)  # noqa: E731
+        async def run(*a: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+            return await asyncio.to_thread(cli, server, *a, stdin=stdin)
+
         created = await run("llm", "create", "--name", "cli-llm", "--spec", "openai", "--url",
                             sim.base_url, "--model", "m", "--key", "sk-cli-secret-1234",
                             "--label", "local", "--skip-validation")
@@ -55,7 +57,9 @@ async def test_cli_creates_several_endpoints_and_shows_warnings(server: Switchbo
                                                                tmp_path: Path) -> None:
     async with Simulator("openai", Behavior(text="eu")) as eu, \
             Simulator("openai", Behavior(text="us")) as us:
-        run = lambda *a: asyncio.to_thread(cli, server, *a)  # noqa: E731
+        async def run(*a: str) -> subprocess.CompletedProcess[str]:
+            return await asyncio.to_thread(cli, server, *a)
+
         created = await run(
             "llm", "create", "--name", "two", "-q",
             "--endpoint", f"spec=openai,url={eu.base_url},model=m,key=sk-eu-1111,label=eu,"

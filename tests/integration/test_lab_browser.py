@@ -19,7 +19,7 @@ import tempfile
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 from switchboard.v1 import llm_pb2 as lpb
@@ -146,7 +146,7 @@ def wait(driver: WebDriver, css: str, text: str = "", timeout: float = 15) -> We
             pass
         return False
     try:
-        return WebDriverWait(driver, timeout).until(found)  # type: ignore[no-any-return]
+        return cast("WebElement", WebDriverWait(driver, timeout).until(found))
     except TimeoutException:
         page = driver.find_element(By.TAG_NAME, "body").text
         raise AssertionError(f"no {css!r} with {text!r} in:\n{page}") from None

@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from switchboard.v1 import conversations_pb2 as cpb
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard_client import AsyncClient
 from switchboard_client.client import _converse_request
@@ -41,7 +42,7 @@ async def serving(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[Switc
 
 
 def error_details(exc: grpc.aio.AioRpcError) -> dict[str, Any]:
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    status = rpc_status.from_call(exc)
     out: dict[str, Any] = {}
     if status is None:
         return out
@@ -70,7 +71,9 @@ async def test_streams_beyond_the_limit_are_resource_exhausted_with_retry_info(
         calls = [client.conversations.Converse(_converse_request("", slow_llm.id, "hi"),
                                                metadata=client._metadata) for _ in range(2)]
         for call in calls:  # both admitted: each has its started event
-            assert (await call.read()).WhichOneof("event") == "started"
+            first = await call.read()
+            assert isinstance(first, cpb.ConverseResponse)
+            assert first.WhichOneof("event") == "started"
         await slow.wait_for_requests(2)
         assert app.turns is not None and app.turns.in_flight == 2
         with pytest.raises(grpc.aio.AioRpcError) as err:

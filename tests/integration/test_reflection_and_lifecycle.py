@@ -6,6 +6,7 @@ import asyncio
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pool, json_format, message_factory
@@ -23,7 +24,7 @@ from server.simulator import Behavior, Simulator
 from tests.support import API_KEY, create_llm, endpoint, server_env, start_server_process
 
 
-def _reflect_and_converse(port: int, llm_id: str) -> tuple[list[str], list[dict[str, object]]]:
+def _reflect_and_converse(port: int, llm_id: str) -> tuple[list[str], list[dict[str, Any]]]:
     """Does what grpcurl does: discover services by reflection, then call Converse from JSON."""
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         db = ProtoReflectionDescriptorDatabase(channel)
@@ -35,7 +36,7 @@ def _reflect_and_converse(port: int, llm_id: str) -> tuple[list[str], list[dict[
         response_cls = message_factory.GetMessageClass(method.output_type)
         body = {"llmId": llm_id, "messages": [{"role": "ROLE_USER", "parts": [{"text": "hi"}]}]}
         request = json_format.ParseDict(body, request_cls())
-        call = channel.unary_stream(
+        call: grpc.UnaryStreamMultiCallable[Any, Any] = channel.unary_stream(
             "/switchboard.v1.Conversations/Converse",
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response_cls.FromString,

@@ -40,7 +40,7 @@ async def app(tmp_path: Path) -> AsyncIterator[Switchboard]:
 
 
 async def state(client: AsyncClient, llm_id: str) -> rpb.GetRoutingStateResponse:
-    return await client.registry.GetRoutingState(  # type: ignore[no-any-return]
+    return await client.registry.GetRoutingState(
         rpb.GetRoutingStateRequest(llm_id=llm_id), metadata=client._metadata)
 
 
@@ -85,7 +85,8 @@ async def test_another_accounts_llm_is_not_found(app: Switchboard) -> None:
         for llm_id in (llm.id, "llm_does_not_exist"):
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await state(theirs, llm_id)
-            errors.append((caught.value.code(), caught.value.details().replace(llm_id, "ID")))
+            details = caught.value.details() or ""
+            errors.append((caught.value.code(), details.replace(llm_id, "ID")))
         assert errors[0] == errors[1] and errors[0][0] is grpc.StatusCode.NOT_FOUND
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await state(mine, "")

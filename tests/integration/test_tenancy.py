@@ -86,8 +86,8 @@ async def test_another_accounts_llm_and_session_do_not_exist(tenants: Tenants) -
     missing = await not_found(b.get_llm("llm_00000000000000000000"))
     # Indistinguishable from an id that does not exist: same reason, same words.
     assert status_of(foreign).info.reason == status_of(missing).info.reason == "LLM_NOT_FOUND"
-    assert foreign.details().replace(llm.id, "ID") == \
-        missing.details().replace("llm_00000000000000000000", "ID")
+    assert (foreign.details() or "").replace(llm.id, "ID") == \
+        (missing.details() or "").replace("llm_00000000000000000000", "ID")
 
     assert [x.id async for x in b.list_llms()] == []
     assert [x.id async for x in a.list_llms()] == [llm.id]
@@ -102,8 +102,8 @@ async def test_another_accounts_llm_and_session_do_not_exist(tenants: Tenants) -
     await not_found(b.reply("hi", llm_id=llm.id))
     missing_session = await not_found(b.get_session("ses_00000000000000000000"))
     foreign_session = await not_found(b.get_session(session.id))
-    assert foreign_session.details().replace(session.id, "ID") == \
-        missing_session.details().replace("ses_00000000000000000000", "ID")
+    assert (foreign_session.details() or "").replace(session.id, "ID") == \
+        (missing_session.details() or "").replace("ses_00000000000000000000", "ID")
 
     # The static development key is the "default" account: it sees nothing of acme's either.
     async with AsyncClient(f"127.0.0.1:{tenants.app.port}", API_KEY) as default:

@@ -172,7 +172,7 @@ async def test_tampered_secret_fails_with_internal_naming_the_record(
         with pytest.raises(grpc.aio.AioRpcError) as conv:
             await client.reply("hi", llm_id=llm.id)
         assert_names_record_not_secret(conv.value, llm)
-        assert "does not authenticate" in conv.value.details()
+        assert "does not authenticate" in (conv.value.details() or "")
 
 
 async def test_ciphertext_swapped_between_endpoints_fails(
@@ -190,7 +190,7 @@ async def test_ciphertext_swapped_between_endpoints_fails(
         with pytest.raises(grpc.aio.AioRpcError) as conv:
             await client.reply("hi", llm_id=llm.id)
         assert_names_record_not_secret(conv.value, llm)
-        assert conv.value.details().startswith("Cannot decrypt the stored secret")
+        assert (conv.value.details() or "").startswith("Cannot decrypt the stored secret")
 
 
 async def test_wrong_master_key_under_the_same_id_refuses_to_start(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -59,7 +60,7 @@ def stalls_after(words: int) -> Behavior:
 
 
 async def start_turn(client: AsyncClient, session_id: str, text: str, *, until: str,
-                     **kwargs: object) -> tuple[AsyncIterator[object], str, str]:
+                     **kwargs: Any) -> tuple[AsyncIterator[object], str, str]:
     """Starts a turn and reads until the text ``until`` arrived (deltas may coalesce);
     returns the open stream, the turn id and the text so far."""
     stream = client.converse(text, session_id=session_id, **kwargs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import secrets
 import string
+from collections.abc import Callable
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -25,7 +26,7 @@ def _jwt() -> str:
                      part(b'{"sub":"' + _rand(16).encode() + b'"}'), part(secrets.token_bytes(32))))
 
 
-SHAPES = {
+SHAPES: dict[str, Callable[[], str]] = {
     "openai": lambda: "sk-" + _rand(48),
     "openai-project": lambda: "sk-proj-" + _rand(40) + "T3BlbkFJ" + _rand(20),
     "groq": lambda: "gsk_" + _rand(52),

@@ -42,7 +42,7 @@ def moved(llm: lpb.Llm, **changes: object) -> lpb.Llm:
 
 async def update(client: AsyncClient, llm: lpb.Llm, *, validate_only: bool,
                  skip_validation: bool = False) -> rpb.UpdateLlmResponse:
-    return await client.registry.UpdateLlm(rpb.UpdateLlmRequest(  # type: ignore[no-any-return]
+    return await client.registry.UpdateLlm(rpb.UpdateLlmRequest(
         llm=llm, update_mask=field_mask_pb2.FieldMask(paths=["endpoints"]),
         validate_only=validate_only, skip_validation=skip_validation),
         metadata=client._metadata)

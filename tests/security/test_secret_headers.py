@@ -56,9 +56,9 @@ async def test_secret_header_is_sealed_sent_and_only_hinted(
 
         # An update that leaves the secret value empty keeps the stored one.
         got.display_name = "renamed"
-        for h in got.endpoints[0].extra_headers:
-            h.value = "" if h.secret else h.value_hint  # plain values are sent again
-            h.value_hint = ""
+        for header in got.endpoints[0].extra_headers:
+            header.value = "" if header.secret else header.value_hint  # plain values again
+            header.value_hint = ""
         updated = (await client.update_llm(got, ["display_name", "endpoints"],
                                            skip_validation=True)).llm
         assert headers_of(updated)["X-Api-Key"].value_hint == "..." + CANARY[-4:]

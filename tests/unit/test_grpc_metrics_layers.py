@@ -30,9 +30,9 @@ async def _stream(request: Any, context: Any) -> Any:
 async def test_edge_wrapped_methods_pass_the_metrics_interceptor_untouched() -> None:
     metrics = Metrics()
     interceptor = GrpcMetricsInterceptor(metrics, timed_by_edge=EDGE_PREFIXES)
-    handler = grpc.unary_stream_rpc_method_handler(_stream)
+    handler: grpc.RpcMethodHandler[Any, Any] = grpc.unary_stream_rpc_method_handler(_stream)
 
-    async def continuation(details: Any) -> grpc.RpcMethodHandler:
+    async def continuation(details: Any) -> grpc.RpcMethodHandler[Any, Any] | None:
         return handler
 
     converse = await interceptor.intercept_service(
@@ -40,7 +40,7 @@ async def test_edge_wrapped_methods_pass_the_metrics_interceptor_untouched() -> 
     assert converse is handler
     health = await interceptor.intercept_service(continuation,
                                                  _Details("/grpc.health.v1.Health/Watch"))
-    assert health is not handler and health.unary_stream is not _stream
+    assert health is not None and health is not handler and health.unary_stream is not _stream
 
 
 def test_the_edge_reports_its_calls_to_the_same_metrics() -> None:
@@ -52,4 +52,4 @@ def test_the_edge_reports_its_calls_to_the_same_metrics() -> None:
     timer.rpc_finished(method, True, "NOT_FOUND", 0.01)
     assert metrics.grpc_streams_in_flight[method] == 0
     sample = metrics.rpc_duration.labels("grpc", method, "NOT_FOUND")
-    assert sample._sum.get() > 0  # type: ignore[attr-defined]
+    assert sample._sum.get() > 0

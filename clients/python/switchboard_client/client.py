@@ -206,7 +206,7 @@ class AsyncClient:
         ``idle_ttl``, ``messages``) with those of ``session``."""
         response = await self.conversations.UpdateSession(
             _update_session_request(session_id, session, paths), metadata=self._metadata)
-        return response.session  # type: ignore[no-any-return]
+        return response.session
 
     async def truncate_turn(self, session_id: str, turn_id: str, heard_text_chars: int
                             ) -> cpb.Session:
@@ -215,7 +215,7 @@ class AsyncClient:
         response = await self.conversations.TruncateTurn(cpb.TruncateTurnRequest(
             session_id=session_id, turn_id=turn_id, heard_text_chars=heard_text_chars),
             metadata=self._metadata)
-        return response.session  # type: ignore[no-any-return]
+        return response.session
 
     # Conversations
     async def converse(self, messages: Sequence[MessageLike] | MessageLike, *,
@@ -337,14 +337,14 @@ class Client:
                        ) -> cpb.Session:
         response = self.conversations.UpdateSession(
             _update_session_request(session_id, session, paths), metadata=self._metadata)
-        return response.session  # type: ignore[no-any-return]
+        return response.session
 
     def truncate_turn(self, session_id: str, turn_id: str, heard_text_chars: int
                       ) -> cpb.Session:
         response = self.conversations.TruncateTurn(cpb.TruncateTurnRequest(
             session_id=session_id, turn_id=turn_id, heard_text_chars=heard_text_chars),
             metadata=self._metadata)
-        return response.session  # type: ignore[no-any-return]
+        return response.session
 
     def converse(self, messages: Sequence[MessageLike] | MessageLike, *, session_id: str = "",
                  llm_id: str = "", timeout: float | None = None, **kwargs: Any

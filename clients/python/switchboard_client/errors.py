@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 from google.protobuf import any_pb2
@@ -28,7 +29,7 @@ class FieldViolation:
     description: str
 
 
-class SwitchboardError(grpc.aio.AioRpcError):  # type: ignore[misc]
+class SwitchboardError(grpc.aio.AioRpcError):
     """A failed Switchboard call, with the server's rich status decoded.
 
     It is a ``grpc.RpcError`` (and ``AioRpcError``): ``code()``, ``details()`` and
@@ -43,7 +44,9 @@ class SwitchboardError(grpc.aio.AioRpcError):  # type: ignore[misc]
                  validation: rpb.ValidationReport | None = None,
                  details: Sequence[any_pb2.Any] = (),
                  trailing_metadata: tuple[tuple[str, str | bytes], ...] = ()) -> None:
-        super().__init__(code, (), trailing_metadata, message)
+        # grpc keeps both metadata values as given; its stubs call them Metadata.
+        super().__init__(code, cast("grpc.aio.Metadata", ()),
+                         cast("grpc.aio.Metadata", trailing_metadata), message)
         self.message = message
         self.reason = reason  # ErrorInfo.reason, e.g. "API_KEY_INVALID"
         self.domain = domain
@@ -119,8 +122,8 @@ class SwitchboardError(grpc.aio.AioRpcError):  # type: ignore[misc]
             return exc
         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
         message = (exc.details() if hasattr(exc, "details") else "") or ""
-        trailers = tuple(exc.trailing_metadata() or ()) if hasattr(
-            exc, "trailing_metadata") else ()
+        trailers = cast("tuple[tuple[str, str | bytes], ...]", tuple(
+            exc.trailing_metadata() or ()) if hasattr(exc, "trailing_metadata") else ())
         raw = next((v for k, v in trailers if k == DETAILS_KEY), None)
         return cls.from_status(code, message, raw if isinstance(raw, bytes) else None,
                                trailers)

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from fuzzkit import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from server.chat import StreamEvent, ToolCallDelta
+from server.providers.base import SseEvent, UpstreamError
+from tests.unit.fuzz.fuzzkit import (
     CHUNKS,
     DECODERS,
     SSE_TOKENS,
@@ -25,11 +30,6 @@ from fuzzkit import (
     split,
     sse_streams,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from server.chat import ToolCallDelta
-from server.providers.base import SseEvent, UpstreamError
 
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SPECS = sorted(DECODERS)
@@ -73,7 +73,7 @@ def test_chunk_shaped_json(spec: str, data: st.DataObject) -> None:
     leftover = data.draw(st.one_of(st.just(b""), st.binary(max_size=20), CHUNKS[spec].map(
         lambda c: b"data: " + orjson.dumps(c))), label="leftover")
     decoder = DECODERS[spec]()
-    out = []
+    out: list[StreamEvent] = []
     try:
         for text, name in items:
             out.extend(decoder.feed(SseEvent(text, name)))

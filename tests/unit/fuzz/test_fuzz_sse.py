@@ -7,12 +7,12 @@ nothing but ``UpstreamError`` ever escapes it.
 
 from __future__ import annotations
 
-from fuzzkit import SSE_TOKENS, examples, reference_events, split, sse_streams
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.providers.base import SseEvent, UpstreamError
 from server.providers.sse import SseParser
+from tests.unit.fuzz.fuzzkit import SSE_TOKENS, examples, reference_events, split, sse_streams
 
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from _provider_testkit import ReplayServer
 from aiohttp import web
 
 from server.providers.transport import Timeouts, UpstreamClient
+from tests.unit.providers._provider_testkit import ReplayServer
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from _provider_testkit import FIXTURES, Outcome, decode_pieces
 
 from server.chat import FinishReason
 from server.providers.base import ErrorKind
 from server.providers.gemini import GeminiAdapter
 from server.providers.openai import OpenAIAdapter
+from tests.unit.providers._provider_testkit import FIXTURES, Outcome, decode_pieces
 
 
 def sse(*events: object, done: bool = True, tail: bytes = b"") -> bytes:

@@ -12,7 +12,12 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from _provider_testkit import (
+
+from server.chat import ChatRequest, FinishReason, Message, Role, StreamEvent, TextPart
+from server.providers.adapters import adapter_for
+from server.providers.base import ErrorKind, UpstreamError
+from server.providers.transport import UpstreamClient
+from tests.unit.providers._provider_testkit import (
     Outcome,
     ReplayServer,
     endpoint_for,
@@ -21,11 +26,6 @@ from _provider_testkit import (
     merge,
     spec_of,
 )
-
-from server.chat import ChatRequest, FinishReason, Message, Role, StreamEvent, TextPart
-from server.providers.adapters import adapter_for
-from server.providers.base import ErrorKind, UpstreamError
-from server.providers.transport import UpstreamClient
 
 STOP, LENGTH, TOOLS = FinishReason.STOP, FinishReason.LENGTH, FinishReason.TOOL_CALLS
 HI = ChatRequest(messages=(Message(Role.USER, (TextPart("hi"),)),))

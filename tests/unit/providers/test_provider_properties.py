@@ -9,14 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from _provider_testkit import (
-    Outcome,
-    decode_fixture,
-    decode_pieces,
-    fixture_names,
-    load_reply,
-    spec_of,
-)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +16,14 @@ from server.providers.adapters import adapter_for
 from server.providers.base import SseEvent, UpstreamError
 from server.providers.sse import SseParser
 from server.registry.llm import ApiSpec
+from tests.unit.providers._provider_testkit import (
+    Outcome,
+    decode_fixture,
+    decode_pieces,
+    fixture_names,
+    load_reply,
+    spec_of,
+)
 
 STREAMS = [n for n in fixture_names() if n.endswith((".sse", ".jsonl"))]
 NON_ASCII = [n for n in STREAMS if any(b > 127 for b in load_reply(n).body)]

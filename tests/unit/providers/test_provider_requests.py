@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from _provider_testkit import decode_fixture, endpoint_for
 
 from server.chat import (
     ChatRequest,
@@ -31,6 +30,7 @@ from server.providers.groq import GroqAdapter
 from server.providers.openai import OpenAIAdapter
 from server.registry.llm import ApiSpec
 from server.secret import Secret
+from tests.unit.providers._provider_testkit import decode_fixture, endpoint_for
 
 KEY = "sk-test-key-0123456789"
 PNG = b"\x89PNG\r\n\x1a\nfake"

@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from _provider_testkit import ReplayServer, Reply, endpoint_for
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
@@ -19,6 +18,7 @@ from server.providers.base import ErrorKind, UpstreamError
 from server.providers.transport import Timeouts, UpstreamClient, UpstreamTimeout
 from server.registry.llm import ApiSpec
 from server.secret import Secret
+from tests.unit.providers._provider_testkit import ReplayServer, Reply, endpoint_for
 
 HI = ChatRequest(messages=(Message(Role.USER, (TextPart("hi"),)),))
 SSE = {"content-type": "text/event-stream"}
@@ -28,7 +28,7 @@ FINISH = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n
 
 def stream(client: UpstreamClient, url: str, **kw: object) -> AsyncIterator[StreamEvent]:
     spec = ApiSpec.OPENAI
-    return client.stream(adapter_for(spec), endpoint_for(spec, url, **kw), HI)  # type: ignore[arg-type]
+    return client.stream(adapter_for(spec), endpoint_for(spec, url, **kw), HI)
 
 
 async def run(

@@ -18,7 +18,7 @@ from .conftest import MakeLlm
 TEXT = ChatRequest((Message(Role.USER, (TextPart("hi"),)),))
 IMAGE = ChatRequest((Message(Role.USER, (TextPart("what is it?"),
                                          ImagePart("image/png", data=b"\x89PNG"))),))
-TOOLS = ChatRequest(TEXT.messages, tools=(Tool("get_weather", "weather", {}),))
+TOOLS = ChatRequest(TEXT.messages, tools=(Tool("get_weather", "weather", "{}"),))
 
 
 def _with(make_llm: MakeLlm, caps: dict[str, dict[str, bool]]) -> Llm:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import aiohttp
-from _sim_testkit import chat, chat_request, openai_text, read_body
 
 from server.simulator import Behavior, Fault, FaultKind, ReasoningDialect, Simulator
+from tests.unit.simulator._sim_testkit import chat, chat_request, openai_text, read_body
 
 
 async def test_azure_starts_with_prompt_filter_results(session: aiohttp.ClientSession) -> None:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import aiohttp
-from _sim_testkit import openai_text, parse_sse
+
+from tests.unit.simulator._sim_testkit import openai_text, parse_sse
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from _sim_testkit import chat, gemini_text, openai_text
 
 from server.simulator import Behavior, Fault, FaultKind, Simulator, Spec
+from tests.unit.simulator._sim_testkit import chat, gemini_text, openai_text
 
 SPECS = [Spec.OPENAI, Spec.AZURE_OPENAI, Spec.GROQ, Spec.GEMINI]
 TEXT = "one two three four five"

@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from _sim_testkit import Streamed, chat, parse_sse
 
 from server.simulator import Behavior, Fault, FaultKind, Simulator, Spec
+from tests.unit.simulator._sim_testkit import Streamed, chat, parse_sse
 
 # The versioned copy of ../shared/fixtures/upstream kept with the provider tests.
 FIXTURES = Path(__file__).resolve().parents[2] / "unit" / "providers" / "fixtures"

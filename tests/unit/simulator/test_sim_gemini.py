@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import aiohttp
-from _sim_testkit import chat, gemini_text
 
 from server.simulator import Behavior, Fault, FaultKind, Simulator, Usage
+from tests.unit.simulator._sim_testkit import chat, gemini_text
 
 
 async def test_text_stream_framing_matches_gemini(session: aiohttp.ClientSession) -> None:

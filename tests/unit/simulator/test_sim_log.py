@@ -7,9 +7,9 @@ import time
 
 import aiohttp
 import pytest
-from _sim_testkit import chat, chat_request, openai_text, parse_sse
 
 from server.simulator import Behavior, Fault, FaultKind, Simulator
+from tests.unit.simulator._sim_testkit import chat, chat_request, openai_text, parse_sse
 
 LONG = " ".join(f"w{i}" for i in range(200))
 

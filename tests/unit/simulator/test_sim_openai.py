@@ -6,9 +6,9 @@ import json
 
 import aiohttp
 import pytest
-from _sim_testkit import chat, openai_text
 
 from server.simulator import DEFAULT_TEXT, Behavior, ReasoningDialect, Simulator, Usage
+from tests.unit.simulator._sim_testkit import chat, openai_text
 
 
 async def test_text_stream_framing_matches_openai(session: aiohttp.ClientSession) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from _validation_testkit import answered, endpoint, envelope, streamed
 
 from server.registry.llm import ApiSpec
 from server.validation import catalog
 from server.validation.admission import judge
 from server.validation.catalog import CheckVerdict
 from server.validation.report import CheckStatus
+from tests.unit.validation._validation_testkit import answered, endpoint, envelope, streamed
 
 OPENAI, GEMINI, GROQ, AZURE = ApiSpec.OPENAI, ApiSpec.GEMINI, ApiSpec.GROQ, ApiSpec.AZURE_OPENAI
 PATH = "/v1/chat/completions"

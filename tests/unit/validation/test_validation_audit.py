@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from _validation_testkit import audit, stream_body
 
 from server.providers.base import ErrorKind
 from server.registry.llm import ApiSpec
+from tests.unit.validation._validation_testkit import audit, stream_body
 
 OPENAI, GEMINI, GROQ, AZURE = ApiSpec.OPENAI, ApiSpec.GEMINI, ApiSpec.GROQ, ApiSpec.AZURE_OPENAI
 

@@ -7,12 +7,12 @@ import zlib
 
 import orjson
 import pytest
-from _validation_testkit import endpoint
 
 from server.chat import ChatRequest, Generation, ReasoningEffort
 from server.providers.adapters import adapter_for
 from server.registry.llm import ApiSpec
 from server.validation import capability_checks
+from tests.unit.validation._validation_testkit import endpoint
 
 
 def test_the_tiny_png_is_a_valid_16x16_image() -> None:

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from _validation_testkit import endpoint
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard.v1 import registry_pb2 as rpb
 
@@ -27,6 +26,7 @@ from server.validation import (
     ValidationReport,
 )
 from server.validation.cli import check_endpoint
+from tests.unit.validation._validation_testkit import endpoint
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

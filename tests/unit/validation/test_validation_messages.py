@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import orjson
-from _validation_testkit import answered, endpoint
 
 from server.config import Settings
 from server.registry.llm import ApiSpec
@@ -13,6 +12,7 @@ from server.validation import catalog
 from server.validation.admission import judge
 from server.validation.cli import POLICY_CHECK, policy_warning
 from server.validation.report import CheckStatus
+from tests.unit.validation._validation_testkit import answered, endpoint
 
 PATH = "/v1/chat/completions"
 # LiteLLM's proxy, asked with a key that is not its master key and no database behind it.
@@ -42,7 +42,7 @@ def test_a_route_error_on_a_url_of_another_spec_names_the_right_spec() -> None:
 def test_a_missing_key_names_the_flag() -> None:
     body = orjson.dumps({"error": {"message": "Missing bearer", "type": "invalid_request_error",
                                    "code": "invalid_api_key"}})
-    keyless = dataclasses.replace(endpoint(), api_key=None)
+    keyless = dataclasses.replace(endpoint(), api_key=None)  # type: ignore[arg-type]
     failure = next(v for v in judge(answered(401, body), keyless, PATH)
                    if v.status is CheckStatus.FAIL)
     assert "--key" in failure.hint and "set api_key" not in failure.hint

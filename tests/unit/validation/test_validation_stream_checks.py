@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from _validation_testkit import audit, endpoint, stream_body, streamed
 
 from server.registry.llm import ApiSpec
 from server.validation import catalog, stream_checks
 from server.validation.catalog import CheckVerdict
 from server.validation.exchange import Exchange, Failure
 from server.validation.report import CheckStatus
+from tests.unit.validation._validation_testkit import audit, endpoint, stream_body, streamed
 
 BUDGET = stream_checks.Budget(first_token_s=5.0, slow_first_token_s=2.0)
 ROLE = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
