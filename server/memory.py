@@ -1,4 +1,4 @@
-"""Returning freed memory to the operating system after a metadata flood.
+"""Keeping the heap small under a metadata flood, and returning freed memory to the OS.
 
 A caller can make the server parse many calls with megabytes of metadata each (see
 ``server.edge.interceptor.refusal``). Refused at once, that memory is freed, but glibc's
@@ -7,6 +7,13 @@ allocator keeps freed heap pages for reuse, so the process would stay at its pea
 ``malloc_trim(0)`` (in a thread: it walks the heap), which gives the free pages back. Nothing
 happens while no call is refused, and nothing at all where the C library has no
 ``malloc_trim`` (musl, macOS).
+
+The heap itself stays smaller when glibc's mmap threshold is pinned at start-up with the
+environment variable ``MALLOC_MMAP_THRESHOLD_=131072`` (the Docker image sets it): glibc
+otherwise raises the threshold up to 32 MiB after large blocks are freed, so multi-megabyte
+metadata values move into the heap. Pinning it later with ``mallopt`` from Python measured
+worse than not pinning, so this module does not. (Measurements of the flood on the shared
+2-core development machine vary by a factor of two from run to run; README has the figures.)
 """
 
 from __future__ import annotations
@@ -21,13 +28,19 @@ import structlog
 log = structlog.get_logger("switchboard.memory")
 
 
-def _malloc_trim() -> Callable[[], None] | None:
+def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def _malloc_trim() -> Callable[[], None] | None:
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
