@@ -32,16 +32,16 @@ export SWITCHBOARD_GRPCURL := $(GRPCURL_DIR)/grpcurl
 # vendors; cached outside the clone, keyed by this pinned version (tests/llama/README.md).
 LLAMA_CPP_PYTHON_VERSION := $(shell cat tests/llama/VERSION)
 LLAMA_CACHE ?= $(HOME)/.cache/switchboard
-export SWITCHBOARD_LLAMA_HOME := $(LLAMA_CACHE)/llama-cpp-python-$(LLAMA_CPP_PYTHON_VERSION)
+export LLAMA_SERVER_HOME := $(LLAMA_CACHE)/llama-cpp-python-$(LLAMA_CPP_PYTHON_VERSION)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/generated:$(CURDIR)/clients/python
 
-.PHONY: help venv demo test test-unit test-integration generate check-generated lint typecheck \
+.PHONY: help venv demo test test-fast test-unit test-integration generate check-generated lint typecheck \
         bench bench-router soak run clean buf-lint buf-breaking go-deps generate-clients \
         check-generated-clients lab lab-deps grpcurl llama-server
 
 help:
-	@echo "make demo | test | generate | check-generated | lint | typecheck | bench | bench-router | soak | run"
+	@echo "make demo | test | test-fast | generate | check-generated | lint | typecheck | bench | bench-router | soak | run"
 	@echo "make generate-clients | check-generated-clients | go-deps | grpcurl | buf-lint | buf-breaking"
 	@echo "make lab (build /lab) | lab-deps | browser-deps"
 

@@ -266,6 +266,6 @@ async def run_admin(args: argparse.Namespace) -> int:
 
 async def check_endpoint(args: argparse.Namespace, endpoint: Any,
                          show: Callable[[Any], None]) -> int:
-    from server.validation.cli import check_endpoint as run
+    from server.edge.check_endpoint import check_endpoint as run
 
     return await run(endpoint, show)

@@ -379,7 +379,11 @@ class SessionService:
         if turn.claim is None:
             return True
         claim, turn.claim = turn.claim, None
-        turn.version = await claim
+        try:
+            turn.version = await asyncio.shield(claim)
+        except asyncio.CancelledError:  # the caller left: free the hold once it is taken
+            self._release_when_claimed(claim, turn)
+            raise
         if turn.version == turn.session.version + 1:  # nothing else wrote since our copy
             return True
         session = turn.session
@@ -406,10 +410,13 @@ class SessionService:
         return turn.version if turn.version >= 0 else None
 
     def _release_when_claimed(self, claim: asyncio.Future[int], turn: SessionTurn) -> None:
+        """A turn cancelled while its claim was in flight (before any output): once the claim
+        lands, the turn is written as cut short (its new messages) and the session freed."""
         async def release() -> None:
             with contextlib.suppress(Exception):
                 version = await claim
-                await self._end(None, turn.session.id, turn.turn_id, version, [])
+                await self._end(turn.session, turn.session.id, turn.turn_id, version,
+                                turn.messages(None))
 
         task = asyncio.ensure_future(release())
         self._writes.add(task)

@@ -84,6 +84,7 @@ export class ChatView {
     const name = (id: string) => names.get(id) ?? id;
     const reasonings = new Map<string, HTMLElement>();
     let finalText = "";
+    let turnId = "";
     this.abort = new AbortController();
     this.send.disabled = true;
     this.stopButton.disabled = false;
@@ -94,6 +95,7 @@ export class ChatView {
       const request = { target: await this.target(), messages };
       for await (const ev of conversations.converse(request, { signal: this.abort.signal })) {
         const e = ev.event;
+        if (e.case === "started") turnId = e.value.turnId;
         if (e.case === "started" && e.value.historyMessagesOmitted > 0) {
           events.append(h("li", { class: "omitted" }, `${e.value.historyMessagesOmitted} earlier messages omitted to fit the context window`));
         } else if (e.case === "route") {
@@ -139,6 +141,9 @@ export class ChatView {
       if (p.aborted) {
         meta.textContent = "Stopped: the turn was cancelled.";
         turn.classList.add("stopped");
+        const heard = [...texts.values()].filter((t) => !t.classList.contains("discarded"))
+          .map((t) => t.textContent ?? "").join("").length;
+        if (this.sessionId && turnId) await this.truncate(turn, turnId, heard);
       } else {
         turn.append(problemView(p, "The turn failed"));
       }
@@ -147,6 +152,22 @@ export class ChatView {
       this.send.disabled = false;
       this.stopButton.disabled = true;
       this.input.focus();
+    }
+  }
+
+  // Barge-in in a session: the server keeps only what was shown of the stopped answer
+  // (TruncateTurn), so the next turn's history matches what the user saw.
+  private async truncate(turn: HTMLElement, turnId: string, heard: number): Promise<void> {
+    try {
+      const res = await conversations.truncateTurn({ sessionId: this.sessionId, turnId, heardTextChars: heard });
+      const messages = res.session?.messages ?? [];
+      const last = [...messages].reverse().find((m) => m.turnId === turnId && m.role === Role.ASSISTANT);
+      const kept = last?.parts.map((part) => (part.kind.case === "text" ? part.kind.value : "")).join("") ?? "";
+      turn.append(h("p", { class: "truncated muted" },
+        `Session history: ${messages.length} messages; the stopped answer is kept as the ${kept.length} characters shown` +
+        (last?.interrupted ? " (marked interrupted)." : ".")));
+    } catch (err) {
+      turn.append(problemView(problem(err), "The session history could not be truncated"));
     }
   }
 

@@ -24,8 +24,8 @@ class EndpointForm {
   private baseUrl = h("input", { name: "baseUrl", type: "url", required: true, placeholder: "https://host/v1", autocomplete: "off" });
   private model = h("input", { name: "model", required: true, autocomplete: "off" });
   private apiKey = h("input", { name: "apiKey", type: "password", autocomplete: "new-password" });
-  private apiVersion = h("input", { name: "apiVersion", placeholder: "2024-10-21", autocomplete: "off" });
-  private label = h("input", { name: "label", placeholder: "eu-west", autocomplete: "off" });
+  private apiVersion = h("input", { name: "apiVersion", placeholder: "e.g. 2024-10-21", autocomplete: "off" });
+  private label = h("input", { name: "label", placeholder: "e.g. eu-west", autocomplete: "off" });
   private priority = h("input", { name: "priority", type: "number", min: 0, step: 1 });
   private window = h("input", { name: "contextWindowTokens", type: "number", min: 0, step: 1 });
   private headers: HeaderRow[] = [];

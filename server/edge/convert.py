@@ -184,6 +184,8 @@ def endpoint_to_pb(e: Endpoint, out: lpb.Endpoint) -> None:
         out.capabilities.reasoning_dialect = str(caps.get("reasoning_dialect", ""))
         out.capabilities.tool_calling = bool(caps.get("tool_calling"))
         out.capabilities.image_input = bool(caps.get("image_input"))
+        out.capabilities.reported_context_window_tokens = int(
+            caps.get("reported_context_window_tokens") or 0)
         out.capabilities.continues_partial_answer = bool(caps.get("continues_partial_answer"))
 
 

@@ -29,6 +29,38 @@ class Validator:
         yield rpb.ValidateLlmResponse(report=report)
 
 
+# grpc-status-details-bin travels as metadata, whose default soft limit is 8 KiB for every
+# header together: a full report of many checks reached it and arrived as RESOURCE_EXHAUSTED.
+DETAILS_BUDGET_BYTES = 3000
+_TEXT_CHARS = 240
+
+
+def failing_checks(report: rpb.ValidationReport) -> rpb.ValidationReport:
+    """The report cut down for a status's error details: each endpoint with only its failed
+    required checks (observed and hint, shortened), well under ``DETAILS_BUDGET_BYTES``."""
+    out = rpb.ValidationReport(passed=report.passed)
+    for r in report.endpoints:
+        if r.passed:
+            continue
+        kept = out.endpoints.add(endpoint_id=r.endpoint_id, base_url=r.base_url[:_TEXT_CHARS],
+                                 passed=False)
+        for c in r.checks:
+            if c.required and c.status == rpb.CHECK_STATUS_FAIL:
+                kept.checks.add(check=c.check, status=c.status, required=True,
+                                observed=_cut(c.observed), hint=_cut(c.hint))
+    while out.ByteSize() > DETAILS_BUDGET_BYTES:  # many endpoints: drop checks from the end
+        last = out.endpoints[-1]
+        if len(last.checks) > 1:
+            del last.checks[-1]
+        else:
+            del out.endpoints[-1]
+    return out
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _TEXT_CHARS else text[: _TEXT_CHARS - 1] + "…"
+
+
 def with_capabilities(llm: Llm, report: rpb.ValidationReport | None) -> Llm:
     """The LLM with what validation detected recorded on each endpoint (stored with it)."""
     if report is None:
@@ -39,6 +71,7 @@ def with_capabilities(llm: Llm, report: rpb.ValidationReport | None) -> Llm:
             "reasoning_dialect": r.capabilities.reasoning_dialect,
             "tool_calling": r.capabilities.tool_calling,
             "image_input": r.capabilities.image_input,
+            "reported_context_window_tokens": r.capabilities.reported_context_window_tokens,
             "continues_partial_answer": r.capabilities.continues_partial_answer,
         }
         for r in report.endpoints if r.HasField("capabilities")
@@ -78,12 +111,12 @@ class RegistryServicer(registry_pb2_grpc.LlmRegistryServicer):
             failed = [f"{r.endpoint_id}: {c.check} ({c.hint or c.observed})"
                       for r in report.endpoints for c in r.checks
                       if c.required and c.status == rpb.CHECK_STATUS_FAIL]
-            rpc.call().error_details = (report,)
+            rpc.call().error_details = (failing_checks(report),)
             raise FailedPrecondition(
                 "validation failed: " + "; ".join(failed[:3])
                 + (f" (and {len(failed) - 3} more)" if len(failed) > 3 else "")
-                + "; the full ValidationReport is in the error details",
-                reason="VALIDATION_FAILED")
+                + "; the failing checks are in the error details (ValidateLlm streams the "
+                "full report)", reason="VALIDATION_FAILED")
         return report
 
     async def CreateLlm(self, request: rpb.CreateLlmRequest, context: ServicerContext

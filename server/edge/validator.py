@@ -60,6 +60,7 @@ def endpoint_report_to_pb(r: EndpointReport, validate_time: datetime) -> rpb.End
     out.capabilities.CopyFrom(lpb.EndpointCapabilities(
         reasoning=caps.reasoning, reasoning_dialect=caps.reasoning_dialect,
         tool_calling=caps.tool_calling, image_input=caps.image_input,
+        reported_context_window_tokens=caps.reported_context_window_tokens,
         continues_partial_answer=caps.continues_partial_answer,
         validate_time=timestamp(validate_time)))
     if r.ttft_s is not None:

@@ -65,6 +65,7 @@ class UpstreamError(Exception):
     own error message after scrubbing, and never holds keys or raw bodies.
     ``failover_helps`` says whether trying another endpoint can help.
     ``retry_after_s`` is the provider's requested wait (Retry-After, RetryInfo), if any.
+    ``context_window_tokens``: for CONTEXT_LENGTH, the window the error body stated (0: none).
     """
 
     def __init__(
@@ -76,9 +77,11 @@ class UpstreamError(Exception):
         retry_after_s: float | None = None,
         provider_code: str = "",
         failover_helps: bool | None = None,
+        context_window_tokens: int = 0,
     ) -> None:
         super().__init__(message)
         self.kind = kind
+        self.context_window_tokens = context_window_tokens
         self.message = message
         self.status = status
         self.retry_after_s = retry_after_s

@@ -196,6 +196,28 @@ _UNSUPPORTED_RE = re.compile(
     r"|\bmmproj\b|tools? param requires --jinja|unsupported (?:content|input|image|message)"
     r"|(?:image_url|input_audio) is only supported"
 )
+# The window stated in a context-length error: OpenAI, vLLM and Azure ("maximum context
+# length is 8192 tokens"), llama.cpp ("exceeds the available context size (256 tokens)"),
+# Gemini ("exceeds the maximum number of tokens allowed (1048576)"), and newer phrasings
+# ("context window of 128000 tokens", "the configured limit of 272000 tokens").
+_WINDOW_RES = tuple(re.compile(p, re.I) for p in (
+    r"maximum context length is (\d[\d,]*) tokens",
+    r"available context size \((\d[\d,]*) tokens\)",
+    r"maximum number of tokens allowed \((\d[\d,]*)\)",
+    r"context (?:window|length|size) (?:is |of )(\d[\d,]*) tokens",
+    r"configured limit of (\d[\d,]*) tokens",
+    r"tokens > (\d[\d,]*) maximum",
+))
+
+
+def context_window_from(message: str) -> int:
+    """The context window a context-length error states, in tokens; 0 if it states none."""
+    for pattern in _WINDOW_RES:
+        if m := pattern.search(message):
+            return int(m.group(1).replace(",", ""))
+    return 0
+
+
 _FILTER_CODES = ("content_filter", "content_policy", "responsibleaipolicyviolation", "safety")
 
 
@@ -334,6 +356,8 @@ def classify_http_error(
         retry_after_s=retry,
         provider_code=provider_code(fields),
         failover_helps=True if account_level else None,
+        context_window_tokens=(context_window_from(f"{fields.message} {fields.detail}")
+                               if kind is ErrorKind.CONTEXT_LENGTH else 0),
     )
 
 
@@ -361,4 +385,6 @@ def classify_error_object(obj: object, *, label: str) -> UpstreamError:
         status=status,
         retry_after_s=fields.retry_delay_s,
         provider_code=provider_code(fields),
+        context_window_tokens=(context_window_from(fields.message)
+                               if kind is ErrorKind.CONTEXT_LENGTH else 0),
     )

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import hashlib
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ import orjson
 import structlog
 
 from server.chat import Generation
+from server.clock import Clock, SystemClock
 from server.errors import Aborted, InvalidArgument, NotFound, Violations
 from server.ids import new_id
 from server.registry.codec import Sealer, from_record, legacy_headers_sealed, to_record_body
@@ -249,6 +249,12 @@ def _headers(e: EndpointDraft, old: Endpoint | None) -> tuple[tuple[str, HeaderV
     return tuple(out)
 
 
+def _identity(e: Endpoint) -> tuple[object, ...]:
+    """What makes an endpoint the same upstream: a change of any of these is a new one."""
+    return (e.api_spec, e.base_url, e.model, e.api_key.reveal(), e.api_version,
+            e.extra_headers)
+
+
 class RegistryService:
     def __init__(
         self,
@@ -258,10 +264,17 @@ class RegistryService:
         cache_ttl_s: float = 2.0,
         on_delete: Callable[[Llm], None] | None = None,
         max_stale_s: float = 30.0,
+        on_endpoint_change: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """``cache_ttl_s``: how long a turn uses a cached LLM without asking the store;
         ``max_stale_s``: how long past that a turn may still use it while a background read
-        refreshes it (the store being slow or down does not stall turns for that long)."""
+        refreshes it (the store being slow or down does not stall turns for that long).
+        ``on_endpoint_change(endpoint_id)``: an endpoint's key, URL, model or spec changed, or
+        it was removed, as this replica learns it (its own update, or a read of another
+        replica's, such as the background refresh): its router state must start afresh.
+        ``clock``: what the cache ages are read from (tests move a ``FakeClock``)."""
+        self._clock = clock or SystemClock()
         self._store = store
         self._sealer = sealer
         self._url_guard = url_guard
@@ -271,6 +284,19 @@ class RegistryService:
         self._refreshing: dict[tuple[str, str], asyncio.Future[Llm]] = {}
         self._retry_at: dict[tuple[str, str], float] = {}  # after a failed background refresh
         self._on_delete = on_delete
+        self._on_endpoint_change = on_endpoint_change
+
+    def _cached(self, llm: Llm) -> None:
+        """Caches ``llm``; tells ``on_endpoint_change`` which endpoints changed since the
+        version this replica had."""
+        old = self._cache.get(llm.id)
+        self._cache[llm.id] = (self._clock.monotonic(), llm)
+        if old is None or self._on_endpoint_change is None or old[1].etag == llm.etag:
+            return
+        now = {e.id: _identity(e) for e in llm.endpoints}
+        for e in old[1].endpoints:
+            if now.get(e.id) != _identity(e):
+                self._on_endpoint_change(e.id)
 
     async def _guard_urls(self, draft: LlmDraft) -> None:
         if self._url_guard is not None:
@@ -326,7 +352,7 @@ class RegistryService:
                       llm.update_time, etag)
         )
         stored = replace(llm, etag=etag)
-        self._cache[llm.id] = (time.monotonic(), stored)
+        self._cached(stored)
         return stored
 
     async def get(self, account_id: str, llm_id: str) -> Llm:
@@ -338,7 +364,7 @@ class RegistryService:
             raise NotFound(f"LLM {llm_id!r} not found", resource_type="llm",
                            resource_name=llm_id, reason="LLM_NOT_FOUND")
         llm = from_record(record, self._sealer)
-        self._cache[llm.id] = (time.monotonic(), llm)
+        self._cached(llm)
         return llm
 
     async def resolve(self, account_id: str, llm_id: str) -> Llm:
@@ -352,7 +378,7 @@ class RegistryService:
         """
         hit = self._cache.get(llm_id)
         if hit is not None and hit[1].account_id == account_id:
-            now = time.monotonic()
+            now = self._clock.monotonic()
             if now - hit[0] < self._cache_ttl_s:
                 return hit[1]
             if now - hit[0] < self._max_stale_s:
@@ -378,7 +404,7 @@ class RegistryService:
         if exc is None or isinstance(exc, NotFound):
             self._retry_at.pop(key, None)
         else:  # the store is failing: try again in a second, not on every turn
-            self._retry_at[key] = time.monotonic() + 1.0
+            self._retry_at[key] = self._clock.monotonic() + 1.0
             log.warning("registry read failed", llm_id=key[1], error_type=type(exc).__name__)
 
     async def list(self, account_id: str, page_size: int, page_token: str
@@ -434,7 +460,7 @@ class RegistryService:
         if not await self._store.replace_llm(record, existing.etag):
             raise Aborted(f"LLM {updated.id!r} was changed concurrently; get it and retry")
         stored = replace(updated, etag=etag)
-        self._cache[stored.id] = (time.monotonic(), stored)
+        self._cached(stored)
         return stored
 
     async def delete(self, account_id: str, llm_id: str, etag: str) -> None:

@@ -34,12 +34,25 @@ from server.routing.plan import Candidate, Reason, RoutePlan, SkipReason, StopRe
 class EndpointState:
     """Everything the router keeps about one endpoint."""
 
-    __slots__ = ("breaker", "cooldown", "latency")
+    __slots__ = ("breaker", "cooldown", "latency", "learned_window_tokens")
 
     def __init__(self, config: RouterConfig, rng: random.Random) -> None:
         self.latency = LatencyModel(config.latency)
         self.breaker = CircuitBreaker(config.breaker, rng)
         self.cooldown = RateCooldown(config.breaker)
+        self.learned_window_tokens = 0  # stated by the endpoint's own context-length error
+
+
+REPORTED_WINDOW = "reported_context_window_tokens"  # the capability validation records
+
+
+def window_tokens(ep: Endpoint, st: EndpointState | None) -> int:
+    """The endpoint's context window as best known (0: unknown): what its own error stated,
+    else the declared ``context_window_tokens``, else what the server reported at
+    validation (``GET /v1/models``, llama.cpp's ``/props``)."""
+    learned = st.learned_window_tokens if st is not None else 0
+    reported = ep.capabilities.get(REPORTED_WINDOW) or 0
+    return learned or ep.context_window_tokens or (reported if isinstance(reported, int) else 0)
 
 
 # Skips that mean "tried already / cannot take it", not "unavailable for a while".
@@ -131,9 +144,11 @@ class Ranker:
         ranked: list[_Ranked],
     ) -> tuple[SkipReason | None, float]:
         """Append ``ep`` to ``ranked`` if eligible; else why not and how long until it may be."""
-        if larger_than is not None and ep.context_window_tokens <= larger_than:
-            return SkipReason.CONTEXT_WINDOW_TOO_SMALL, math.inf
         st = self._state_of(ep.id)
+        window = window_tokens(ep, st)
+        # An unknown window may be the larger one: it is a candidate after a context failure.
+        if larger_than is not None and 0 < window <= larger_than:
+            return SkipReason.CONTEXT_WINDOW_TOO_SMALL, math.inf
         breaker = st.breaker
         cooling = st.cooldown.remaining_s(now)
         if cooling > 0:
@@ -145,7 +160,6 @@ class Ranker:
             return SkipReason.TRIAL_IN_FLIGHT, self._config.trial_busy_retry_after_s
         if ep.id in exclude:  # after the checks above, so a plan says when it could retry
             return SkipReason.EXCLUDED, math.inf
-        window = ep.context_window_tokens
         fits = window <= 0 or prompt_tokens <= window
         expected = st.latency.expected_ttft_s(prompt_tokens)
         entry = _Ranked(ep, st.latency, state, fits, expected)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Collection, Iterable
+from dataclasses import replace
 
 from server.clock import Clock
 from server.providers.base import ErrorKind, UpstreamError
@@ -27,8 +28,15 @@ from server.routing.attempt import Attempt
 from server.routing.breaker import CircuitState, HealthVerdict, verdict_of
 from server.routing.config import RouterConfig
 from server.routing.journal import JournalView, RoutingJournal
-from server.routing.plan import EndpointHealth, ProbeStatus, Reason, RoutePlan, StopReason
-from server.routing.ranking import EndpointState, Ranker
+from server.routing.plan import (
+    Candidate,
+    EndpointHealth,
+    ProbeStatus,
+    Reason,
+    RoutePlan,
+    StopReason,
+)
+from server.routing.ranking import EndpointState, Ranker, window_tokens
 
 # After these, the same endpoint may be retried (after a backoff) when nothing else is left.
 _RETRY_SAME = frozenset(
@@ -132,7 +140,7 @@ class Router:
         self, llm: Llm, prompt_tokens: int, failed_id: str, tried: set[str], now: float
     ) -> RoutePlan:
         failed = llm.endpoint(failed_id)
-        window = failed.context_window_tokens if failed is not None else 0
+        window = window_tokens(failed, self._endpoints.get(failed_id)) if failed else 0
         plan = self._ranker.rank(
             llm,
             prompt_tokens,
@@ -142,7 +150,13 @@ class Router:
             larger_than=window or prompt_tokens,
             reason=Reason.LARGER_CONTEXT_WINDOW,
         )
-        if plan.candidates or plan.stop is StopReason.ALL_UNAVAILABLE:
+        if plan.candidates:  # a known larger window before an unknown one, else by rank
+            def unknown(c: Candidate) -> bool:
+                ep = llm.endpoint(c.endpoint_id)
+                return ep is None or not window_tokens(ep, self._endpoints.get(c.endpoint_id))
+
+            return replace(plan, candidates=tuple(sorted(plan.candidates, key=unknown)))
+        if plan.stop is StopReason.ALL_UNAVAILABLE:
             return plan
         return RoutePlan((), plan.skipped, StopReason.NO_LARGER_CONTEXT_WINDOW)
 
@@ -223,6 +237,8 @@ class Router:
         if error is None:
             st.breaker.release()
             return
+        if error.kind is ErrorKind.CONTEXT_LENGTH and error.context_window_tokens > 0:
+            st.learned_window_tokens = error.context_window_tokens  # the server's own word
         verdict = verdict_of(error.kind)
         if verdict is HealthVerdict.NEUTRAL:
             st.breaker.release()

@@ -22,6 +22,7 @@ from server.simulator.answer import (
     last_user_text_gemini,
     last_user_text_openai,
     prefill_text,
+    prompt_tokens,
 )
 from server.simulator.behavior import (
     HTTP_FAULTS,
@@ -146,7 +147,8 @@ class _Routes:
         fmt = self.state.formats[spec]
         reply = self._auth(request, spec, fmt, ErrorContext(path=request.path))
         if reply is None:
-            names = sorted(self.state.known_models or {"gpt-4o-mini", "gpt-4o"})
+            served = {"gpt-4o-mini", "gpt-4o", *self.state.served_models}
+            names = sorted(self.state.known_models or served)
             data = [
                 {"id": n, "object": "model", "created": 1715367049, "owned_by": "system"}
                 for n in names
@@ -180,6 +182,8 @@ class _Routes:
         if reply is not None:
             return await self.respond.send(request, record, reply)
         assert body is not None
+        if self.state.known_models is None and model:
+            self.state.served_models.add(model)
         streaming = stream_route if spec is Spec.GEMINI else body.get("stream") is True
         fault = self.state.take_fault(streaming)
         record.fault = fault.kind if fault is not None else None
@@ -211,6 +215,9 @@ class _Routes:
             return fmt.bad_request(
                 ErrorContext(message=message, param=param, gemini_sse=ctx.gemini_sse)
             )
+        window = self.state.behavior.context_window_tokens
+        if window is not None and body is not None and prompt_tokens(body) > window:
+            return fmt.http_error(FaultKind.CONTEXT_LENGTH, ctx)
         known = self.state.known_models
         if known is not None and ctx.model not in known:
             return fmt.http_error(FaultKind.NOT_FOUND, ctx)

@@ -27,6 +27,8 @@ class SimState:
         self._behavior = behavior
         self.api_key = api_key
         self.known_models = frozenset(known_models) if known_models is not None else None
+        # Serving any model name, the simulator lists the ones it has served (GET /models).
+        self.served_models: set[str] = set()
         self.log = RequestLog()
         self.rng = random.Random(seed)
         self.formats: dict[Spec, WireFormat] = wire_formats()

@@ -53,6 +53,8 @@ class Capabilities:
     reasoning_dialect: str = ""  # reasoning_content | reasoning | think_tags | thought_parts
     tool_calling: bool = False
     image_input: bool = False
+    # The window the server itself reported (GET /v1/models, llama.cpp's /props); 0: none.
+    reported_context_window_tokens: int = 0
     continues_partial_answer: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -61,6 +63,7 @@ class Capabilities:
             "reasoning_dialect": self.reasoning_dialect,
             "tool_calling": self.tool_calling,
             "image_input": self.image_input,
+            "reported_context_window_tokens": self.reported_context_window_tokens,
             "continues_partial_answer": self.continues_partial_answer,
         }
 

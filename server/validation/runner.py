@@ -14,7 +14,7 @@ DNS and TLS were settled earlier) with live traffic, and the session closes with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -26,7 +26,14 @@ from server.chat import ChatRequest, Generation
 from server.providers.adapters import adapter_for
 from server.registry.llm import Endpoint
 from server.secret import Secret
-from server.validation import admission, capability_checks, catalog, exchange, stream_checks
+from server.validation import (
+    admission,
+    capability_checks,
+    catalog,
+    exchange,
+    listing,
+    stream_checks,
+)
 from server.validation.audit import StreamAudit, new_audit
 from server.validation.catalog import CheckVerdict
 from server.validation.network import Target, connect, handshake, resolve
@@ -125,6 +132,7 @@ class _EndpointRun:
         self.capabilities = Capabilities()
         self.ttft_s: float | None = None
         self.prompt_tokens = 0
+        self.reported_window_tokens = 0
 
     async def run(self) -> EndpointReport:
         try:
@@ -181,6 +189,9 @@ class _EndpointRun:
         path = url.path + (f"?{url.query}" if url.query else "")
         verdicts = admission.judge(ex, self.endpoint, path)
         admitted = next((v.check for v in verdicts if v.status is CheckStatus.FAIL), "")
+        if not admitted:
+            verdicts = await self._listed(verdicts, http.headers)
+            admitted = next((v.check for v in verdicts if v.status is CheckStatus.FAIL), "")
         budget = stream_checks.Budget(self.limits.turn.first_token_s,
                                       self.limits.slow_first_token_s)
         verdicts += stream_checks.judge(ex, audit, self.endpoint, budget, admitted)
@@ -196,6 +207,24 @@ class _EndpointRun:
         usable = not admitted and ex.streamed and audit.events > 0 and (
             first_token is not CheckStatus.FAIL)
         return audit if usable else None
+
+    async def _listed(self, verdicts: list[CheckVerdict], headers: Mapping[str, str]
+                      ) -> list[CheckVerdict]:
+        """Reads the server's model list and window; ``request.model`` FAILS for a model it
+        does not list (llama.cpp answers any name with its one model)."""
+        found = await listing.fetch(self.session, self.endpoint, headers)
+        self.reported_window_tokens = found.window_tokens
+        model = self.endpoint.model
+        if found.lists(model):
+            return verdicts
+        shown = ", ".join(repr(m) for m in found.models[:5])
+        more = f" and {len(found.models) - 5} more" if len(found.models) > 5 else ""
+        server = "llama.cpp answers any model name, but it" if found.llama_cpp else "the server"
+        bad = catalog.failed(
+            catalog.MODEL, f"{model!r} is not in GET /models, which lists {shown}{more}",
+            f"set the endpoint's model to a listed id: {server} serves only those"
+            + (" (llama-server --alias names the model)" if found.llama_cpp else ""))
+        return [bad if v.check == catalog.MODEL else v for v in verdicts]
 
     async def _capabilities(self, basic: StreamAudit) -> None:
         for name in catalog.CAPABILITIES:
@@ -235,6 +264,7 @@ class _EndpointRun:
             reasoning=bool(dialect), reasoning_dialect=dialect,
             tool_calling=r[catalog.TOOL_CALLING].status is CheckStatus.PASS,
             image_input=r[catalog.IMAGE_INPUT].status is CheckStatus.PASS,
+            reported_context_window_tokens=self.reported_window_tokens,
             continues_partial_answer=r[catalog.CONTINUATION].status is CheckStatus.PASS)
 
     async def _probe(self, request: ChatRequest) -> tuple[exchange.Exchange, StreamAudit]:

@@ -1,7 +1,7 @@
 """What one turn costs the Switchboard process, per edge, in measures that survive a busy host.
 
-    python -m tests.bench.edge_cost [--edge grpc|session|http] [--turns 400] [--concurrency 1]
-                                    [--under callgrind|strace] [--gap-ms 2]
+    python -m tests.bench.edge_cost [--edge grpc|session|http|connect] [--turns 400]
+                                    [--concurrency 1] [--under callgrind|strace] [--gap-ms 2]
 
 Starts the simulator and ``python -m server.main`` (optionally under ``valgrind
 --tool=callgrind`` or ``strace -c -f``), warms the path up, then runs ``--turns`` turns and
@@ -32,7 +32,13 @@ import uvloop
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard_client import AsyncClient
 
-from tests.bench.drivers import Driver, HttpSseDriver, SwitchboardDriver, TurnResult
+from tests.bench.drivers import (
+    ConnectDriver,
+    Driver,
+    HttpSseDriver,
+    SwitchboardDriver,
+    TurnResult,
+)
 from tests.bench.procs import Proc
 from tests.bench.services import (
     API_KEY,
@@ -48,7 +54,7 @@ from tests.bench.services import (
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tests.bench.edge_cost", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--edge", choices=("grpc", "session", "http"), default="grpc")
+    p.add_argument("--edge", choices=("grpc", "session", "http", "connect"), default="grpc")
     p.add_argument("--turns", type=int, default=400)
     p.add_argument("--warmup", type=int, default=40)
     p.add_argument("--concurrency", type=int, default=1)
@@ -93,6 +99,8 @@ async def _measure(a: argparse.Namespace, server: Proc, target: str, http_port: 
     driver: Driver
     if a.edge == "http":
         driver = HttpSseDriver("http", f"http://127.0.0.1:{http_port}/v1", llm_id, API_KEY)
+    elif a.edge == "connect":
+        driver = ConnectDriver("connect", f"http://127.0.0.1:{http_port}", API_KEY, llm_id)
     else:
         driver = SwitchboardDriver(a.edge, target, API_KEY, llm_id, sessions=a.edge == "session",
                                    deadline_s=600)
@@ -151,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={workdir}/callgrind.out",
                 "--dump-instr=no", "--collect-atstart=yes"]
     env = dict(item.split("=", 1) for item in a.server_env)
-    http_port = free_port() if a.edge == "http" else 0
+    http_port = free_port() if a.edge in ("http", "connect") else 0
     server, target = start_switchboard(workdir, extra_env=env, http_port=http_port, wrap=wrap)
     try:
         uvloop.run(_measure(a, server, target, http_port, sim_url, workdir))

@@ -111,13 +111,14 @@ def checks(points: Sequence[Point], streams: dict[str, Any] | None) -> list[Chec
 
     grpc, t0, front = at("switchboard", 50), at("tensorzero", 50), at("frontdoor", 50)
     floor, session, direct = at("floor", 50), at("session", 50), at("direct", 50)
-    for relay in (grpc, floor):
+    connect = at("connect", 50)  # the same Converse on the HTTP port: not a target, a reference
+    for relay in (grpc, floor, connect):
         if relay and t0:
             out.append(Check(f"c=50 turns/s: {NAMES[relay.target]} vs TensorZero",
                              "≥ TensorZero's", f"{relay.turns_per_s:.1f} vs "
                              f"{t0.turns_per_s:.1f}", relay.turns_per_s >= t0.turns_per_s,
                              floor=relay is floor))
-    for relay in (grpc, floor):
+    for relay in (grpc, floor, connect):
         if relay and front:
             ratio = relay.proxy_cpu_s_per_1k / front.proxy_cpu_s_per_1k
             out.append(Check(f"c=50 CPU per turn: {NAMES[relay.target]} vs the front door",
@@ -146,9 +147,11 @@ def checks(points: Sequence[Point], streams: dict[str, Any] | None) -> list[Chec
 def cpu_table(points: Sequence[Point]) -> str:
     """CPU milliseconds per completed turn, per process, behind each closed-loop row. The
     target's own process (Switchboard, the floor, LiteLLM) is read from /proc; TensorZero's
-    embedded gateway runs inside the load generator, so its cost is in that column."""
-    lines = ["| concurrency | target | target process | simulator | load generator | all three |",
-             "|---:|---|---:|---:|---:|---:|"]
+    embedded gateway runs inside the load generator, so its cost is in that column. Text
+    deltas per turn: how many the client received (fewer when deltas read together were sent
+    as one, which happens more the busier the host is): CPU per turn moves with it."""
+    lines = ["| concurrency | target | target process | simulator | load generator | all three | "
+             "text deltas per turn |", "|---:|---|---:|---:|---:|---:|---:|"]
     for load in sorted({p.load for p in points if p.shape == "closed"}):
         for target in NAMES:
             p = _find(points, target, "closed", load)
@@ -158,7 +161,7 @@ def cpu_table(points: Sequence[Point]) -> str:
             total = own + p.upstream_cpu_s_per_1k + p.loadgen_cpu_s_per_1k
             lines.append(f"| {load:g} | {NAMES[target]} | {_f(p.proxy_cpu_s_per_1k, 2)} | "
                          f"{_f(p.upstream_cpu_s_per_1k, 2)} | {_f(p.loadgen_cpu_s_per_1k, 2)} | "
-                         f"{_f(total, 2)} |")
+                         f"{_f(total, 2)} | {_f(p.deltas_per_turn)} |")
     return "\n".join(lines)
 
 

@@ -49,7 +49,7 @@ from tests.bench.drivers import (
     TurnResult,
     tensorzero_config,
 )
-from tests.bench.load import closed_loop, open_loop
+from tests.bench.load import Run, closed_loop, open_loop
 from tests.bench.procs import Proc, host_busy_s
 from tests.bench.services import (
     API_KEY,
@@ -82,6 +82,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="smoke run: concurrency 1 only, 2 s points, no LiteLLM/open loop/streams")
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured per point")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per point")
+    p.add_argument("--slices", type=int, default=1,
+                   help="split each point into this many slices, run round-robin over the "
+                   "targets of a load (each slice: --duration/N after its own warm-up), so a "
+                   "shared host's changing load falls on every target alike")
     p.add_argument("--concurrency", type=_ints, default=[1, 10, 50, 200])
     p.add_argument("--session-concurrency", type=_ints, default=[1, 50])
     p.add_argument("--rates", type=_floats, default=[100.0, 200.0],
@@ -106,6 +110,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", metavar="DIR",
                    help="after the run, record the server with py-spy at --profile-concurrency")
     p.add_argument("--profile-concurrency", type=int, default=50)
+    p.add_argument("--profile-target", choices=("switchboard", "session", "frontdoor", "connect"),
+                   default="switchboard", help="which of the server's edges to profile")
     p.add_argument("--profile-rate", type=int, default=400, help="py-spy samples per second")
     p.add_argument("--profile-native", action="store_true",
                    help="py-spy --native (C frames too; pauses the server while sampling)")
@@ -173,8 +179,9 @@ class Bench:
 
     # -- measuring ---------------------------------------------------------------------------
 
-    async def _point(self, driver: Driver, target: str, proxy: Proc | None, shape: str,
-                     load: float) -> Point:
+    async def _slice(self, driver: Driver, proxy: Proc | None, shape: str, load: float,
+                     duration: float) -> tuple[Run, tuple[float, ...]]:
+        """One measured window; returns it and the CPU/RSS/other-load deltas over it."""
         a = self.args
         marks: dict[str, tuple[float, float, float, int, float]] = {}
         ours = [p for p in self.procs if p.alive()]
@@ -186,23 +193,45 @@ class Bench:
                             host_busy_s() - bench_cpu)
 
         gc.collect()
+        warmup = a.warmup if a.slices <= 1 else a.warmup / a.slices
         if shape == "closed":
-            run = await closed_loop(driver, int(load), a.duration, a.warmup, on_window)
+            run = await closed_loop(driver, int(load), duration, warmup, on_window)
         else:
-            run = await open_loop(driver, load, a.duration, a.warmup, on_window)
+            run = await open_loop(driver, load, duration, warmup, on_window)
         (p0, s0, l0, _, o0), (p1, s1, l1, rss, o1) = marks["begin"], marks["end"]
-        point = summarise(target, shape, load, run,
-                          proxy=Usage(p1 - p0, rss) if proxy else None,
-                          upstream=Usage(s1 - s0), loadgen=Usage(l1 - l0), other_cpu_s=o1 - o0)
-        self.points.append(point)
-        print(f"  {target:12} {shape} {load:>5g}: {point.turns_per_s:7.1f} turns/s, ttft p50 "
+        return run, (p1 - p0, s1 - s0, l1 - l0, float(rss), o1 - o0)
+
+    async def _points(self, shape: str, load: float,
+                      targets: Sequence[tuple[Driver, str, Proc | None]]) -> None:
+        """Every target at ``load``; with ``--slices N``, N round-robin slices each."""
+        slices = max(1, self.args.slices)
+        runs: dict[str, list[tuple[Run, tuple[float, ...]]]] = {t: [] for _, t, _ in targets}
+        for _ in range(slices):
+            for driver, target, proxy in targets:
+                runs[target].append(await self._slice(driver, proxy, shape, load,
+                                                      self.args.duration / slices))
+        for _, target, proxy in targets:
+            parts = runs[target]
+            merged = Run(started=0.0, ended=sum(r.seconds for r, _ in parts),
+                         completed=sum(r.completed for r, _ in parts),
+                         results=[x for r, _ in parts for x in r.results])
+            cpu, sim, lg, _, other = (sum(u[i] for _, u in parts) for i in range(5))
+            rss = int(parts[-1][1][3])
+            point = summarise(target, shape, load, merged,
+                              proxy=Usage(cpu, rss) if proxy else None, upstream=Usage(sim),
+                              loadgen=Usage(lg), other_cpu_s=other)
+            self.points.append(point)
+            self._print(point)
+
+    def _print(self, point: Point) -> None:
+        print(f"  {point.target:12} {point.shape} {point.load:>5g}: "
+              f"{point.turns_per_s:7.1f} turns/s, ttft p50 "
               f"{point.ttft_p50_ms:6.2f} p99 {point.ttft_p99_ms:6.2f} ms, gap p99 "
               f"{point.gap_p99_ms:5.2f} ms, {point.deltas_per_turn:.1f} deltas/turn, errors "
               f"{point.errors}; CPU ms/turn: proxy "
               f"{point.proxy_cpu_s_per_1k:.2f} upstream {point.upstream_cpu_s_per_1k:.2f} "
               f"loadgen {point.loadgen_cpu_s_per_1k:.2f}; other processes "
               f"{point.other_cpu_cores:.2f} cores", flush=True)
-        return point
 
     async def run(self) -> None:
         a = self.args
@@ -229,33 +258,33 @@ class Bench:
                     await litellm.worker().turn()
             print("closed loop", flush=True)
             for c in a.concurrency:
-                if "direct" in a.targets:
-                    await self._point(direct, "direct", None, "closed", c)
-                if t0 is not None:
-                    await self._point(t0, "tensorzero", None, "closed", c)
-                if "switchboard" in a.targets:
-                    await self._point(sb, "switchboard", self.server, "closed", c)
-                if front is not None:
-                    await self._point(front, "frontdoor", self.server, "closed", c)
-                if connect is not None:
-                    await self._point(connect, "connect", self.server, "closed", c)
-                if floor is not None:
-                    await self._point(floor, "floor", self.floor, "closed", c)
-                if c in a.session_concurrency and "session" in a.targets:
-                    await self._point(session, "session", self.server, "closed", c)
-                if litellm is not None and c in a.litellm_concurrency:
-                    await self._point(litellm, "litellm", self.litellm, "closed", c)
+                closed: list[tuple[Driver | None, str, Proc | None]] = [
+                    (direct if "direct" in a.targets else None, "direct", None),
+                    (t0, "tensorzero", None),
+                    (sb if "switchboard" in a.targets else None, "switchboard", self.server),
+                    (front, "frontdoor", self.server),
+                    (connect, "connect", self.server),
+                    (floor, "floor", self.floor),
+                    (session if c in a.session_concurrency and "session" in a.targets
+                     else None, "session", self.server),
+                    (litellm if c in a.litellm_concurrency else None, "litellm", self.litellm),
+                ]
+                await self._points("closed", c, [(d, t, p) for d, t, p in closed if d])
             if a.rates:
                 print("open loop", flush=True)
             for rate in a.rates:
-                if "direct" in a.targets:
-                    await self._point(direct, "direct", None, "open", rate)
-                if "switchboard" in a.targets:
-                    await self._point(sb, "switchboard", self.server, "open", rate)
-                if floor is not None:
-                    await self._point(floor, "floor", self.floor, "open", rate)
+                opened: list[tuple[Driver | None, str, Proc | None]] = [
+                    (direct if "direct" in a.targets else None, "direct", None),
+                    (sb if "switchboard" in a.targets else None, "switchboard", self.server),
+                    (floor, "floor", self.floor)]
+                await self._points("open", rate, [(d, t, p) for d, t, p in opened if d])
             if a.profile:
-                await self._profile(sb)
+                drivers: dict[str, Driver | None] = {
+                    "switchboard": sb, "session": session, "frontdoor": front, "connect": connect}
+                chosen = drivers[a.profile_target]
+                if chosen is None:
+                    raise SystemExit(f"--profile-target {a.profile_target}: add it to --targets")
+                await self._profile(chosen)
             if slow_id:
                 print(f"{a.streams} concurrent slow streams", flush=True)
                 self.streams = await self._hold_streams(slow_id)
@@ -291,13 +320,13 @@ class Bench:
             api_key=UPSTREAM_KEY)]), skip_validation=True)
         return str(created.llm.id)
 
-    async def _profile(self, sb: SwitchboardDriver) -> None:
+    async def _profile(self, sb: Driver) -> None:
         """py-spy on the server during one extra (unrecorded) point."""
         a = self.args
         out = Path(a.profile)  # created by main()
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         seconds = int(max(a.duration, 5))
-        stem = out / f"profile-c{a.profile_concurrency}"
+        stem = out / f"profile-{a.profile_target}-c{a.profile_concurrency}"
         mode = ["--native"] if a.profile_native else ["--nonblocking"]
         cmds = [[spy, "record", "--pid", str(self.server.pid), "--duration", str(seconds),
                  "--rate", str(a.profile_rate), *mode, "--format", fmt, "-o", f"{stem}.{ext}"]

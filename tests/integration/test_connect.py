@@ -225,3 +225,11 @@ async def test_connect_es_in_node(door: Door, sim: Simulator, tmp_path: Path) ->
     assert result["error"] == {"code": "NotFound", "reason": "LLM_NOT_FOUND"}
     assert result["badKey"] == "Unauthenticated"
 
+
+
+async def test_the_labs_connect_es_stubs_match_the_protos() -> None:
+    _tool(LAB / "node_modules" / ".bin" / "buf", "buf (lab/node_modules)")
+    node = shutil.which("node")
+    assert node is not None
+    out = await _run(node, "scripts/generate.mjs", "--check", "src/gen")
+    assert out.returncode == 0, out.stderr

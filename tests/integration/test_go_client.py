@@ -29,6 +29,9 @@ OFFLINE = ROOT / "clients" / "go" / "offline.sh"
 GOCODE = Path("/usr/share/gocode/src")
 TEXT = "Hello from the Go client test."
 REASONING = "The user greets me; greet back."
+# Compiling the example and `go test` take minutes on a busy two-core machine: the build has
+# its own 300 s bound (_offline), so the per-test limit must not cut it first.
+pytestmark = pytest.mark.timeout(600)
 
 
 def _unavailable(reason: str) -> None:
@@ -127,3 +130,19 @@ async def test_go_example_reports_a_bad_key(example: Path, server: Switchboard) 
     _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 1
     assert err.decode().startswith("error: Unauthenticated: ")
+
+
+async def test_go_example_prints_the_rich_error_details(example: Path, server: Switchboard
+                                                        ) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        str(example), "-target", f"127.0.0.1:{server.port}", "-llm", "llm_missing",
+        "-timeout", "30s", env={**os.environ, "SWITCHBOARD_API_KEY": API_KEY},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err_bytes = await asyncio.wait_for(proc.communicate(), timeout=60)
+    err = err_bytes.decode()
+    assert proc.returncode == 1, err
+    lines = err.splitlines()
+    assert lines[0].startswith("error: NotFound: "), err
+    assert "  reason=LLM_NOT_FOUND domain=switchboard.dev" in lines, err
+    assert any(re.fullmatch(r"  request_id=[0-9a-f]+", line) for line in lines), err
+

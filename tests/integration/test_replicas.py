@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 from switchboard.v1 import conversations_pb2 as cpb
+from switchboard.v1 import llm_pb2 as lpb
 from switchboard_client import AsyncClient
 
 from server.accounts import AccountAdmin
@@ -147,3 +148,32 @@ async def test_a_caller_key_issued_through_one_replica_works_on_the_other(
         assert [x.id async for x in acme_a.list_llms()] == [created.id]
     # The static development key's account does not see Acme's LLM on either replica.
     assert [x.id async for x in replicas.client_a.list_llms()] == []
+
+
+async def test_a_replaced_key_resets_the_endpoints_circuit_on_every_replica(
+        replicas: Replicas) -> None:
+    """Issue 19: after UpdateLlm replaced a rejected key, the endpoint kept its open circuit
+    (30 s for a rejected key) on every replica. A changed key, URL, model or spec is a new
+    upstream: each replica resets its router state when its registry reads the new version."""
+    async with Simulator("openai", Behavior(text="Noted."), api_key="sk-right-key") as sim:
+        llm = await create_llm(replicas.client_a, endpoint(sim, key="sk-wrong-key"))
+        for client in (replicas.client_a, replicas.client_b):
+            with pytest.raises(grpc.aio.AioRpcError) as rejected:
+                await client.reply("Hi", llm_id=llm.id)
+            assert rejected.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            with pytest.raises(grpc.aio.AioRpcError) as open_circuit:  # the circuit is open
+                await client.reply("Hi", llm_id=llm.id)
+            assert open_circuit.value.code() == grpc.StatusCode.UNAVAILABLE
+        fixed = llm_with_key(llm, "sk-right-key")
+        await replicas.client_a.update_llm(fixed, ["endpoints"], skip_validation=True)
+        assert (await replicas.client_a.reply("Hi", llm_id=llm.id)).text == "Noted."
+        await replicas.client_b.get_llm(llm.id)  # B reads the new version (as its refresh does)
+        assert (await replicas.client_b.reply("Hi", llm_id=llm.id)).text == "Noted."
+
+
+def llm_with_key(llm: lpb.Llm, key: str) -> lpb.Llm:
+    out = lpb.Llm()
+    out.CopyFrom(llm)
+    for e in out.endpoints:
+        e.api_key = key
+    return out

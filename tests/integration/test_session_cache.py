@@ -120,3 +120,32 @@ async def test_an_ended_session_is_not_served_from_the_cache(
             await client.reply("Still there?", session_id=session.id)
         assert caught.value.reason == "SESSION_NOT_FOUND"
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_turn_cancelled_while_its_claim_is_in_flight_frees_the_session(
+        server: Switchboard, client: AsyncClient) -> None:
+    async with Simulator("openai", Behavior(text="Noted.", ttft_s=30.0)) as sim:
+        llm = await create_llm(client, endpoint(sim))
+        session = await client.create_session(llm.id)
+        store = server.store
+        assert isinstance(store, SqliteStore)
+        release = threading.Event()
+        held = asyncio.ensure_future(store._run(release.wait))  # the claim queues behind it
+        turn = asyncio.ensure_future(client.reply("Are you there?", session_id=session.id))
+        try:
+            await sim.wait_for_requests(1)  # the cached turn's request is out, its claim is not
+            turn.cancel()  # the caller leaves before any output
+            with pytest.raises(asyncio.CancelledError):
+                await turn
+            await sim.wait_for_disconnect(0)  # the server saw it go
+        finally:
+            release.set()
+        await held
+        # The claim landed after the caller left; the turn is written as cut short and the
+        # session freed, so a barge-in turn (it waits for the session) gets it at once.
+        sim.behavior = Behavior(text="Yes.")
+        reply = await client.reply("Hello?", session_id=session.id, barge_in=True)
+        assert reply.complete and reply.text == "Yes."
+        stored = await client.get_session(session.id)
+        texts = [m.parts[0].text for m in stored.messages]
+        assert texts == ["Are you there?", "Hello?", "Yes."]

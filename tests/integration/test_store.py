@@ -377,3 +377,76 @@ async def test_schemas_keep_databases_apart(pg_dsn: str) -> None:
         await a.close()
         await b.close()
         await pg.drop_schema(pg.base_dsn(), other)
+
+
+# -- one turn at a time per session ---------------------------------------------------------------
+
+
+async def test_a_turn_claims_a_session_and_writes_its_history_at_the_claimed_version(
+        store: Store) -> None:
+    await store.create_llm(llm("llm_1"))
+    await store.create_session(session("ses_1", "llm_1"))
+    hold = T0 + timedelta(minutes=5)
+    first = await store.claim_turn("ses_1", "turn_a", T0, hold)
+    assert first is not None and first.claimed and first.version == 1
+    busy = await store.claim_turn("ses_1", "turn_b", T0 + timedelta(seconds=1), hold)
+    assert busy is not None and (busy.claimed, busy.running_turn_id) == (False, "turn_a")
+    assert busy.running_until == hold
+    # Only the holder writes, and only at the version its claim produced.
+    assert not await store.end_turn("ses_1", "turn_b", 1, [msg("user", "lost?")], hold)
+    assert not await store.end_turn("ses_1", "turn_a", 0, [msg("user", "stale")], hold)
+    assert await store.end_turn("ses_1", "turn_a", 1, [msg("user", "hi")], hold)
+    got = await store.get_session("acct_a", "ses_1")
+    assert got is not None and (got.messages, got.turn_count, got.version) == (
+        [msg("user", "hi")], 1, 2)
+    assert got.running_turn_id == ""
+    # Freed: the next turn claims at once; a turn that writes nothing is not counted.
+    again = await store.claim_turn("ses_1", "turn_b", T0, hold)
+    assert again is not None and again.claimed and again.version == 3
+    assert await store.end_turn("ses_1", "turn_b", 3, [], hold)
+    got = await store.get_session("acct_a", "ses_1")
+    assert got is not None and (got.turn_count, got.version) == (1, 4)
+    assert await store.claim_turn("ses_missing", "turn_c", T0, hold) is None
+
+
+async def test_a_lapsed_hold_can_be_taken_over(store: Store) -> None:
+    await store.create_llm(llm("llm_1"))
+    await store.create_session(session("ses_1", "llm_1"))
+    hold = T0 + timedelta(minutes=5)
+    assert (await store.claim_turn("ses_1", "turn_dead", T0, hold)).claimed  # type: ignore[union-attr]
+    later = hold + timedelta(seconds=1)
+    taken = await store.claim_turn("ses_1", "turn_new", later, later + timedelta(minutes=5))
+    assert taken is not None and taken.claimed and taken.version == 2
+    # The replica that died comes back: its write is refused, nothing is lost.
+    assert not await store.end_turn("ses_1", "turn_dead", 1, [msg("user", "late")], later)
+
+
+async def test_concurrent_claims_have_one_winner(store: Store) -> None:
+    await store.create_llm(llm("llm_1"))
+    await store.create_session(session("ses_1", "llm_1"))
+    hold = T0 + timedelta(minutes=5)
+    claims = await asyncio.gather(*(store.claim_turn("ses_1", f"turn_{i}", T0, hold)
+                                    for i in range(8)))
+    assert sum(1 for c in claims if c is not None and c.claimed) == 1
+
+
+async def test_notifications_reach_every_listener(backend: Backend) -> None:
+    """PostgreSQL: across connections (replicas); SQLite (one process): within the store."""
+    b = await backend.open()
+    a = await backend.open() if backend.name == "postgres" else b
+    try:
+        got: list[str] = []
+        arrived = asyncio.Event()
+
+        def heard(payload: str) -> None:
+            got.append(payload)
+            arrived.set()
+
+        await b.listen("session_turns", heard)
+        await a.notify("session_turns", "freed:ses_1")
+        await arrived.wait()
+        assert got == ["freed:ses_1"]
+    finally:
+        if a is not b:
+            await a.close()
+        await b.close()

@@ -22,6 +22,7 @@ from switchboard.v1 import registry_pb2 as rpb
 from switchboard_client import AsyncClient
 
 from server.app import Switchboard
+from server.edge.check_endpoint import check_endpoint
 from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 from server.simulator import Behavior, Fault, FaultKind, Prefill, ReasoningDialect, Simulator
@@ -36,7 +37,6 @@ from server.validation import (
     ValidationReport,
     catalog,
 )
-from server.validation.cli import check_endpoint
 from server.validation.exchange import Phases
 from tests.support import endpoint
 
@@ -90,7 +90,7 @@ FAULTS: list[tuple[Fault, str, CheckStatus, Sequence[str]]] = [
      ["gemini"]),
     (Fault(FaultKind.CUT_AFTER, chunk=1), catalog.END, FAIL, SPECS),
     (Fault(FaultKind.CUT_AFTER, chunk=1, abrupt=False), catalog.END, FAIL, SPECS),
-    (Fault(FaultKind.NO_DONE), catalog.END, FAIL, ["openai", "azure_openai", "groq"]),
+    (Fault(FaultKind.NO_DONE), catalog.END, WARN, ["openai", "azure_openai", "groq"]),
     (Fault(FaultKind.NO_ROLE), catalog.ROLE, FAIL, ["openai", "azure_openai", "groq"]),
     (Fault(FaultKind.NO_ROLE), catalog.ROLE, WARN, ["gemini"]),
     (Fault(FaultKind.NO_USAGE), catalog.USAGE, WARN, SPECS),
@@ -278,7 +278,7 @@ async def test_three_endpoints_answering_in_100_ms_validate_in_under_5_s(
 async def test_create_llm_refuses_a_broken_endpoint_with_the_report(
         client: AsyncClient) -> None:
     async with Simulator("openai", BEHAVIOR) as sim:
-        sim.set_fault(Fault(FaultKind.NO_DONE))
+        sim.set_fault(Fault(FaultKind.CUT_AFTER, chunk=1))
         llm = lpb.Llm(display_name="broken", endpoints=[endpoint(sim, "openai")])
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await client.create_llm(llm)

@@ -1,7 +1,7 @@
 """llama.cpp's own ``llama-server`` as a subprocess on an ephemeral loopback port.
 
 The binary and the llama.cpp tree come from ``make llama-server`` (a cache outside the clone,
-``SWITCHBOARD_LLAMA_HOME``; by default ``~/.cache/switchboard/llama-cpp-python-<VERSION>``).
+``LLAMA_SERVER_HOME``; by default ``~/.cache/switchboard/llama-cpp-python-<VERSION>``).
 The model is the tiny random one of ``tinymodel``; a default grammar (``--grammar-file``)
 makes every answer ``<think>...</think>`` followed by text, so both reasoning dialects can be
 tested: with ``--jinja`` and a Qwen3 chat template llama.cpp streams the thought as
@@ -34,7 +34,7 @@ _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:(\d+))")
 
 def llama_home() -> Path:
     default = Path.home() / ".cache" / "switchboard" / f"llama-cpp-python-{VERSION}"
-    return Path(os.environ.get("SWITCHBOARD_LLAMA_HOME") or default)
+    return Path(os.environ.get("LLAMA_SERVER_HOME") or default)
 
 
 def binary() -> Path:

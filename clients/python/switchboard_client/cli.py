@@ -1,4 +1,4 @@
-"""The ``switchboard`` command line.
+"""The switchboard command line.
 
     switchboard serve                         run the server (--help lists every setting)
     switchboard llm create --name N --endpoint spec=openai,url=U,model=M,key-env=VAR [...]
@@ -12,9 +12,9 @@
     switchboard admin create-account NAME | create-key ACCOUNT | revoke-key KEY | list-keys ACCT
     switchboard check-endpoint --spec openai --url U --model M [--key K]
 
-The client commands read ``SWITCHBOARD_TARGET`` (default 127.0.0.1:50051) and
-``SWITCHBOARD_API_KEY``; ``--target`` and ``--api-key`` override them. ``switchboard COMMAND
---help`` describes each command.
+The client commands read SWITCHBOARD_TARGET (default 127.0.0.1:50051) and
+SWITCHBOARD_API_KEY; --target and --api-key override them. `switchboard COMMAND --help`
+describes each command.
 """
 
 from __future__ import annotations
@@ -51,12 +51,14 @@ def _client(args: argparse.Namespace) -> Client:
 
 
 def stream_turn(sb: Client, messages: Sequence[cpb.Message] | str, *, session_id: str = "",
-                llm_id: str = "") -> Reply:
-    """Streams one turn to stdout: reasoning dimmed and apart from the text."""
+                llm_id: str = "", barge_in: bool = False) -> Reply:
+    """Streams one turn to stdout: reasoning dimmed and apart from the text. ``barge_in``:
+    interrupt the session's running turn instead of failing with SESSION_BUSY."""
     write = sys.stdout.write
     reply = Reply()
     mode = ""
-    for event in sb.converse(messages, session_id=session_id, llm_id=llm_id):
+    extra = {"barge_in": True} if barge_in else {}
+    for event in sb.converse(messages, session_id=session_id, llm_id=llm_id, **extra):
         reply.apply(event)
         if isinstance(event, cpb.RouteDecision):
             reason = cpb.RouteReason.Name(event.reason).removeprefix("ROUTE_REASON_").lower()
@@ -75,9 +77,11 @@ def stream_turn(sb: Client, messages: Sequence[cpb.Message] | str, *, session_id
                 mode = "text"
             write(event.delta)
         elif isinstance(event, cpb.Failover):
+            what = ("continuing the same answer, nothing discarded"
+                    if event.mode == cpb.FAILOVER_MODE_CONTINUE else
+                    f"restarting, discarding {', '.join(event.discard_message_ids) or 'nothing'}")
             write(f"{RESET}\n{DIM}[failover] {event.from_endpoint_id} -> {event.to_endpoint_id}: "
-                  f"{event.cause}; discarding {', '.join(event.discard_message_ids) or 'nothing'}"
-                  f"{RESET}\n")
+                  f"{event.cause}; {what}{RESET}\n")
             mode = ""
         elif isinstance(event, cpb.ToolCallDelta) and event.name:
             write(f"\n[tool call] {event.name}")

@@ -200,22 +200,23 @@ class AsyncClient:
         await self._call(self.conversations.EndSession,
                          cpb.EndSessionRequest(session_id=session_id), timeout)
 
-    async def update_session(self, session_id: str, session: cpb.Session, paths: Sequence[str]
+    async def update_session(self, session_id: str, session: cpb.Session, paths: Sequence[str],
+                             *, timeout: float | None = DEFAULT_TIMEOUT_S  # noqa: ASYNC109
                              ) -> cpb.Session:
         """Replaces the fields named in ``paths`` (``system_prompt``, ``generation``,
         ``idle_ttl``, ``messages``) with those of ``session``."""
-        response = await self.conversations.UpdateSession(
-            _update_session_request(session_id, session, paths), metadata=self._metadata)
-        return response.session
+        response = await self._call(self.conversations.UpdateSession,
+                                    _update_session_request(session_id, session, paths), timeout)
+        return response.session  # type: ignore[no-any-return]
 
-    async def truncate_turn(self, session_id: str, turn_id: str, heard_text_chars: int
+    async def truncate_turn(self, session_id: str, turn_id: str, heard_text_chars: int, *,
+                            timeout: float | None = DEFAULT_TIMEOUT_S  # noqa: ASYNC109
                             ) -> cpb.Session:
         """Keeps only the first ``heard_text_chars`` characters of a turn's answer (what the
         user heard before barging in); returns the session with its history."""
-        response = await self.conversations.TruncateTurn(cpb.TruncateTurnRequest(
-            session_id=session_id, turn_id=turn_id, heard_text_chars=heard_text_chars),
-            metadata=self._metadata)
-        return response.session
+        response = await self._call(self.conversations.TruncateTurn, cpb.TruncateTurnRequest(
+            session_id=session_id, turn_id=turn_id, heard_text_chars=heard_text_chars), timeout)
+        return response.session  # type: ignore[no-any-return]
 
     # Conversations
     async def converse(self, messages: Sequence[MessageLike] | MessageLike, *,
@@ -333,18 +334,18 @@ class Client:
         self._call(self.conversations.EndSession, cpb.EndSessionRequest(session_id=session_id),
                    timeout)
 
-    def update_session(self, session_id: str, session: cpb.Session, paths: Sequence[str]
-                       ) -> cpb.Session:
-        response = self.conversations.UpdateSession(
-            _update_session_request(session_id, session, paths), metadata=self._metadata)
-        return response.session
+    def update_session(self, session_id: str, session: cpb.Session, paths: Sequence[str], *,
+                       timeout: float | None = DEFAULT_TIMEOUT_S) -> cpb.Session:
+        return self._call(  # type: ignore[no-any-return]
+            self.conversations.UpdateSession,
+            _update_session_request(session_id, session, paths), timeout).session
 
-    def truncate_turn(self, session_id: str, turn_id: str, heard_text_chars: int
-                      ) -> cpb.Session:
-        response = self.conversations.TruncateTurn(cpb.TruncateTurnRequest(
-            session_id=session_id, turn_id=turn_id, heard_text_chars=heard_text_chars),
-            metadata=self._metadata)
-        return response.session
+    def truncate_turn(self, session_id: str, turn_id: str, heard_text_chars: int, *,
+                      timeout: float | None = DEFAULT_TIMEOUT_S) -> cpb.Session:
+        return self._call(  # type: ignore[no-any-return]
+            self.conversations.TruncateTurn, cpb.TruncateTurnRequest(
+                session_id=session_id, turn_id=turn_id, heard_text_chars=heard_text_chars),
+            timeout).session
 
     def converse(self, messages: Sequence[MessageLike] | MessageLike, *, session_id: str = "",
                  llm_id: str = "", timeout: float | None = None, **kwargs: Any

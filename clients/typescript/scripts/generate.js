@@ -4,9 +4,11 @@
 //   node scripts/generate.js src/gen          write the stubs (npm run generate)
 //   node scripts/generate.js --check src/gen  fail when the committed stubs are stale
 //
-// ts-proto emits every file in the import graph, including google/protobuf/descriptor.proto
-// (imported by field_behavior.proto only for its option extension). Files that no
-// switchboard/v1 stub imports are dropped, so src/gen holds only what the client loads.
+// Two inputs: ../../protos (switchboard/v1) and proto/ (googleapis' google/rpc status and
+// error_details, vendored, for decoding grpc-status-details-bin). ts-proto emits every file in
+// the import graph, including google/protobuf/descriptor.proto (imported by field_behavior.proto
+// only for its option extension). Files that neither a switchboard/v1 stub nor a google/rpc one
+// imports are dropped, so src/gen holds only what the client loads.
 "use strict";
 
 const { execFileSync } = require("node:child_process");
@@ -27,7 +29,7 @@ function walk(dir) {
 
 function reachable(root) {
   const seen = new Set();
-  const queue = walk(path.join(root, "switchboard"));
+  const queue = [...walk(path.join(root, "switchboard")), ...walk(path.join(root, "google", "rpc"))];
   while (queue.length > 0) {
     const file = queue.pop();
     if (seen.has(file)) continue;
@@ -41,8 +43,10 @@ function reachable(root) {
 }
 
 function generate(out) {
-  execFileSync(buf, ["generate", repo, "--template", path.join(pkg, "buf.gen.yaml"), "-o", out],
-    { cwd: pkg, stdio: "inherit" });
+  for (const input of [repo, path.join(pkg, "proto")]) {
+    execFileSync(buf, ["generate", input, "--template", path.join(pkg, "buf.gen.yaml"), "-o", out],
+      { cwd: pkg, stdio: "inherit" });
+  }
   const keep = reachable(out);
   for (const file of walk(out)) {
     if (!keep.has(file)) fs.rmSync(file);

@@ -11,6 +11,7 @@ from switchboard.v1 import llm_pb2 as lpb
 from switchboard.v1 import registry_pb2 as rpb
 
 from server.chat import Generation
+from server.edge.check_endpoint import check_endpoint
 from server.edge.validator import ConformanceValidator, event_to_pb
 from server.registry.llm import Endpoint, Llm
 from server.registry.service import RegistryService
@@ -25,7 +26,6 @@ from server.validation import (
     Validation,
     ValidationReport,
 )
-from server.validation.cli import check_endpoint
 from tests.unit.validation._validation_testkit import endpoint
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -7,10 +7,10 @@ import dataclasses
 import orjson
 
 from server.config import Settings
+from server.edge.check_endpoint import POLICY_CHECK, policy_warning
 from server.registry.llm import ApiSpec
 from server.validation import catalog
 from server.validation.admission import judge
-from server.validation.cli import POLICY_CHECK, policy_warning
 from server.validation.report import CheckStatus
 from tests.unit.validation._validation_testkit import answered, endpoint
 

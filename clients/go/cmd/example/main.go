@@ -6,7 +6,13 @@
 // Events are printed as they arrive: one line per started/route/failover/usage/finished event,
 // and reasoning and text deltas inline under a "[reasoning <id>]" or "[text <id>]" header.
 // At the end the assembled reply (failovers applied) is printed as `reasoning: "<json>"` and
-// `text: "<json>"`. A turn that fails exits 1 with the gRPC status on stderr.
+// `text: "<json>"`. A call that fails exits 1 with the gRPC status on stderr and one line per
+// rich error detail (ErrorInfo reason, RetryInfo delay, BadRequest field, RequestInfo id).
+//
+// The API key travels as per-RPC credentials (one `authorization: Bearer` header per call).
+// grpc.NewClient needs grpc-go 1.63 or later; the Go modules Debian 12 packages (grpc-go
+// 1.33, Go 1.19), which this example builds against offline, have grpc.Dial without
+// WithBlock, which likewise connects lazily on the first call.
 package main
 
 import (
@@ -19,8 +25,8 @@ import (
 	"os"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/switchboard/switchboard/clients/go/switchboard"
@@ -42,6 +48,9 @@ func main() {
 	if err := run(*target, apiKey, *llmID, *systemPrompt, *prompt, *timeout); err != nil {
 		if s, ok := status.FromError(err); ok {
 			fmt.Fprintf(os.Stderr, "error: %s: %s\n", s.Code(), s.Message())
+			for _, line := range detailLines(s) {
+				fmt.Fprintln(os.Stderr, "  "+line)
+			}
 		} else {
 			fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		}
@@ -52,14 +61,14 @@ func main() {
 func run(target, apiKey, llmID, systemPrompt, prompt string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	// Plaintext, for a local server; use grpc.WithTransportCredentials(credentials.NewTLS(...))
-	// against a TLS endpoint.
-	conn, err := grpc.DialContext(ctx, target, grpc.WithInsecure(), grpc.WithBlock())
+	// Plaintext, for a local server; against TLS use
+	// grpc.WithTransportCredentials(credentials.NewTLS(...)) and bearer{key, true}.
+	conn, err := grpc.Dial(target, grpc.WithInsecure(),
+		grpc.WithPerRPCCredentials(bearer{key: apiKey}))
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", target, err)
 	}
 	defer conn.Close()
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+apiKey)
 	conversations := pb.NewConversationsClient(conn)
 
 	created, err := conversations.CreateSession(ctx, &pb.CreateSessionRequest{
@@ -161,6 +170,40 @@ func (p *eventPrinter) end() {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// bearer is the API key as per-RPC credentials: every call carries it, none forgets it.
+type bearer struct {
+	key string
+	tls bool // refuse to send the key over plaintext (set it against a TLS endpoint)
+}
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.key}, nil
+}
+
+func (b bearer) RequireTransportSecurity() bool { return b.tls }
+
+// detailLines describes the rich details of a failed call's google.rpc.Status.
+func detailLines(s *status.Status) []string {
+	var lines []string
+	for _, detail := range s.Details() {
+		switch d := detail.(type) {
+		case *errdetails.ErrorInfo:
+			lines = append(lines, fmt.Sprintf("reason=%s domain=%s", d.GetReason(), d.GetDomain()))
+		case *errdetails.RetryInfo:
+			lines = append(lines, fmt.Sprintf("retry_delay=%s", d.GetRetryDelay().AsDuration()))
+		case *errdetails.BadRequest:
+			for _, v := range d.GetFieldViolations() {
+				lines = append(lines, fmt.Sprintf("field=%s: %s", v.GetField(), v.GetDescription()))
+			}
+		case *errdetails.RequestInfo:
+			lines = append(lines, fmt.Sprintf("request_id=%s", d.GetRequestId()))
+		case *errdetails.ResourceInfo:
+			lines = append(lines, fmt.Sprintf("resource=%s %s", d.GetResourceType(), d.GetResourceName()))
+		}
+	}
+	return lines
 }
 
 func envOr(name, fallback string) string {

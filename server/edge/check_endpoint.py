@@ -1,8 +1,8 @@
 """``switchboard check-endpoint``: the validation suite on one endpoint, nothing registered.
 
-This is the one module of the package that speaks protos: the CLI hands in an
-``lpb.Endpoint`` and prints ``ValidateLlmResponse`` events, the same ones ``ValidateLlm``
-streams, so it delegates the conversion to ``server.edge``. The endpoint's fields are checked
+An edge like the gRPC servicers (it speaks protos): the CLI hands in an ``lpb.Endpoint`` and
+prints ``ValidateLlmResponse`` events, the same ones ``ValidateLlm`` streams, converted by
+``server.edge.validator``. The endpoint's fields are checked
 as the registry checks them; a bad field is reported as a failed ``config.endpoint`` check.
 Exit code 0 when every required check passed, 1 otherwise.
 """

@@ -1,0 +1,40 @@
+"""The slow suites, in one place: ``make test-fast`` (``pytest -m "not slow"``) skips them,
+``make test`` and CI run everything.
+
+A suite is slow when it builds or starts a third-party program (Go, Node, LiteLLM, llama.cpp,
+a browser), fuzzes, or runs for a fixed time (the soak and bench smokes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(__file__).resolve().parent.parent
+SLOW_FILES = frozenset({
+    "tests/integration/test_go_client.py",
+    "tests/integration/test_node_client.py",
+    "tests/integration/test_litellm.py",
+    "tests/integration/test_bench_smoke.py",
+    "tests/integration/test_lab_browser.py",
+    "tests/integration/test_readme.py",
+})
+SLOW_DIRS = ("tests/llama/", "tests/unit/fuzz/")  # fuzz: atheris and the hypothesis fuzzers
+SLOW_TESTS = frozenset({
+    "tests/integration/test_faults.py::test_soak_smoke_30s",
+})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: a slow suite (third-party programs, fuzzing, timed smokes); "
+        "`make test-fast` deselects it")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path.resolve().relative_to(_ROOT).as_posix()
+        node = f"{path}::{item.name.split('[')[0]}"
+        if path in SLOW_FILES or path.startswith(SLOW_DIRS) or node in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
