@@ -184,7 +184,8 @@ class Switchboard:
         # afresh on every replica (each learns the change from its own registry reads).
         self.registry = registry = RegistryService(store, sealer, url_guard=guard,
                                                    on_delete=forget_endpoints,
-                                                   on_endpoint_change=router.forget)
+                                                   on_endpoint_change=router.forget,
+                                                   clock=clock)
         await registry.seal_legacy_headers()
         self.probes = probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
         self.sessions = sessions = SessionService(store, registry, s.default_idle_ttl_s,

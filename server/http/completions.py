@@ -40,7 +40,7 @@ from server.http.request import CompletionRequest, parse
 from server.http.response import DONE, Chunks, completion_json, sse_error
 from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.turns.engine import AnswerReasoning, AnswerText, TurnFinished
+from server.turns.events import AnswerReasoning, AnswerText, TurnFinished
 from server.turns.runner import RunningTurn, TurnRunner
 
 log = structlog.get_logger("switchboard.http")
@@ -59,9 +59,10 @@ class CompletionLimits:
     max_message_bytes: int
 
 
-def route_headers(request_id: str, turn: RunningTurn, endpoint_id: str) -> dict[str, str]:
+def route_headers(request_id: str, turn: RunningTurn, endpoint_id: str, llm_id: str
+                  ) -> dict[str, str]:
     return {"x-request-id": request_id, "x-switchboard-turn-id": turn.id,
-            "x-switchboard-endpoint": endpoint_id,
+            "x-switchboard-llm": llm_id, "x-switchboard-endpoint": endpoint_id,
             "x-switchboard-attempts": str(turn.attempts)}
 
 
@@ -83,8 +84,7 @@ class Completions:
                                    reason="REQUEST_TIMEOUT") from None
         req = parse(raw, lim.max_messages, lim.max_message_bytes)
         llm = await self._registry.resolve(account_id, req.llm_id)
-        chat = ChatRequest(req.chat.messages, req.chat.tools, req.chat.tool_choice,
-                           self._runner.generation(req.chat.generation, llm.generation))
+        chat = self._runner.request(req.chat, llm.generation)
         summary.update(llm_id=llm.id, stream=req.stream)
         if req.stream:
             llm = dataclasses.replace(llm, policy=dataclasses.replace(
@@ -103,10 +103,13 @@ class Completions:
                     finished = event
         assert finished is not None
         _summarize(summary, finished)
-        body = completion_json(_completion_id(turn), created, llm.id, finished.message,
-                               finished.reason, finished.usage)
+        # ``model`` names who answered (the serving endpoint's model), as an OpenAI SDK caller
+        # reads it; the LLM id is in x-switchboard-llm.
+        body = completion_json(_completion_id(turn), created, finished.endpoint.model,
+                               finished.message, finished.reason, finished.usage)
         return web.Response(body=orjson.dumps(body), content_type="application/json",
-                            headers=route_headers(request_id, turn, finished.endpoint.id))
+                            headers=route_headers(request_id, turn, finished.endpoint.id,
+                                                  llm.id))
 
     async def _stream(self, request: web.Request, request_id: str, llm: Llm, chat: ChatRequest,
                       req: CompletionRequest, summary: dict[str, Any]) -> web.StreamResponse:
@@ -115,9 +118,15 @@ class Completions:
             # HTTP callers send no deadline: the runner bounds the turn by turn_timeout_s.
             async with self._runner.turn(llm, chat, edge="http", deadline_s=None) as turn:
                 summary["turn_id"] = turn.id
-                chunks = Chunks(_completion_id(turn), int(time.time()), llm.id,
-                                req.include_usage)
+                created = int(time.time())
+                chunks: Chunks | None = None
+                model = ""  # the serving endpoint's model, in every chunk's ``model``
                 async for event in turn.events:
+                    serving = turn.winner
+                    if chunks is None or (serving is not None and serving.model != model):
+                        model = serving.model if serving is not None else llm.id
+                        chunks = Chunks(_completion_id(turn), created, model,
+                                        req.include_usage)
                     if isinstance(event, AnswerText):
                         data = chunks.text(event.delta)
                     elif isinstance(event, AnswerReasoning):
@@ -135,15 +144,15 @@ class Completions:
                     if response is None:
                         endpoint = turn.winner.id if turn.winner else ""
                         response = web.StreamResponse(headers={
-                            **SSE_HEADERS, **route_headers(request_id, turn, endpoint)})
+                            **SSE_HEADERS, **route_headers(request_id, turn, endpoint, llm.id)})
                         await response.prepare(request)
                         await response.write(chunks.role())
                     await response.write(data)
         except SwitchboardError as exc:
             if response is None:
                 raise  # nothing sent yet: a real HTTP error
-            winner = turn.winner.id if turn.winner else ""
-            summary.update(stream_error=exc.reason, endpoint=winner, attempts=turn.attempts)
+            served = turn.winner.id if turn.winner else ""
+            summary.update(stream_error=exc.reason, endpoint=served, attempts=turn.attempts)
             await response.write(sse_error(error_body(exc, request_id)[1]))
         except ConnectionResetError:  # the caller left; the runner closed the turn
             if response is None:

@@ -6,7 +6,9 @@ vLLM name it, or ``tool_calls`` by index with ``id``/``type``/``function.name`` 
 first piece), then a chunk with an empty delta and the ``finish_reason``, then (with
 ``stream_options.include_usage``) a chunk with ``"choices": []`` and the usage, then
 ``data: [DONE]``. With include_usage every other chunk carries ``"usage": null``, as OpenAI's do.
-``model`` is the Switchboard LLM id the caller asked for. ``finish_reason`` is OpenAI's
+``model`` is the model of the endpoint that served the answer (the LLM id the caller asked
+for is in the ``x-switchboard-llm`` header), as OpenAI SDK callers read it to see which model
+answered, a fallback's included. ``finish_reason`` is OpenAI's
 (``stop``, ``length``, ``tool_calls``, ``content_filter``), or ``error`` / ``other`` when the
 upstream ended with a reason outside that set: never ``stop`` for an answer that did not stop.
 

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import hashlib
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ import orjson
 import structlog
 
 from server.chat import Generation
+from server.clock import Clock, SystemClock
 from server.errors import Aborted, InvalidArgument, NotFound, Violations
 from server.ids import new_id
 from server.registry.codec import Sealer, from_record, legacy_headers_sealed, to_record_body
@@ -244,13 +244,16 @@ class RegistryService:
         on_delete: Callable[[Llm], None] | None = None,
         max_stale_s: float = 30.0,
         on_endpoint_change: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """``cache_ttl_s``: how long a turn uses a cached LLM without asking the store;
         ``max_stale_s``: how long past that a turn may still use it while a background read
         refreshes it (the store being slow or down does not stall turns for that long).
         ``on_endpoint_change(endpoint_id)``: an endpoint's key, URL, model or spec changed, or
         it was removed, as this replica learns it (its own update, or a read of another
-        replica's, such as the background refresh): its router state must start afresh."""
+        replica's, such as the background refresh): its router state must start afresh.
+        ``clock``: what the cache ages are read from (tests move a ``FakeClock``)."""
+        self._clock = clock or SystemClock()
         self._store = store
         self._sealer = sealer
         self._url_guard = url_guard
@@ -266,7 +269,7 @@ class RegistryService:
         """Caches ``llm``; tells ``on_endpoint_change`` which endpoints changed since the
         version this replica had."""
         old = self._cache.get(llm.id)
-        self._cache[llm.id] = (time.monotonic(), llm)
+        self._cache[llm.id] = (self._clock.monotonic(), llm)
         if old is None or self._on_endpoint_change is None or old[1].etag == llm.etag:
             return
         now = {e.id: _identity(e) for e in llm.endpoints}
@@ -354,7 +357,7 @@ class RegistryService:
         """
         hit = self._cache.get(llm_id)
         if hit is not None and hit[1].account_id == account_id:
-            now = time.monotonic()
+            now = self._clock.monotonic()
             if now - hit[0] < self._cache_ttl_s:
                 return hit[1]
             if now - hit[0] < self._max_stale_s:
@@ -380,7 +383,7 @@ class RegistryService:
         if exc is None or isinstance(exc, NotFound):
             self._retry_at.pop(key, None)
         else:  # the store is failing: try again in a second, not on every turn
-            self._retry_at[key] = time.monotonic() + 1.0
+            self._retry_at[key] = self._clock.monotonic() + 1.0
             log.warning("registry read failed", llm_id=key[1], error_type=type(exc).__name__)
 
     async def list(self, account_id: str, page_size: int, page_token: str

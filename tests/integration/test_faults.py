@@ -202,7 +202,7 @@ async def test_500_once_then_healthy_is_retried_on_the_same_endpoint(env: Env) -
         outcome = await turn(env.client, llm_id=llm.id)
         complete(outcome)
         assert outcome.reply.finished is not None and outcome.reply.finished.attempts == 2
-        assert [r.reason for r in outcome.reply.routes][-1] == cpb.ROUTE_REASON_FAILOVER
+        assert [r.reason for r in outcome.reply.routes][-1] == cpb.ROUTE_REASON_RETRY
         assert counts(a) == [2] and outcome.elapsed_s < 0.5  # one backoff of <= 0.1 s
         await healthy_afterwards(env, llm, a)
 

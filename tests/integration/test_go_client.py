@@ -29,6 +29,9 @@ OFFLINE = ROOT / "clients" / "go" / "offline.sh"
 GOCODE = Path("/usr/share/gocode/src")
 TEXT = "Hello from the Go client test."
 REASONING = "The user greets me; greet back."
+# Compiling the example and `go test` take minutes on a busy two-core machine: the build has
+# its own 300 s bound (_offline), so the per-test limit must not cut it first.
+pytestmark = pytest.mark.timeout(600)
 
 
 def _unavailable(reason: str) -> None:

@@ -75,7 +75,8 @@ async def test_streaming_sends_reasoning_apart_then_text_usage_and_done(
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens > 0
     assert {c.id for c in chunks} == {"chatcmpl-" + raw.headers["x-switchboard-turn-id"][5:]}
-    assert {c.model for c in chunks} == {llm.id}
+    assert {c.model for c in chunks} == {"sim-model"}  # the serving endpoint's model
+    assert raw.headers["x-switchboard-llm"] == llm.id
 
 
 async def test_stream_is_openai_wire_format(door: Door, reasoner: Simulator) -> None:
@@ -105,7 +106,7 @@ async def test_non_streaming_returns_one_completion_with_reasoning(
         temperature=0.2, top_p=0.9, max_completion_tokens=64, stop=["\n\n"], seed=7,
         reasoning_effort="low")
     completion = raw.parse()
-    assert completion.object == "chat.completion" and completion.model == llm.id
+    assert completion.object == "chat.completion" and completion.model == "sim-model"
     message = completion.choices[0].message
     assert message.content == TEXT
     assert extra(message, "reasoning_content") == REASONING
@@ -245,6 +246,27 @@ async def test_failover_before_output_shows_in_the_headers(door: Door) -> None:
             assert text == TEXT
 
 
+async def test_model_names_the_fallback_that_served_and_usage_is_its_own(door: Door) -> None:
+    """Issue 19: ``model`` was the LLM id in every response, so an OpenAI SDK caller could not
+    see that a fallback served the turn (a third-party failover suite scores that a fail)."""
+    async with Simulator("openai", Behavior(fault=Fault(FaultKind.UNAVAILABLE))) as down, \
+            Simulator("openai", Behavior(text=TEXT)) as up:
+        llm = await create_llm(door.grpc, endpoint(down, model="primary-model", priority=0),
+                               endpoint(up, model="fallback-model", priority=1))
+        raw = await door.openai.chat.completions.with_raw_response.create(
+            model=llm.id, messages=[{"role": "user", "content": "hi"}])
+        completion = raw.parse()
+        assert completion.model == "fallback-model"
+        assert raw.headers["x-switchboard-llm"] == llm.id
+        assert completion.usage is not None
+        assert completion.usage.completion_tokens == (len(TEXT) + 3) // 4  # the fallback's
+        stream = await door.openai.chat.completions.create(
+            model=llm.id, messages=[{"role": "user", "content": "hi"}], stream=True,
+            stream_options={"include_usage": True})
+        chunks = [c async for c in stream]
+        assert {c.model for c in chunks} == {"fallback-model"}
+
+
 async def test_everything_down_before_output_is_a_real_503(door: Door) -> None:
     async with Simulator("openai", Behavior(fault=Fault(FaultKind.UNAVAILABLE))) as down:
         llm = await create_llm(door.grpc, endpoint(down))
@@ -273,6 +295,9 @@ async def test_a_stream_broken_after_output_ends_with_an_error_not_a_restart(doo
         assert received and words.startswith(received) and received != words
         assert isinstance(caught.value.body, dict)
         assert caught.value.body["code"] == "upstream_stream_broken"
+        # Issue 19: the error says why it was not restarted (b was there all along).
+        assert "cannot take back text" in caught.value.message, caught.value.message
+        assert "no other endpoint is left" not in caught.value.message
         assert b.requests == []  # a streamed answer is never restarted elsewhere
 
         completion = await door.openai.chat.completions.create(

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from server.clock import FakeClock
 from server.errors import NotFound
 from server.registry.llm import ApiSpec, Llm
 from server.registry.service import EndpointDraft, LlmDraft, RegistryService
@@ -44,9 +45,11 @@ class GatedStore:
         self.gate.set()
         self.failing = False
         self.reads = 0
+        self.entered = asyncio.Event()  # a read has reached the (possibly slow) database
 
     async def get_llm(self, account_id: str, llm_id: str) -> LlmRecord | None:
         self.reads += 1
+        self.entered.set()
         await self.gate.wait()
         if self.failing:
             raise ConnectionError("the database is unreachable")
@@ -65,9 +68,19 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
         await s.close()
 
 
-def registry(store: Any, keys: Keyring) -> RegistryService:
+def registry(store: Any, keys: Keyring, clock: FakeClock) -> RegistryService:
     return RegistryService(store, VaultSealer(keys, KnownSecrets()), cache_ttl_s=TTL_S,
-                           max_stale_s=MAX_STALE_S)
+                           max_stale_s=MAX_STALE_S, clock=clock)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+async def settle(reg: RegistryService) -> None:
+    """Waits until the background refreshes in flight have finished (no sleeping)."""
+    await asyncio.gather(*reg._refreshing.values(), return_exceptions=True)
 
 
 @pytest.fixture
@@ -89,13 +102,13 @@ async def rename(reg: RegistryService, llm: Llm, name: str) -> Llm:
 
 
 async def test_a_stale_llm_is_used_at_once_while_one_read_refreshes_it(
-        store: Store, keys: Keyring) -> None:
-    a, gated = registry(store, keys), GatedStore(store)
-    b = registry(gated, keys)
+        store: Store, keys: Keyring, clock: FakeClock) -> None:
+    a, gated = registry(store, keys, clock), GatedStore(store)
+    b = registry(gated, keys, clock)
     llm = await create(a)
     assert (await b.resolve(ACCOUNT, llm.id)).display_name == "cached"
     await rename(a, llm, "renamed on A")
-    await asyncio.sleep(TTL_S * 2)
+    clock.advance(TTL_S * 2)
 
     gated.gate.clear()  # the database is slow now
     reads = gated.reads
@@ -104,63 +117,67 @@ async def test_a_stale_llm_is_used_at_once_while_one_read_refreshes_it(
         assert got.display_name == "cached"
     assert gated.reads == reads + 1, "one background read, shared"
     gated.gate.set()
-    await asyncio.sleep(0.01)
+    await settle(b)
     assert (await b.resolve(ACCOUNT, llm.id)).display_name == "renamed on A"
 
 
 async def test_a_delete_on_another_replica_stops_turns_after_the_refresh(
-        store: Store, keys: Keyring) -> None:
-    a, b = registry(store, keys), registry(store, keys)
+        store: Store, keys: Keyring, clock: FakeClock) -> None:
+    a, b = registry(store, keys, clock), registry(store, keys, clock)
     llm = await create(a)
     await b.resolve(ACCOUNT, llm.id)
     await a.delete(ACCOUNT, llm.id, llm.etag)
-    await asyncio.sleep(TTL_S * 2)
+    clock.advance(TTL_S * 2)
     await b.resolve(ACCOUNT, llm.id)  # the stale copy, one last time; the refresh starts
-    await asyncio.sleep(0.05)
+    await settle(b)
     with pytest.raises(NotFound):
         await b.resolve(ACCOUNT, llm.id)
 
 
-async def test_past_max_stale_the_turn_waits_for_the_store(store: Store, keys: Keyring) -> None:
-    a, gated = registry(store, keys), GatedStore(store)
-    b = registry(gated, keys)
+async def test_past_max_stale_the_turn_waits_for_the_store(store: Store, keys: Keyring,
+                                                           clock: FakeClock) -> None:
+    a, gated = registry(store, keys, clock), GatedStore(store)
+    b = registry(gated, keys, clock)
     llm = await create(a)
     await b.resolve(ACCOUNT, llm.id)
     await rename(a, llm, "renamed on A")
-    await asyncio.sleep(MAX_STALE_S + 0.05)
+    clock.advance(MAX_STALE_S + 0.05)
     gated.gate.clear()
+    gated.entered.clear()
     turn = asyncio.ensure_future(b.resolve(ACCOUNT, llm.id))
-    await asyncio.sleep(0.05)
+    reading = asyncio.ensure_future(gated.entered.wait())
+    await asyncio.wait({turn, reading}, return_when=asyncio.FIRST_COMPLETED)
     assert not turn.done(), "too old to use: the turn waits for the read"
     gated.gate.set()
     assert (await turn).display_name == "renamed on A"
 
 
 async def test_a_failing_store_does_not_fail_cached_turns_nor_get_asked_per_turn(
-        store: Store, keys: Keyring) -> None:
-    a, gated = registry(store, keys), GatedStore(store)
-    b = registry(gated, keys)
+        store: Store, keys: Keyring, clock: FakeClock) -> None:
+    a, gated = registry(store, keys, clock), GatedStore(store)
+    b = registry(gated, keys, clock)
     llm = await create(a)
     await b.resolve(ACCOUNT, llm.id)
-    await asyncio.sleep(TTL_S * 2)
+    clock.advance(TTL_S * 2)
     gated.failing = True
     reads = gated.reads
     for _ in range(20):
         assert (await b.resolve(ACCOUNT, llm.id)).id == llm.id
-        await asyncio.sleep(0.005)
+        await settle(b)  # the background read fails; the next one is due in a second
+        clock.advance(0.005)
     assert gated.reads == reads + 1, "asked again only after a second"
     gated.failing = False
-    await asyncio.sleep(1.0)
+    clock.advance(1.0)
     await b.resolve(ACCOUNT, llm.id)  # the retry is due: it reads, and succeeds
     assert gated.reads == reads + 2
 
 
 async def test_nothing_cached_waits_for_the_read_and_not_found_is_raised(
-        store: Store, keys: Keyring) -> None:
-    b = registry(store, keys)
+        store: Store, keys: Keyring, clock: FakeClock) -> None:
+    b = registry(store, keys, clock)
     with pytest.raises(NotFound):
         await b.resolve(ACCOUNT, "llm_missing")
-    other = await create(registry(store, keys))
+    other = await create(registry(store, keys, clock))
     assert (await b.resolve(ACCOUNT, other.id)).id == other.id
     with pytest.raises(NotFound):  # another account's LLM is not found, cached or not
         await b.resolve("acct_other", other.id)
