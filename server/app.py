@@ -49,7 +49,7 @@ from server.http.app import FrontDoor, FrontDoorConfig
 from server.http.lab import LabPages
 from server.memory import MemoryTrimmer
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
-from server.providers.transport import Timeouts, UpstreamClient
+from server.providers.transport import UpstreamClient
 from server.registry.codec import sealed_secrets
 from server.registry.llm import Llm
 from server.registry.service import RegistryService
@@ -62,6 +62,7 @@ from server.telemetry.attempt_log import AttemptLog
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
 from server.telemetry.scrape import MetricsListener
+from server.timeouts import Timeouts
 from server.turns.engine import TurnEngine
 from server.turns.observer import fan_out
 from server.turns.probe_runner import ProbeRunner

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from server.timeouts import DEFAULT_TIMEOUTS
+
 ENV_PREFIX = "SWITCHBOARD_"
 
 
@@ -48,10 +50,10 @@ class Settings:
     master_key_file: str = ""
     primary_key_id: str = ""
     # Upstream timeouts by phase
-    connect_timeout_s: float = 3.0
-    first_token_timeout_s: float = 30.0
-    between_chunks_timeout_s: float = 30.0
-    turn_timeout_s: float = 300.0
+    connect_timeout_s: float = DEFAULT_TIMEOUTS.connect_s
+    first_token_timeout_s: float = DEFAULT_TIMEOUTS.first_token_s
+    between_chunks_timeout_s: float = DEFAULT_TIMEOUTS.between_chunks_s
+    turn_timeout_s: float = DEFAULT_TIMEOUTS.total_s
     # Routing
     max_attempts: int = 4
     probes_per_hour: int = 4

@@ -149,16 +149,17 @@ def session_script(run: list[Block], workdir: Path, ports: dict[int, int]) -> st
 
 
 def run_session(workdir: Path, env: dict[str, str], stdin: str,
-                timeout_s: float = 240.0) -> Transcript:
+                timeout_s: float = 240.0, isolate: bool = True) -> Transcript:
     """Runs every run block of both documents in one session; returns what each printed."""
     run = [b for b in all_blocks() if b.marker.startswith("run")]
     (workdir / ".venv").symlink_to(ROOT / ".venv")
     if any(b.marker == "run ts" for b in run):
         link_ts_client(workdir)
-    isolated = _netns_works()
+    isolated = isolate and _netns_works()
     ports = {} if isolated else {p: _free_port() for p in DOC_PORTS}
     if not isolated:
-        env = {**env, "SWITCHBOARD_GRPC_PORT": str(ports[50051])}
+        env = {**env, "SWITCHBOARD_GRPC_PORT": str(ports[50051]),  # the defaults, moved too
+               "SWITCHBOARD_TARGET": f"127.0.0.1:{ports[50051]}"}
     script = workdir / "session.sh"
     script.write_text(session_script(run, workdir, ports))
     command = ["unshare", "-rn", "bash", str(script)] if isolated else ["bash", str(script)]
@@ -171,6 +172,8 @@ def run_session(workdir: Path, env: dict[str, str], stdin: str,
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+    for old, new in ports.items():  # outputs as they read with the documented ports
+        out = out.replace(f":{new}", f":{old}")
     transcript = Transcript(log=out)
     for match in re.finditer(r"@@begin (\S+)@@\n(.*?)@@end \1 (\d+)@@", out, flags=re.S):
         transcript.outputs[match.group(1)] = match.group(2)

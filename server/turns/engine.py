@@ -45,11 +45,12 @@ from server.chat import (
 from server.errors import SwitchboardError
 from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
-from server.providers.transport import Timeouts, UpstreamClient
+from server.providers.transport import UpstreamClient
 from server.registry.llm import Llm
 from server.routing.attempt import Attempt
 from server.routing.plan import Candidate, Reason, StopReason
 from server.routing.router import Router
+from server.timeouts import Timeouts
 from server.turns import failures
 from server.turns.events import (
     AnswerReasoning,
