@@ -73,6 +73,25 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _DESTINATION_PARTS = ("api_spec", "base_url", "model (the Azure deployment)")
 
 
+def _bad_host(host: str) -> str:
+    """What is wrong with a URL's host name as DNS sees it ("" if nothing)."""
+    if host.startswith("[") or ":" in host or host.replace(".", "").isdigit():
+        return ""  # an IP literal: the network guard checks it
+    if len(host.rstrip(".")) > 253:
+        return "the host name is longer than 253 characters, which DNS does not allow"
+    for label in host.rstrip(".").split("."):
+        if not label:
+            return "the host name has an empty label (two dots in a row)"
+        try:
+            encoded = label.encode("idna")
+        except UnicodeError:
+            return (f"the host name label {label[:70]!r} is not a valid DNS label (at most 63 "
+                    "characters of letters, digits and hyphens)")
+        if len(encoded) > 63:
+            return f"the host name label {label[:70]!r}... is over 63 characters, the DNS limit"
+    return ""
+
+
 def _control(value: str) -> str:
     """What is wrong with a value sent in an HTTP header ("" if nothing)."""
     if any(c in value for c in "\r\n\x00"):
@@ -137,6 +156,8 @@ def _check_endpoint(e: EndpointDraft, path: str, v: Violations, old: Endpoint | 
               "for example https://api.openai.com/v1")
     elif parts.query or parts.fragment:
         v.add(f"{path}.base_url", "must not carry a query or fragment; put keys in api_key")
+    elif why := _bad_host(parts.hostname):
+        v.add(f"{path}.base_url", why)
     if not e.model.strip():
         what = "the deployment name" if e.api_spec is ApiSpec.AZURE_OPENAI else "the model name"
         v.add(f"{path}.model", f"is required: {what}")
