@@ -21,8 +21,9 @@ from server.edge.convert import (
     tools_from_pb,
 )
 from server.errors import SwitchboardError, Violations
+from server.registry.drafts import check_generation
 from server.registry.llm import Llm
-from server.registry.service import RegistryService, check_generation
+from server.registry.service import RegistryService
 from server.routing.plan import Reason
 from server.sessions import SessionService, SessionTurn
 from server.turns.events import (

@@ -28,8 +28,8 @@ from server.chat import (
     ToolChoiceMode,
 )
 from server.errors import Violations
+from server.registry.drafts import EndpointDraft, LlmDraft
 from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
-from server.registry.service import EndpointDraft, LlmDraft
 from server.secret import Secret
 from server.sessions import Session
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 import hpack
 
@@ -85,7 +86,7 @@ async def _drain(reader: asyncio.StreamReader, result: FloodResult) -> None:
             payload = await reader.readexactly(length)
             result.frames_seen[kind] = result.frames_seen.get(kind, 0) + 1
             if kind == HEADERS:
-                headers = dict(decoder.decode(_headers_payload(flags, payload)))
+                headers: dict[Any, Any] = dict(decoder.decode(_headers_payload(flags, payload)))
                 status = headers.get("grpc-status")
                 if status is not None:
                     result.statuses[status] = result.statuses.get(status, 0) + 1

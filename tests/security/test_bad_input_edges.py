@@ -50,13 +50,16 @@ async def test_undecodable_requests_are_invalid_argument(server: Switchboard,
         for method in ("/switchboard.v1.LlmRegistry/ListLlms",
                        "/switchboard.v1.Conversations/Converse"):
             if method.endswith("Converse"):
-                call = channel.unary_stream(method)
+                call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+                    method)
                 with pytest.raises(grpc.aio.AioRpcError) as err:
                     async for _ in call(payload, metadata=AUTH, timeout=30):
                         pass
             else:
                 with pytest.raises(grpc.aio.AioRpcError) as err:
-                    await channel.unary_unary(method)(payload, metadata=AUTH, timeout=30)
+                    unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                        method)
+                    await unary(payload, metadata=AUTH, timeout=30)
             st = status_of(err.value)
             assert st.code == grpc.StatusCode.INVALID_ARGUMENT, (method, st.code, st.message)
             assert st.info.reason == "MALFORMED_REQUEST"
@@ -107,6 +110,7 @@ async def test_oversized_metadata_is_refused_at_once(server: Switchboard) -> Non
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         big = (*AUTH, ("x-padding", "p" * 20000))
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await channel.unary_unary("/switchboard.v1.LlmRegistry/ListLlms")(
-                rpb.ListLlmsRequest().SerializeToString(), metadata=big, timeout=30)
+            list_llms: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                "/switchboard.v1.LlmRegistry/ListLlms")
+            await list_llms(rpb.ListLlmsRequest().SerializeToString(), metadata=big, timeout=30)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
