@@ -47,6 +47,7 @@ from server.edge.routing_state import routing_reader
 from server.edge.validator import ConformanceValidator
 from server.http.app import FrontDoor, FrontDoorConfig
 from server.http.lab import LabPages
+from server.memory import MemoryTrimmer
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
 from server.providers.transport import UpstreamClient
 from server.registry.codec import sealed_secrets
@@ -216,11 +217,16 @@ class Switchboard:
 
         auth = StoreAuthenticator(store, s.api_keys, clock=clock)
         grpc_metrics = GrpcMetricsInterceptor(self.metrics, timed_by_edge=EDGE_PREFIXES)
-        self.interceptor = EdgeInterceptor(auth, timer=grpc_metrics)
+        self.interceptor = EdgeInterceptor(auth, timer=grpc_metrics,
+                                           max_metadata_bytes=s.max_metadata_bytes)
         server = grpc.aio.server(
             interceptors=[grpc_metrics, self.interceptor],
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
-                     ("grpc.so_reuseport", 0)],
+                     ("grpc.so_reuseport", 0),
+                     # Announced to callers; a caller that never acknowledges SETTINGS is not
+                     # held to them, so the interceptor also refuses oversized metadata.
+                     ("grpc.max_metadata_size", s.max_metadata_bytes),
+                     ("grpc.absolute_max_metadata_size", 2 * s.max_metadata_bytes)],
         )
         health = fill_health(router)
         registry_servicer = RegistryServicer(registry, ConformanceValidator(
@@ -282,6 +288,9 @@ class Switchboard:
                                      "SWITCHBOARD_METRICS_PORT", _reason(exc)) from None
         self._tasks.append(asyncio.create_task(self._sweep_sessions(), name="session-sweeper"))
         self._tasks.append(asyncio.create_task(probes.run(), name="probes"))
+        interceptor = self.interceptor
+        self._tasks.append(asyncio.create_task(
+            MemoryTrimmer(lambda: interceptor.refused_oversized).run(), name="memory-trimmer"))
         log.info("serving", address=f"{s.host}:{self.port}", tls=bool(s.tls_cert_file),
                  http_port=self.http_port or None, metrics_port=self.metrics_port or None,
                  tracing=self._tracing is not None,

@@ -60,6 +60,7 @@ class Settings:
     # Limits
     max_concurrent_streams: int = 2000
     max_request_bytes: int = 4 * 1024 * 1024
+    max_metadata_bytes: int = 16 * 1024  # a call's gRPC metadata (headers); larger is refused
     max_message_bytes: int = 256 * 1024
     max_messages: int = 500
     max_upstream_event_bytes: int = 8 * 1024 * 1024
@@ -93,6 +94,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "probes_per_hour": (0, 60),
     "max_concurrent_streams": (1, 1_000_000),
     "max_request_bytes": (1024, 1 << 30),
+    "max_metadata_bytes": (1024, 1 << 20),
     "max_message_bytes": (16, 1 << 30),
     "max_messages": (1, 100_000),
     "max_upstream_event_bytes": (1024, 1 << 30),

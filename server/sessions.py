@@ -47,7 +47,8 @@ from server.errors import (
 )
 from server.ids import new_id
 from server.registry.codec import generation_from_dict, generation_to_dict
-from server.registry.service import RegistryService, check_generation
+from server.registry.drafts import check_generation
+from server.registry.service import RegistryService
 from server.session_holds import SessionHolds, session_busy
 from server.store.base import SessionRecord, Store
 

@@ -19,8 +19,8 @@ from server.edge.convert import llm_draft_from_pb
 from server.edge.validator import ConformanceValidator, check_to_pb
 from server.errors import InvalidArgument, SwitchboardError
 from server.netguard import NetPolicy, check_base_url
+from server.registry.drafts import UPDATABLE, check_draft
 from server.registry.llm import Endpoint, Llm
-from server.registry.service import UPDATABLE, check_draft
 from server.secret import Secret
 from server.validation.report import CheckFinished, CheckStatus
 from server.validation.runner import Validation

@@ -21,6 +21,7 @@ from server.edge.convert import (
     tools_from_pb,
 )
 from server.errors import SwitchboardError, Violations
+from server.registry.drafts import check_generation
 from server.registry.llm import Llm
 from server.registry.service import RegistryService
 from server.routing.plan import Reason
@@ -126,8 +127,10 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
         if choice is not None and choice.function_name and not any(
                 t.name == choice.function_name for t in tools):
             v.add("tool_choice.function_name", "must name one of the request's tools")
+        gen = generation_from_pb(request.generation)
+        check_generation(gen, "generation", v)  # the same bounds as registration and HTTP
         v.raise_if_any()
-        return TurnInput(tuple(new), tools, choice, generation_from_pb(request.generation))
+        return TurnInput(tuple(new), tools, choice, gen)
 
     async def Converse(self, request: cpb.ConverseRequest, context: ServicerContext
                        ) -> AsyncIterator[cpb.ConverseResponse]:

@@ -154,8 +154,8 @@ def _content(raw: Any, path: str, role: Role, v: Violations) -> list[Part]:
         elif kind == "image_url" and role is Role.USER:
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
-            if not isinstance(url, str) or not url.startswith(("http://", "https://", "data:")):
-                v.add(f"{path}[{j}].image_url.url", "must be an http(s) or data: URL")
+            if not isinstance(url, str) or not url.startswith(("https://", "data:")):
+                v.add(f"{path}[{j}].image_url.url", "must be an https: or data: URL")
                 continue
             parts.append(ImagePart(url=url))
         else:
