@@ -25,7 +25,8 @@ from server.registry.drafts import check_generation
 from server.registry.llm import Llm
 from server.registry.service import RegistryService
 from server.routing.plan import Reason
-from server.sessions import SessionService, SessionTurn
+from server.session_state import SessionTurn
+from server.sessions import SessionService
 from server.turns.events import (
     AnswerReasoning,
     AnswerText,

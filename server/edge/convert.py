@@ -31,7 +31,7 @@ from server.errors import Violations
 from server.registry.drafts import EndpointDraft, LlmDraft
 from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
 from server.secret import Secret
-from server.sessions import Session
+from server.session_state import Session
 
 _SPEC_FROM_PB = {
     lpb.API_SPEC_OPENAI: ApiSpec.OPENAI,

@@ -137,8 +137,8 @@ async def test_canaries_never_leak_anywhere(tmp_path: Path, echo_url: str, fmt: 
                 async for event in client.validate_llm(llm.id):
                     seen.append(("ValidateLlm", event.SerializeToString()))
                 with pytest.raises(grpc.aio.AioRpcError) as err:
-                    async for event in client.converse("hi", llm_id=llm.id):
-                        seen.append(("Converse event", repr(event)))
+                    async for turn_event in client.converse("hi", llm_id=llm.id):
+                        seen.append(("Converse event", repr(turn_event)))
                 seen.append(("Converse", failure(err.value)))
                 moved = lpb.Llm()
                 moved.CopyFrom(llm)
