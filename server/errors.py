@@ -1,9 +1,9 @@
 """Typed domain errors.
 
-Domain code raises these; the gRPC edge (``server.edge.errors``) maps each one to a
-``google.rpc.Status`` with exactly one ``ErrorInfo`` plus the details that apply. The gRPC
-status code is carried as a plain string name (``"NOT_FOUND"``) so that domain modules never
-import grpc.
+Domain code raises these; the gRPC edge (``server.edge.interceptor``, ``server.edge.status``)
+maps each one to a ``google.rpc.Status`` with exactly one ``ErrorInfo`` plus the details that
+apply. The gRPC status code is carried as a plain string name (``"NOT_FOUND"``) so that
+domain modules never import grpc.
 
 Messages are actionable English for developers and never carry secrets or raw upstream bodies.
 """
