@@ -2,7 +2,8 @@
 ``make test`` and CI run everything.
 
 A suite is slow when it builds or starts a third-party program (Go, Node, LiteLLM, llama.cpp,
-a browser), fuzzes, or runs for a fixed time (the soak and bench smokes).
+a browser), installs packages, fuzzes, or runs for a fixed time (the soak and bench smokes,
+the demo).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ SLOW_FILES = frozenset({
     "tests/integration/test_bench_smoke.py",
     "tests/integration/test_lab_browser.py",
     "tests/integration/test_readme.py",
+    "tests/integration/test_client_package.py",  # installs the client into a fresh venv
+    "tests/integration/test_demo.py",  # the whole demo, as `make demo` runs it
 })
 SLOW_DIRS = ("tests/llama/", "tests/unit/fuzz/")  # fuzz: atheris and the hypothesis fuzzers
 SLOW_TESTS = frozenset({
