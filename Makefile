@@ -171,7 +171,7 @@ test-integration: $(STAMP) grpcurl
 llama-server:
 	tests/llama/build_llama_server.sh $(LLAMA_CPP_PYTHON_VERSION) $(LLAMA_CACHE) $(PY)
 
-test: $(STAMP) check-generated lint typecheck buf-breaking go-deps browser-deps $(LAB_DIST) grpcurl
+test: $(STAMP) check-generated lint typecheck buf-breaking go-deps browser-deps $(LAB_DIST) grpcurl llama-server
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  # BENCH_ARGS="--quick" for a smoke run; --help lists the knobs
