@@ -224,7 +224,7 @@ async def test_routing_between_llama_and_the_simulator_prefers_the_faster(
 # -- probes ----------------------------------------------------------------------------------
 
 
-async def test_probes_fit_a_256_token_llama_and_miss_its_prompt_cache(
+async def test_probes_fit_a_256_token_llama_server(
         tmp_path_factory: pytest.TempPathFactory, llama_small: LlamaServer) -> None:
     from server.clock import FakeClock
     from tests.support import API_KEY, settings
