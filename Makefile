@@ -174,6 +174,10 @@ llama-server:
 test: $(STAMP) check-generated lint typecheck buf-breaking go-deps browser-deps $(LAB_DIST) grpcurl llama-server
 	$(BIN)/pytest -q
 
+# Everything but the slow suites (tests/conftest.py lists them); `make test` runs all.
+test-fast: $(STAMP) grpcurl
+	$(BIN)/pytest -q -m "not slow"
+
 bench: $(STAMP)  # BENCH_ARGS="--quick" for a smoke run; --help lists the knobs
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import gc
 import json
-import os
 import random
 import signal
 import socket
@@ -47,8 +46,10 @@ from server.edge.routing_state import routing_reader
 from server.edge.validator import ConformanceValidator
 from server.http.app import FrontDoor, FrontDoorConfig
 from server.http.lab import LabPages
+from server.listening import bind_error, cannot_listen, os_reason
+from server.memory import MemoryTrimmer
 from server.netguard import GuardedResolver, NetPolicy, check_base_url, resolve_with
-from server.providers.transport import Timeouts, UpstreamClient
+from server.providers.transport import UpstreamClient
 from server.registry.codec import sealed_secrets
 from server.registry.llm import Llm
 from server.registry.service import RegistryService
@@ -61,6 +62,7 @@ from server.telemetry.attempt_log import AttemptLog
 from server.telemetry.grpc_metrics import GrpcMetricsInterceptor
 from server.telemetry.metrics import Metrics
 from server.telemetry.scrape import MetricsListener
+from server.timeouts import Timeouts
 from server.turns.engine import TurnEngine
 from server.turns.observer import fan_out
 from server.turns.probe_runner import ProbeRunner
@@ -86,36 +88,6 @@ SERVICES = (
 )
 # Their RPCs are wrapped by the EdgeInterceptor, which also reports them to the gRPC metrics.
 EDGE_PREFIXES = tuple(f"/{name}/" for name in SERVICES)
-
-
-def _bind_error(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be bound (asked of the OS, as grpc binds: SO_REUSEADDR), or
-    None. Checked before grpc binds, which would log its own multi-line error first."""
-    if port == 0:
-        return None
-    try:
-        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
-    except OSError as exc:
-        return f"cannot resolve {host!r}: {exc.strerror or exc}"
-    for family, kind, proto, _, sockaddr in infos:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(sockaddr)
-            except OSError as exc:
-                return _reason(exc)
-    return None
-
-
-def _reason(exc: OSError) -> str:
-    """The OS's own words for an error ("address already in use"), without asyncio's prefix."""
-    return (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
-
-
-def _cannot_listen(address: str, setting: str, why: str) -> ConfigError:
-    return ConfigError(f"cannot listen on {address}: {why}; stop what is using it, or set "
-                       f"{setting} to a free port (0: any free port)")
 
 
 @dataclass
@@ -216,11 +188,16 @@ class Switchboard:
 
         auth = StoreAuthenticator(store, s.api_keys, clock=clock)
         grpc_metrics = GrpcMetricsInterceptor(self.metrics, timed_by_edge=EDGE_PREFIXES)
-        self.interceptor = EdgeInterceptor(auth, timer=grpc_metrics)
+        self.interceptor = EdgeInterceptor(auth, timer=grpc_metrics,
+                                           max_metadata_bytes=s.max_metadata_bytes)
         server = grpc.aio.server(
             interceptors=[grpc_metrics, self.interceptor],
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
-                     ("grpc.so_reuseport", 0)],
+                     ("grpc.so_reuseport", 0),
+                     # Announced to callers; a caller that never acknowledges SETTINGS is not
+                     # held to them, so the interceptor also refuses oversized metadata.
+                     ("grpc.max_metadata_size", s.max_metadata_bytes),
+                     ("grpc.absolute_max_metadata_size", 2 * s.max_metadata_bytes)],
         )
         health = fill_health(router)
         registry_servicer = RegistryServicer(registry, ConformanceValidator(
@@ -240,14 +217,14 @@ class Switchboard:
             key = await asyncio.to_thread(Path(s.tls_key_file).read_bytes)
             cert = await asyncio.to_thread(Path(s.tls_cert_file).read_bytes)
             creds = grpc.ssl_server_credentials([(key, cert)])
-        why = _bind_error(s.host, s.grpc_port)
+        why = bind_error(s.host, s.grpc_port)
         if why is not None:
-            raise _cannot_listen(address, "SWITCHBOARD_GRPC_PORT", why)
+            raise cannot_listen(address, "SWITCHBOARD_GRPC_PORT", why)
         try:
             self.port = (server.add_secure_port(address, creds) if s.tls_cert_file
                          else server.add_insecure_port(address))
         except RuntimeError:  # grpc says only "Failed to bind to address"
-            raise _cannot_listen(address, "SWITCHBOARD_GRPC_PORT",
+            raise cannot_listen(address, "SWITCHBOARD_GRPC_PORT",
                                  "the address cannot be bound") from None
         await server.start()
         self._server = server
@@ -269,8 +246,8 @@ class Switchboard:
                                                               self.http_sock)
             except OSError as exc:
                 await server.stop(0)
-                raise _cannot_listen(f"{s.host}:{s.http_port}", "SWITCHBOARD_HTTP_PORT",
-                                     _reason(exc)) from None
+                raise cannot_listen(f"{s.host}:{s.http_port}", "SWITCHBOARD_HTTP_PORT",
+                                     os_reason(exc)) from None
         if s.metrics_port or self.metrics_sock is not None:
             self._metrics_listener = MetricsListener(self.metrics)
             try:
@@ -278,10 +255,13 @@ class Switchboard:
                     s.metrics_host or s.host, s.metrics_port, self.metrics_sock)
             except OSError as exc:
                 await server.stop(0)
-                raise _cannot_listen(f"{s.metrics_host or s.host}:{s.metrics_port}",
-                                     "SWITCHBOARD_METRICS_PORT", _reason(exc)) from None
+                raise cannot_listen(f"{s.metrics_host or s.host}:{s.metrics_port}",
+                                     "SWITCHBOARD_METRICS_PORT", os_reason(exc)) from None
         self._tasks.append(asyncio.create_task(self._sweep_sessions(), name="session-sweeper"))
         self._tasks.append(asyncio.create_task(probes.run(), name="probes"))
+        interceptor = self.interceptor
+        self._tasks.append(asyncio.create_task(
+            MemoryTrimmer(lambda: interceptor.refused_oversized).run(), name="memory-trimmer"))
         log.info("serving", address=f"{s.host}:{self.port}", tls=bool(s.tls_cert_file),
                  http_port=self.http_port or None, metrics_port=self.metrics_port or None,
                  tracing=self._tracing is not None,

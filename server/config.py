@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from server.timeouts import DEFAULT_TIMEOUTS
+
 ENV_PREFIX = "SWITCHBOARD_"
 
 
@@ -48,16 +50,17 @@ class Settings:
     master_key_file: str = ""
     primary_key_id: str = ""
     # Upstream timeouts by phase
-    connect_timeout_s: float = 3.0
-    first_token_timeout_s: float = 30.0
-    between_chunks_timeout_s: float = 30.0
-    turn_timeout_s: float = 300.0
+    connect_timeout_s: float = DEFAULT_TIMEOUTS.connect_s
+    first_token_timeout_s: float = DEFAULT_TIMEOUTS.first_token_s
+    between_chunks_timeout_s: float = DEFAULT_TIMEOUTS.between_chunks_s
+    turn_timeout_s: float = DEFAULT_TIMEOUTS.total_s
     # Routing
     max_attempts: int = 4
     probes_per_hour: int = 4
     # Limits
     max_concurrent_streams: int = 2000
     max_request_bytes: int = 4 * 1024 * 1024
+    max_metadata_bytes: int = 16 * 1024  # a call's gRPC metadata (headers); larger is refused
     max_message_bytes: int = 256 * 1024
     max_messages: int = 500
     max_upstream_event_bytes: int = 8 * 1024 * 1024
@@ -91,6 +94,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "probes_per_hour": (0, 3600),  # above 60 for tests and small fleets; default 4
     "max_concurrent_streams": (1, 1_000_000),
     "max_request_bytes": (1024, 1 << 30),
+    "max_metadata_bytes": (1024, 1 << 20),
     "max_message_bytes": (16, 1 << 30),
     "max_messages": (1, 100_000),
     "max_upstream_event_bytes": (1024, 1 << 30),
@@ -106,7 +110,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _MEANING: dict[str, str] = {
     "host": "gRPC (and HTTP) listen address",
     "grpc_port": "gRPC port (0: any free port)",
-    "http_port": "OpenAI-compatible front door and /metrics (0: off)",
+    "http_port": "OpenAI-compatible front door (0: off)",
+    "http_header_timeout_s": "time a connection has to send a complete HTTP request head",
+    "metrics_port": "Prometheus /metrics, on its own listener, off the tenant ports (0: off)",
+    "metrics_host": "metrics listen address (empty: host)",
     "tls_cert_file": "PEM certificate: serve TLS",
     "tls_key_file": "PEM private key of tls_cert_file",
     "grace_period_s": "drain time on SIGTERM/SIGINT",
@@ -123,6 +130,7 @@ _MEANING: dict[str, str] = {
     "probes_per_hour": "latency probes per endpoint per hour while a session is active",
     "max_concurrent_streams": "beyond it: RESOURCE_EXHAUSTED",
     "max_request_bytes": "largest gRPC request",
+    "max_metadata_bytes": "largest gRPC metadata of a call (refused at once beyond it)",
     "max_message_bytes": "largest message in a request",
     "max_messages": "most messages in a request",
     "max_upstream_event_bytes": "largest SSE event from an upstream",

@@ -24,254 +24,33 @@ step. Barge-in turns read the store first (their claim can wait for another turn
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from server.chat import Generation, ImagePart, Message, Part, Role, TextPart, ToolCall
+from server.chat import Generation, Message
 from server.errors import (
     Aborted,
-    DeadlineExceeded,
-    FailedPrecondition,
     NotFound,
-    SwitchboardError,
     Violations,
 )
 from server.ids import new_id
-from server.registry.codec import generation_from_dict, generation_to_dict
-from server.registry.service import RegistryService, check_generation
+from server.registry.codec import generation_to_dict
+from server.registry.drafts import check_generation
+from server.registry.service import RegistryService
 from server.session_holds import SessionHolds, session_busy
+from server.session_records import message_to_dict, session_from_record, session_to_record
+from server.session_state import Session, SessionCache, SessionTurn, is_cut_short, truncated
 from server.store.base import SessionRecord, Store
 
 log = structlog.get_logger("switchboard.sessions")
 
 MAX_IDLE_TTL_S = 86400.0
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    id: str
-    account_id: str
-    llm_id: str
-    system_prompt: str
-    generation: Generation
-    idle_ttl_s: float
-    create_time: datetime
-    expire_time: datetime
-    turn_count: int
-    messages: tuple[Message, ...]
-    version: int
-    running_turn_id: str = ""
-    running_until: datetime | None = None
-
-    def running(self, now: datetime) -> str:
-        """The id of the turn in flight, "" when none (or its hold lapsed)."""
-        if self.running_turn_id and self.running_until is not None and self.running_until >= now:
-            return self.running_turn_id
-        return ""
-
-    def history(self) -> list[Message]:
-        """What a turn sends before its new messages: the system prompt, then the messages."""
-        out: list[Message] = []
-        if self.system_prompt:
-            out.append(Message(Role.SYSTEM, (TextPart(self.system_prompt),)))
-        out.extend(self.messages)
-        return out
-
-
-def _is_cut_short(exc: BaseException) -> bool:
-    """Whether a turn ended because its caller went away, its deadline passed or a newer turn
-    barged in (as opposed to failing)."""
-    if isinstance(exc, (asyncio.CancelledError, GeneratorExit, ConnectionError)):
-        return True
-    if isinstance(exc, DeadlineExceeded):
-        return True
-    return isinstance(exc, SwitchboardError) and exc.reason == "TURN_INTERRUPTED"
-
-
-@dataclass(slots=True)
-class SessionTurn:
-    """One turn of a session, from its claim to its history write: it watches what the turn
-    streams, so that however the turn ends, the history records what happened."""
-
-    session: Session  # as read after the claim: its history is what this turn builds on
-    turn_id: str
-    version: int  # the session version the claim produced (-1 while the claim is pending)
-    new_messages: list[Message]
-    claim: asyncio.Future[int] | None = None  # pending: started with a cached session
-    text_id: str = ""  # the text message being streamed
-    text: list[str] = field(default_factory=list)
-    written: bool = False
-    _stop: Callable[[], None] | None = None
-    _stop_requested: bool = False
-
-    def on_stop(self, stop: Callable[[], None]) -> None:
-        """What stops the running turn when a newer turn barges in (called at once when one
-        already did)."""
-        self._stop = stop
-        if self._stop_requested:
-            stop()
-
-    def stop(self) -> None:
-        self._stop_requested = True
-        if self._stop is not None:
-            self._stop()
-
-    def streamed(self, message_id: str, delta: str) -> None:
-        if message_id != self.text_id:  # a restarted answer replaces the text so far
-            self.text_id, self.text = message_id, []
-        self.text.append(delta)
-
-    def restarted(self) -> None:
-        self.text_id, self.text = "", []
-
-    def messages(self, answer: Message | None) -> list[Message]:
-        """The turn's messages for the history: the new ones tagged with the turn, then the
-        answer (None: the turn was cut short; the text streamed so far, if any)."""
-        out = [dataclasses.replace(m, turn_id=self.turn_id) for m in self.new_messages]
-        if answer is None and self.text:
-            answer = Message(Role.ASSISTANT, (TextPart("".join(self.text)),), interrupted=True)
-        if answer is not None:
-            out.append(dataclasses.replace(answer, turn_id=self.turn_id))
-        return out
-
-
-def message_to_dict(m: Message) -> dict[str, Any]:
-    parts: list[dict[str, Any]] = []
-    for p in m.parts:
-        if isinstance(p, TextPart):
-            parts.append({"text": p.text})
-        else:
-            parts.append({"image": {"mime_type": p.mime_type, "url": p.url,
-                                    "data": base64.b64encode(p.data).decode()}})
-    out: dict[str, Any] = {"role": m.role.value, "parts": parts}
-    if m.tool_calls:
-        out["tool_calls"] = [
-            {"id": c.id, "name": c.name, "arguments": c.arguments,
-             "thought_signature": c.thought_signature}
-            for c in m.tool_calls
-        ]
-    for key in ("tool_call_id", "name", "reasoning", "thought_signature", "interrupted",
-                "turn_id"):
-        if getattr(m, key):
-            out[key] = getattr(m, key)
-    return out
-
-
-def message_from_dict(d: dict[str, Any]) -> Message:
-    parts: list[Part] = []
-    for p in d.get("parts", ()):
-        if "text" in p:
-            parts.append(TextPart(p["text"]))
-        else:
-            img = p["image"]
-            parts.append(ImagePart(mime_type=img.get("mime_type", ""), url=img.get("url", ""),
-                                   data=base64.b64decode(img.get("data", ""))))
-    return Message(
-        role=Role(d["role"]),
-        parts=tuple(parts),
-        tool_calls=tuple(
-            ToolCall(c["id"], c["name"], c["arguments"], c.get("thought_signature", ""))
-            for c in d.get("tool_calls", ())
-        ),
-        tool_call_id=d.get("tool_call_id", ""),
-        name=d.get("name", ""),
-        reasoning=d.get("reasoning", ""),
-        thought_signature=d.get("thought_signature", ""),
-        interrupted=bool(d.get("interrupted", False)),
-        turn_id=d.get("turn_id", ""),
-    )
-
-
-def _from_record(r: SessionRecord) -> Session:
-    return Session(
-        id=r.id, account_id=r.account_id, llm_id=r.llm_id, system_prompt=r.system_prompt,
-        generation=generation_from_dict(r.generation), idle_ttl_s=r.idle_ttl_s,
-        create_time=r.create_time, expire_time=r.expire_time, turn_count=r.turn_count,
-        messages=tuple(message_from_dict(m) for m in r.messages), version=r.version,
-        running_turn_id=r.running_turn_id, running_until=r.running_until,
-    )
-
-
-def _to_record(s: Session) -> SessionRecord:
-    return SessionRecord(
-        id=s.id, account_id=s.account_id, llm_id=s.llm_id, system_prompt=s.system_prompt,
-        generation=generation_to_dict(s.generation), idle_ttl_s=s.idle_ttl_s,
-        create_time=s.create_time, expire_time=s.expire_time, turn_count=s.turn_count,
-        messages=[message_to_dict(m) for m in s.messages], version=s.version,
-    )
-
-
-def truncated(messages: tuple[Message, ...], turn_id: str, heard_chars: int
-              ) -> tuple[Message, ...]:
-    """The history with turn ``turn_id``'s answer cut to the first ``heard_chars`` characters
-    (its tool calls dropped unless the whole text was heard; an answer left empty removed).
-    NOT_FOUND for a turn not in the history, FAILED_PRECONDITION for one that is not last."""
-    mine = [i for i, m in enumerate(messages) if m.turn_id == turn_id]
-    if not mine:
-        raise NotFound(f"turn {turn_id!r} is not in this session's history",
-                       reason="TURN_NOT_FOUND", resource_type="turn", resource_name=turn_id)
-    if any(m.turn_id != turn_id for m in messages[mine[0]:]):
-        raise FailedPrecondition(f"turn {turn_id!r} is not the session's last turn; only the "
-                                 "last turn's answer can be truncated", reason="TURN_NOT_LAST")
-    answers = [i for i in mine if messages[i].role is Role.ASSISTANT]
-    if not answers:
-        return messages  # cancelled before any text: nothing was heard
-    i = answers[-1]
-    answer = messages[i]
-    text = answer.text
-    if heard_chars >= len(text):
-        return messages  # all of it was heard (or it was truncated already): unchanged
-    kept = text[:heard_chars]
-    if not kept:
-        return messages[:i] + messages[i + 1:]
-    cut = dataclasses.replace(answer, parts=(TextPart(kept),), tool_calls=(), interrupted=True)
-    return (*messages[:i], cut, *messages[i + 1:])
-
-
-class SessionCache:
-    """The sessions this replica's turns used last, newest last, at most ``size`` of them.
-
-    An entry is the session as this replica last read or wrote it, at that version; a turn
-    never trusts it without its claim's version (``SessionService.confirm``)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[tuple[str, str], Session] = OrderedDict()
-
-    def get(self, account_id: str, session_id: str) -> Session | None:
-        key = (account_id, session_id)
-        session = self._entries.get(key)
-        if session is None:
-            return None
-        if session.expire_time < datetime.now(UTC):
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return session
-
-    def put(self, session: Session) -> None:
-        if self._size <= 0:
-            return
-        key = (session.account_id, session.id)
-        self._entries[key] = session
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-
-    def drop(self, account_id: str, session_id: str) -> None:
-        self._entries.pop((account_id, session_id), None)
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 class SessionService:
@@ -319,7 +98,7 @@ class SessionService:
         )
         await self._store.create_session(record)
         self._active(account_id, llm_id, ttl, record.id)
-        session = _from_record(record)
+        session = session_from_record(record)
         self.cache.put(session)
         return session
 
@@ -329,7 +108,7 @@ class SessionService:
             raise NotFound(f"session {session_id!r} not found or expired; create a new one",
                            reason="SESSION_NOT_FOUND", resource_type="session",
                            resource_name=session_id)
-        return _from_record(record)
+        return session_from_record(record)
 
     async def end(self, account_id: str, session_id: str) -> None:
         cached = self.cache.get(account_id, session_id)
@@ -374,7 +153,7 @@ class SessionService:
         except BaseException as exc:
             claimed = await self._claimed(handle) if handle is not None else version
             if claimed is not None and (handle is None or not handle.written):
-                keep = handle.messages(None) if handle is not None and _is_cut_short(exc) else []
+                keep = handle.messages(None) if handle is not None and is_cut_short(exc) else []
                 await self._end_shielded(handle.session if handle else None, session_id,
                                          turn_id, claimed, keep)
             raise
@@ -542,7 +321,7 @@ class SessionService:
 
     async def _replace(self, session: Session) -> Session:
         self.cache.drop(session.account_id, session.id)
-        if not await self._store.replace_session(_to_record(session), session.version):
+        if not await self._store.replace_session(session_to_record(session), session.version):
             raise Aborted(f"session {session.id!r} changed while it was being updated; read it "
                           "again and retry", reason="SESSION_CHANGED",
                           resource_type="session", resource_name=session.id)

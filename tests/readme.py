@@ -5,6 +5,8 @@ Each fenced block with a language is preceded by a marker comment saying what th
     <!-- readme: run -->               a shell block, run in the session (in document order)
     <!-- readme: run, fails -->        the same, and its last command must fail
     <!-- readme: run python -->        a Python program, run with .venv/bin/python
+    <!-- readme: run ts -->            a TypeScript program, compiled with tsc and run with node
+                                       (``@switchboard/client`` is clients/typescript, built)
     <!-- readme: output -->            what the previous run block prints (ids, times normalized)
     <!-- readme: not run: REASON -->   not run here, and why
 
@@ -110,6 +112,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TS_CLIENT = ROOT / "clients" / "typescript"
+TSC = TS_CLIENT / "node_modules" / "typescript" / "bin" / "tsc"
+TSC_FLAGS = ("--module commonjs --target es2022 --moduleResolution node --esModuleInterop "
+             "--strict --skipLibCheck --types node --outDir .")
+
+
+def link_ts_client(workdir: Path) -> None:
+    """node_modules in ``workdir`` as an app that installed @switchboard/client would have."""
+    modules = workdir / "node_modules"
+    (modules / "@switchboard").mkdir(parents=True)
+    (modules / "@switchboard" / "client").symlink_to(TS_CLIENT)
+    for scope in ("@grpc", "@types"):
+        (modules / scope).symlink_to(TS_CLIENT / "node_modules" / scope)
+
+
 def session_script(run: list[Block], workdir: Path, ports: dict[int, int]) -> str:
     """The bash program of a session: each block sourced from its own file, as printed."""
     parts = ["set -u", "ip link set lo up 2>/dev/null || true"]
@@ -117,10 +134,12 @@ def session_script(run: list[Block], workdir: Path, ports: dict[int, int]) -> st
         text = block.text
         for old, new in ports.items():
             text = text.replace(str(old), str(new))
-        name = f"block{n:02d}.{'py' if block.marker == 'run python' else 'sh'}"
+        ext = {"run python": "py", "run ts": "ts"}.get(block.marker, "sh")
+        name = f"block{n:02d}.{ext}"
         (workdir / name).write_text(text)
-        command = (f".venv/bin/python {name}" if block.marker == "run python"
-                   else f"source {name}")
+        command = {"py": f".venv/bin/python {name}",
+                   "ts": f"node {TSC} {TSC_FLAGS} {name} && node block{n:02d}.js",
+                   }.get(ext, f"source {name}")
         parts += [f"echo '@@begin {block.where}@@'",
                   f"set -e; {command} 2>&1; set +e" if "fails" not in block.marker
                   else f"{command} 2>&1",
@@ -130,14 +149,17 @@ def session_script(run: list[Block], workdir: Path, ports: dict[int, int]) -> st
 
 
 def run_session(workdir: Path, env: dict[str, str], stdin: str,
-                timeout_s: float = 240.0) -> Transcript:
+                timeout_s: float = 240.0, isolate: bool = True) -> Transcript:
     """Runs every run block of both documents in one session; returns what each printed."""
     run = [b for b in all_blocks() if b.marker.startswith("run")]
     (workdir / ".venv").symlink_to(ROOT / ".venv")
-    isolated = _netns_works()
+    if any(b.marker == "run ts" for b in run):
+        link_ts_client(workdir)
+    isolated = isolate and _netns_works()
     ports = {} if isolated else {p: _free_port() for p in DOC_PORTS}
     if not isolated:
-        env = {**env, "SWITCHBOARD_GRPC_PORT": str(ports[50051])}
+        env = {**env, "SWITCHBOARD_GRPC_PORT": str(ports[50051]),  # the defaults, moved too
+               "SWITCHBOARD_TARGET": f"127.0.0.1:{ports[50051]}"}
     script = workdir / "session.sh"
     script.write_text(session_script(run, workdir, ports))
     command = ["unshare", "-rn", "bash", str(script)] if isolated else ["bash", str(script)]
@@ -150,6 +172,8 @@ def run_session(workdir: Path, env: dict[str, str], stdin: str,
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+    for old, new in ports.items():  # outputs as they read with the documented ports
+        out = out.replace(f":{new}", f":{old}")
     transcript = Transcript(log=out)
     for match in re.finditer(r"@@begin (\S+)@@\n(.*?)@@end \1 (\d+)@@", out, flags=re.S):
         transcript.outputs[match.group(1)] = match.group(2)

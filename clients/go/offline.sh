@@ -4,6 +4,7 @@
 #
 #   clients/go/offline.sh build OUT        build cmd/example into OUT
 #   clients/go/offline.sh test             go vet + go test of the hand-written packages
+#   clients/go/offline.sh build-tests OUT  the switchboard package's test binary, into OUT
 #   clients/go/offline.sh generate         regenerate switchboardv1/ from protos/
 #   clients/go/offline.sh check-generated  fail when switchboardv1/ is stale
 #
@@ -45,6 +46,12 @@ case "${1:-}" in
     go vet "$module/switchboard" "$module/cmd/example"
     go test "$module/switchboard"
     ;;
+  build-tests)
+    mkdir -p "$(dirname "${2:?usage: offline.sh build-tests OUT}")"
+    out=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+    gopath
+    go test -c -o "$out" "$module/switchboard"
+    ;;
   generate)
     rm -rf "$here/switchboardv1"
     generate "$here"
@@ -59,7 +66,7 @@ case "${1:-}" in
     }
     ;;
   *)
-    sed -n '2,12p' "$0" >&2
+    sed -n '2,13p' "$0" >&2
     exit 2
     ;;
 esac

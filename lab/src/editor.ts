@@ -186,11 +186,25 @@ export class LlmEditor {
         ? await registry.updateLlm({ llm, updateMask: { paths: ["display_name", "endpoints"] }, skipValidation: this.skip.checked })
         : await registry.createLlm({ llm, skipValidation: this.skip.checked });
       for (const f of this.endpoints) f.forgetSecrets();
+      this.markInvalid([]);
       if (res.llm) this.onSaved(res.llm, res.validation ?? null);
     } catch (err) {
       const p = problem(err);
       this.say(problemView(p, this.llm ? "Not saved" : "Not registered"));
+      this.markInvalid(p.violations.map((v) => v.field));
       if (p.report) this.report.report(p.report, (i) => this.indexLabel(i));
+    }
+  }
+
+  // Marks the inputs that field violations name (``llm.endpoints[1].base_url``) invalid.
+  private markInvalid(fields: string[]): void {
+    for (const el of this.el.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    const camel = (name: string) => name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    for (const f of fields) {
+      const m = /^llm\.endpoints\[(\d+)\]\.([a-z_]+)/.exec(f);
+      const input = f.startsWith("llm.display_name") ? this.name
+        : m ? this.endpoints[Number(m[1])]?.el.querySelector(`[name=${camel(m[2])}]`) : null;
+      input?.setAttribute("aria-invalid", "true");
     }
   }
 

@@ -10,19 +10,21 @@ Exit code 0 when every required check passed, 1 otherwise.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard.v1 import registry_pb2 as rpb
 
 from server.config import ConfigError, Settings, load
 from server.edge.convert import llm_draft_from_pb
-from server.edge.validator import ConformanceValidator, check_to_pb
+from server.edge.validation_pb import check_to_pb, response_to_pb
+from server.edge.validator import ConformanceValidator
 from server.errors import InvalidArgument, SwitchboardError
 from server.netguard import NetPolicy, check_base_url
+from server.registry.drafts import UPDATABLE, check_draft
 from server.registry.llm import Endpoint, Llm
-from server.registry.service import UPDATABLE, check_draft
 from server.secret import Secret
-from server.validation.report import CheckFinished, CheckStatus
+from server.validation.report import CheckFinished, CheckStatus, ValidationReport
 from server.validation.runner import Validation
 
 CONFIG_CHECK = "config.endpoint"
@@ -84,9 +86,9 @@ async def check_endpoint(endpoint_pb: lpb.Endpoint,
     warning = await policy_warning(endpoint_id, endpoint.base_url, settings)
     validator = ConformanceValidator(validation=validation or Validation(log_summary=False))
     async for event in validator.validate(llm):
-        if event.HasField("report") and warning is not None:
-            show(rpb.ValidateLlmResponse(check_finished=check_to_pb(warning)))
-        show(event)
-        if event.HasField("report"):
-            passed = event.report.passed
+        if isinstance(event, ValidationReport):
+            if warning is not None:
+                show(rpb.ValidateLlmResponse(check_finished=check_to_pb(warning)))
+            passed = event.passed
+        show(response_to_pb(event, datetime.now(UTC)))
     return 0 if passed else 1

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from switchboard.v1 import conversations_pb2 as cpb
 from switchboard.v1 import conversations_pb2_grpc
 
-from server.chat import ChatRequest, Message, ToolCallDelta, Usage
+from server.chat import ChatRequest, ToolCallDelta, Usage
 from server.edge import context as rpc
 from server.edge.context import ServicerContext
 from server.edge.convert import (
@@ -21,11 +21,13 @@ from server.edge.convert import (
     tools_from_pb,
 )
 from server.errors import SwitchboardError, Violations
+from server.registry.drafts import check_generation
 from server.registry.llm import Llm
 from server.registry.service import RegistryService
 from server.routing.plan import Reason
-from server.sessions import SessionService, SessionTurn
-from server.turns.engine import (
+from server.session_state import SessionTurn
+from server.sessions import SessionService
+from server.turns.events import (
     AnswerReasoning,
     AnswerText,
     Failover,
@@ -33,7 +35,7 @@ from server.turns.engine import (
     TurnEvent,
     TurnFinished,
 )
-from server.turns.runner import TurnRunner, new_turn_id
+from server.turns.runner import TurnInput, TurnRunner, new_turn_id
 
 _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
     Reason.FASTEST: cpb.ROUTE_REASON_FASTEST,
@@ -110,7 +112,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
             rpc.call().account_id, request.session_id, request.turn_id, request.heard_text_chars)
         return cpb.TruncateTurnResponse(session=session_to_pb(session))
 
-    def _check(self, request: cpb.ConverseRequest) -> tuple[list[Message], ChatRequest]:
+    def _check(self, request: cpb.ConverseRequest) -> TurnInput:
         v = Violations()
         target = request.WhichOneof("target")
         if target is None or not (request.session_id or request.llm_id):
@@ -126,35 +128,33 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
         if choice is not None and choice.function_name and not any(
                 t.name == choice.function_name for t in tools):
             v.add("tool_choice.function_name", "must name one of the request's tools")
-        v.raise_if_any()
         gen = generation_from_pb(request.generation)
-        return new, ChatRequest(messages=tuple(new), tools=tools, tool_choice=choice,
-                                generation=gen)
+        check_generation(gen, "generation", v)  # the same bounds as registration and HTTP
+        v.raise_if_any()
+        return TurnInput(tuple(new), tools, choice, gen)
 
     async def Converse(self, request: cpb.ConverseRequest, context: ServicerContext
                        ) -> AsyncIterator[cpb.ConverseResponse]:
         call = rpc.call()
-        new, chat = self._check(request)
+        sent = self._check(request)
         if not request.session_id:
             llm = await self._registry.resolve(call.account_id, request.llm_id)
-            chat = ChatRequest(chat.messages, chat.tools, chat.tool_choice,
-                               self._turns.generation(chat.generation, llm.generation))
+            chat = self._turns.request(sent, llm.generation)
             async for out in self._run(llm, chat, None, new_turn_id(), context):
                 yield out
             return
         turn_id = new_turn_id()
         hold_s = self._turns.time_limit_s(context.time_remaining()) or DEFAULT_HOLD_S
-        async with self._sessions.turn(call.account_id, request.session_id, turn_id, new,
-                                       barge_in=request.barge_in, hold_s=hold_s) as held:
+        async with self._sessions.turn(call.account_id, request.session_id, turn_id,
+                                       list(sent.messages), barge_in=request.barge_in,
+                                       hold_s=hold_s) as held:
             llm = await self._registry.resolve(call.account_id, held.session.llm_id)
             while True:
                 # held.session: read after the claim (a barged-in turn's answer is in it), or
                 # this replica's cached copy while the claim runs (confirmed before output).
                 s = held.session
-                turn_chat = ChatRequest((*s.history(), *new), chat.tools, chat.tool_choice,
-                                        self._turns.generation(chat.generation, s.generation,
-                                                               llm.generation),
-                                        fit_history=True)
+                turn_chat = self._turns.request(sent, s.generation, llm.generation,
+                                                history=s.history())
                 stale = _Stale()
                 async for out in self._run(llm, turn_chat, held, turn_id, context, stale):
                     yield out

@@ -28,10 +28,10 @@ from server.chat import (
     ToolChoiceMode,
 )
 from server.errors import Violations
+from server.registry.drafts import EndpointDraft, LlmDraft
 from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
-from server.registry.service import EndpointDraft, LlmDraft
 from server.secret import Secret
-from server.sessions import Session
+from server.session_state import Session
 
 _SPEC_FROM_PB = {
     lpb.API_SPEC_OPENAI: ApiSpec.OPENAI,
@@ -229,6 +229,10 @@ def messages_from_pb(messages: Iterable[cpb.Message], path: str, v: Violations, 
                     v.add(f"{p}.parts[{j}].image.mime_type", "is required with inline bytes")
                 if src is None:
                     v.add(f"{p}.parts[{j}].image", "needs a url or inline data")
+                elif src == "url" and not img.url.startswith(("https://", "data:")):
+                    # The upstream fetches it: no plain http, file:, ftp: or internal hosts
+                    # named by scheme tricks; the HTTP front door refuses the same.
+                    v.add(f"{p}.parts[{j}].image.url", "must be an https: or data: URL")
                 parts.append(ImagePart(mime_type=img.mime_type, url=img.url, data=img.data))
             else:
                 v.add(f"{p}.parts[{j}]", "is empty: set text or image")

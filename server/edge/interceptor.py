@@ -16,9 +16,10 @@ Health and reflection are served without authentication.
 
 from __future__ import annotations
 
+import gc
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import grpc
@@ -28,7 +29,13 @@ from server import logs
 from server.edge import context as rpc
 from server.edge.context import Continuation, Handler, ServicerContext
 from server.edge.status import to_status
-from server.errors import SwitchboardError, Unauthenticated, Unavailable
+from server.errors import (
+    InvalidArgument,
+    ResourceExhausted,
+    SwitchboardError,
+    Unauthenticated,
+    Unavailable,
+)
 
 log = structlog.get_logger("switchboard.rpc")
 
@@ -54,6 +61,61 @@ def _bearer(metadata: tuple[tuple[str, Any], ...] | None) -> str:
                           reason="MISSING_API_KEY")
 
 
+def metadata_bytes(metadata: tuple[tuple[str, Any], ...] | None) -> int:
+    """The size of a call's metadata as HTTP/2 counts it (names and values)."""
+    return sum(len(key) + len(value) for key, value in metadata or ())
+
+
+# Metadata this large on a refused call: collect garbage at once (see ``intercept_service``).
+_COLLECT_ABOVE_BYTES = 256 * 1024
+
+
+def refusal(exc: SwitchboardError) -> Handler:
+    """A handler that ends the call with ``exc`` at once, without reading its request.
+
+    It is a stream-request handler on purpose: for a unary method grpc would first wait for
+    the request message, and a call that never sends one would hold its metadata until the
+    caller gives up. Cardinality is not on the wire, so any caller gets the status."""
+    async def refuse(requests: Any, context: ServicerContext) -> None:
+        status = to_status(exc, secrets.token_hex(8), ())
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    return grpc.stream_unary_rpc_method_handler(refuse)
+
+
+class Undecodable:
+    """What a request that is not a valid message decodes to; the handler refuses it."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer`` that returns ``Undecodable`` instead of raising: grpc would answer a
+    corrupt message (or invalid UTF-8 in a string field) with UNKNOWN; the edge answers
+    INVALID_ARGUMENT like any other bad input."""
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # DecodeError, or a UnicodeDecodeError from a string field
+            return Undecodable(type(exc).__name__)
+
+    return decode
+
+
+def _check_decoded(request: Any) -> None:
+    if isinstance(request, Undecodable):
+        raise InvalidArgument(
+            "the request is not a valid protobuf message of this method's request type "
+            f"({request.why}: corrupt bytes, or a string field that is not UTF-8)",
+            reason="MALFORMED_REQUEST")
+
+
 class RpcTimer(Protocol):
     """Where the gRPC calls this interceptor wraps are counted (``GrpcMetricsInterceptor``)."""
 
@@ -72,16 +134,32 @@ class _NoTimer:
 
 
 class EdgeInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator, timer: RpcTimer | None = None) -> None:
+    def __init__(self, authenticator: Authenticator, timer: RpcTimer | None = None,
+                 max_metadata_bytes: int = 16384) -> None:
         self._auth = authenticator
         self._timer = timer
+        self._max_metadata_bytes = max_metadata_bytes
         self.draining = False
+        self.refused_oversized = 0  # calls refused for their metadata size (see ``refusal``)
 
     async def intercept_service(
         self,
         continuation: Continuation,
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
+        size = metadata_bytes(details.invocation_metadata)
+        if size > self._max_metadata_bytes:
+            # Before any other work: no handler, no authentication, no request read.
+            self.refused_oversized += 1
+            if size >= _COLLECT_ABOVE_BYTES:
+                # grpc's call objects are freed by the cyclic collector, which a flood of few,
+                # huge calls does not trigger (few allocations): collected now, the refused
+                # calls' metadata does not pile up (tests/security/test_metadata_flood.py).
+                gc.collect()
+            return refusal(ResourceExhausted(
+                f"the request metadata is {size} bytes, over the limit of "
+                f"{self._max_metadata_bytes} bytes (max_metadata_bytes)",
+                reason="METADATA_TOO_LARGE"))
         handler = await continuation(details)
         method: str = details.method
         if handler is None or method.startswith(OPEN_PREFIXES):
@@ -91,13 +169,13 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self.wrap_unary(handler.unary_unary, method, metadata, timer),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self.wrap_stream(handler.unary_stream, method, metadata, timer),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -129,6 +207,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             timed.rpc_started(name, False)
             try:
                 call = await self._begin(method, metadata)
+                _check_decoded(request)
                 result = await behavior(request, context)
                 status = "OK"
                 return result
@@ -153,6 +232,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             timed.rpc_started(name, True)
             try:
                 call = await self._begin(method, metadata)
+                _check_decoded(request)
                 async for response in behavior(request, context):
                     yield response
                 status = "OK"

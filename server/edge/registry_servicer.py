@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Protocol
 
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard.v1 import registry_pb2 as rpb
@@ -13,20 +15,22 @@ from server.edge import context as rpc
 from server.edge.context import ServicerContext
 from server.edge.convert import llm_draft_from_pb, llm_to_pb
 from server.edge.routing_state import RoutingReader
+from server.edge.validation_pb import report_to_pb, response_to_pb
 from server.errors import FailedPrecondition, Violations
 from server.registry.llm import Llm
 from server.registry.service import RegistryService
+from server.validation import CheckStatus, Event, ValidationReport
 
 # Fills in live health for GetLlm/ListLlms: (endpoint id, Endpoint proto) -> None.
 HealthFiller = Callable[[str, lpb.Endpoint], None]
 
 
-class Validator:
-    """Runs the conformance checks; the validation module provides the real one."""
+class Validator(Protocol):
+    """Runs the conformance checks of ``llm``: ``CheckStarted``/``CheckFinished`` events, then
+    exactly one ``ValidationReport`` (domain values); ``deadline_s`` bounds the run.
+    ``server.edge.validator.ConformanceValidator`` is the real one."""
 
-    async def validate(self, llm: Llm) -> AsyncIterator[rpb.ValidateLlmResponse]:
-        report = rpb.ValidationReport(passed=True)
-        yield rpb.ValidateLlmResponse(report=report)
+    def validate(self, llm: Llm, deadline_s: float | None = None) -> AsyncIterator[Event]: ...
 
 
 # grpc-status-details-bin travels as metadata, whose default soft limit is 8 KiB for every
@@ -61,21 +65,11 @@ def _cut(text: str) -> str:
     return text if len(text) <= _TEXT_CHARS else text[: _TEXT_CHARS - 1] + "…"
 
 
-def with_capabilities(llm: Llm, report: rpb.ValidationReport | None) -> Llm:
+def with_capabilities(llm: Llm, report: ValidationReport | None) -> Llm:
     """The LLM with what validation detected recorded on each endpoint (stored with it)."""
     if report is None:
         return llm
-    found = {
-        r.endpoint_id: {
-            "reasoning": r.capabilities.reasoning,
-            "reasoning_dialect": r.capabilities.reasoning_dialect,
-            "tool_calling": r.capabilities.tool_calling,
-            "image_input": r.capabilities.image_input,
-            "reported_context_window_tokens": r.capabilities.reported_context_window_tokens,
-            "continues_partial_answer": r.capabilities.continues_partial_answer,
-        }
-        for r in report.endpoints if r.HasField("capabilities")
-    }
+    found = {r.endpoint_id: r.capabilities.as_dict() for r in report.endpoints}
     return replace(llm, endpoints=tuple(
         replace(e, capabilities=found.get(e.id, e.capabilities)) for e in llm.endpoints))
 
@@ -96,40 +90,44 @@ class RegistryServicer(registry_pb2_grpc.LlmRegistryServicer):
                 self._fill_health(e.id, e)
         return pb
 
-    async def _report(self, llm: Llm) -> rpb.ValidationReport:
-        report = rpb.ValidationReport()
-        async for event in self._validator.validate(llm):
-            if event.HasField("report"):
-                report = event.report
+    async def _report(self, llm: Llm, deadline_s: float | None) -> ValidationReport:
+        report = ValidationReport(())
+        async for event in self._validator.validate(llm, deadline_s):
+            if isinstance(event, ValidationReport):
+                report = event
         return report
 
-    async def _gate(self, llm: Llm, skip: bool) -> rpb.ValidationReport | None:
+    async def _gate(self, llm: Llm, skip: bool, deadline_s: float | None
+                    ) -> tuple[ValidationReport, rpb.ValidationReport] | None:
+        """The domain report (what is gated on and stored) and its proto (what is answered),
+        converted once; None when validation is skipped."""
         if skip:
             return None
-        report = await self._report(llm)
+        report = await self._report(llm, deadline_s)
+        pb = report_to_pb(report, datetime.now(UTC))
         if not report.passed:
             failed = [f"{r.endpoint_id}: {c.check} ({c.hint or c.observed})"
                       for r in report.endpoints for c in r.checks
-                      if c.required and c.status == rpb.CHECK_STATUS_FAIL]
-            rpc.call().error_details = (failing_checks(report),)
+                      if c.required and c.status is CheckStatus.FAIL]
+            rpc.call().error_details = (failing_checks(pb),)
             raise FailedPrecondition(
                 "validation failed: " + "; ".join(failed[:3])
                 + (f" (and {len(failed) - 3} more)" if len(failed) > 3 else "")
                 + "; the failing checks are in the error details (ValidateLlm streams the "
                 "full report)", reason="VALIDATION_FAILED")
-        return report
+        return report, pb
 
     async def CreateLlm(self, request: rpb.CreateLlmRequest, context: ServicerContext
                         ) -> rpb.CreateLlmResponse:
         account = rpc.call().account_id
         llm = await self._registry.prepare_new(account, llm_draft_from_pb(request.llm))
-        report = await self._gate(llm, request.skip_validation)
+        gated = await self._gate(llm, request.skip_validation, context.time_remaining())
         response = rpb.CreateLlmResponse()
-        if report is not None:
-            response.validation.CopyFrom(report)
+        if gated is not None:
+            response.validation.CopyFrom(gated[1])
         if request.validate_only:
             return response
-        stored = await self._registry.store_new(with_capabilities(llm, report))
+        stored = await self._registry.store_new(with_capabilities(llm, gated[0] if gated else None))
         rpc.call().summary["llm_id"] = stored.id
         response.llm.CopyFrom(self._out(stored))
         return response
@@ -155,14 +153,16 @@ class RegistryServicer(registry_pb2_grpc.LlmRegistryServicer):
         existing, updated = await self._registry.prepare_update(
             rpc.call().account_id, request.llm.id,
             llm_draft_from_pb(request.llm, require_keys=False), mask)
-        report = await self._gate(updated, request.skip_validation or "endpoints" not in mask)
+        gated = await self._gate(updated, request.skip_validation or "endpoints" not in mask,
+                                 context.time_remaining())
         response = rpb.UpdateLlmResponse()
-        if report is not None:
-            response.validation.CopyFrom(report)
+        if gated is not None:
+            response.validation.CopyFrom(gated[1])
         if request.validate_only:
             response.llm.CopyFrom(self._out(existing))
             return response
-        stored = await self._registry.store_update(existing, with_capabilities(updated, report))
+        found = with_capabilities(updated, gated[0] if gated else None)
+        stored = await self._registry.store_update(existing, found)
         response.llm.CopyFrom(self._out(stored))
         return response
 
@@ -189,8 +189,8 @@ class RegistryServicer(registry_pb2_grpc.LlmRegistryServicer):
                 v.add("endpoint_id", f"LLM {llm.id!r} has no endpoint {request.endpoint_id!r}")
                 v.raise_if_any()
             llm = replace(llm, endpoints=only)
-        async for event in self._validator.validate(llm):
-            yield event
+        async for event in self._validator.validate(llm, context.time_remaining()):
+            yield response_to_pb(event, datetime.now(UTC))
 
     async def GetRoutingState(self, request: rpb.GetRoutingStateRequest,
                               context: ServicerContext) -> rpb.GetRoutingStateResponse:

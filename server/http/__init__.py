@@ -1,1 +1,2 @@
-"""The OpenAI-compatible HTTP front door (and ``/metrics``) on ``Settings.http_port``."""
+"""The OpenAI-compatible HTTP front door on ``Settings.http_port`` (``/metrics`` is not here:
+see ``server.telemetry.scrape``)."""

@@ -40,7 +40,7 @@ from server.http.request import CompletionRequest, parse
 from server.http.response import DONE, Chunks, completion_json, sse_error
 from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.turns.engine import AnswerReasoning, AnswerText, TurnFinished
+from server.turns.events import AnswerReasoning, AnswerText, TurnFinished
 from server.turns.runner import RunningTurn, TurnRunner
 
 log = structlog.get_logger("switchboard.http")
@@ -84,8 +84,7 @@ class Completions:
                                    reason="REQUEST_TIMEOUT") from None
         req = parse(raw, lim.max_messages, lim.max_message_bytes)
         llm = await self._registry.resolve(account_id, req.llm_id)
-        chat = ChatRequest(req.chat.messages, req.chat.tools, req.chat.tool_choice,
-                           self._runner.generation(req.chat.generation, llm.generation))
+        chat = self._runner.request(req.chat, llm.generation)
         summary.update(llm_id=llm.id, stream=req.stream)
         if req.stream:
             llm = dataclasses.replace(llm, policy=dataclasses.replace(

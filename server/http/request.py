@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions request bodies -> ``ChatRequest``.
+"""OpenAI Chat Completions request bodies -> a checked ``TurnInput``.
 
 Accepted: ``model`` (a Switchboard LLM id), ``messages`` (system, developer, user, assistant,
 tool; text and ``image_url`` parts), ``tools``, ``tool_choice``, ``temperature``, ``top_p``,
@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 
 from server.chat import (
-    ChatRequest,
     Generation,
     ImagePart,
     Message,
@@ -32,6 +31,7 @@ from server.chat import (
     ToolChoiceMode,
 )
 from server.errors import InvalidArgument, Violations
+from server.turns.runner import TurnInput
 
 _ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER,
           "assistant": Role.ASSISTANT, "tool": Role.TOOL}
@@ -58,7 +58,7 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
 @dataclass(frozen=True, slots=True)
 class CompletionRequest:
     llm_id: str
-    chat: ChatRequest
+    chat: TurnInput
     stream: bool
     include_usage: bool
 
@@ -95,7 +95,7 @@ def parse(raw: bytes, max_messages: int, max_message_bytes: int) -> CompletionRe
     if modalities is not None and modalities != ["text"]:
         v.add("modalities", "only [\"text\"] is supported")
     v.raise_if_any()
-    return CompletionRequest(str(model), ChatRequest(tuple(messages), tools, choice, generation),
+    return CompletionRequest(str(model), TurnInput(tuple(messages), tools, choice, generation),
                              bool(stream), include_usage)
 
 
@@ -154,8 +154,8 @@ def _content(raw: Any, path: str, role: Role, v: Violations) -> list[Part]:
         elif kind == "image_url" and role is Role.USER:
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
-            if not isinstance(url, str) or not url.startswith(("http://", "https://", "data:")):
-                v.add(f"{path}[{j}].image_url.url", "must be an http(s) or data: URL")
+            if not isinstance(url, str) or not url.startswith(("https://", "data:")):
+                v.add(f"{path}[{j}].image_url.url", "must be an https: or data: URL")
                 continue
             parts.append(ImagePart(url=url))
         else:

@@ -3,7 +3,8 @@
 What the turn engine uses::
 
     from server.providers.adapters import adapter_for
-    from server.providers.transport import Timeouts, UpstreamClient, UpstreamTimeout
+    from server.providers.transport import UpstreamClient, UpstreamTimeout
+    from server.timeouts import Timeouts
     from server.providers.base import ErrorKind, UpstreamError
 
     async with UpstreamClient() as upstream:          # one per process (composition root)

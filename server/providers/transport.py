@@ -12,9 +12,10 @@ has a named deadline). ``UpstreamClient.stream`` sends an adapter's request and 
 3. The body is read with ``iter_any()`` (never line iteration, whose buffer a long event can
    overflow) into the SSE parser and the adapter's decoder.
 
-Timeouts are phases (``Timeouts``): ``connect`` (pool slot + TCP/TLS), ``first_token`` (from
-the request start until the first text/reasoning/tool-call event; keep-alive comments do not
-extend it), ``between_chunks`` (any gap between received bytes after that) and ``total``.
+Timeouts are phases (``server.timeouts.Timeouts``): ``connect`` (pool slot + TCP/TLS),
+``first_token`` (from the request start until the first text/reasoning/tool-call event;
+keep-alive comments do not extend it), ``between_chunks`` (any gap between received bytes
+after that) and ``total``.
 A timeout raises ``UpstreamTimeout`` (an ``UpstreamError`` of kind TIMEOUT) naming its phase.
 
 The response is closed (connection dropped, so the upstream sees the disconnect and stops
@@ -28,12 +29,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
 from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
-import orjson
 from aiohttp.abc import AbstractResolver
 
 from server.chat import ChatRequest, Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
@@ -45,31 +44,16 @@ from server.providers.base import (
     StreamDecoder,
     UpstreamError,
 )
-from server.providers.errors import classify_error_object
+from server.providers.body import ReadDeadline, not_a_stream, read_bounded
 from server.providers.sse import DEFAULT_MAX_EVENT_BYTES, SseParser
 from server.registry.llm import Endpoint
 from server.secret import Secret
+from server.timeouts import Timeouts
 from server.vault.redact import is_sensitive_name, mask_values
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 _AFTER_FINISH_S = 1.0  # after [DONE], how long to wait for the body's end (connection reuse)
 _CONTENT = (TextDelta, ReasoningDelta, ToolCallDelta)
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Deadlines per phase of one upstream attempt, in seconds."""
-
-    connect_s: float = 10.0
-    first_token_s: float = 120.0
-    between_chunks_s: float = 30.0
-    total_s: float = 600.0
-
-    def capped(self, remaining_s: float | None) -> Timeouts:
-        """These timeouts with ``total_s`` cut to the caller's remaining time (if any)."""
-        if remaining_s is None or remaining_s >= self.total_s:
-            return self
-        return replace(self, total_s=max(0.0, remaining_s))
 
 
 class UpstreamTimeout(UpstreamError):
@@ -175,14 +159,14 @@ class UpstreamClient:
         first_at = min(loop.time() + t.first_token_s, total_at)
         resp = await self._send(http, t, first_at, total_at, label)
         released = False
-        watch: _ReadDeadline | None = None
+        watch: ReadDeadline | None = None
         try:
             await self._check_response(resp, adapter, label, t, total_at)
             parser = SseParser(self._max_event_bytes)
             decoder = adapter.new_decoder()
             chunks = resp.content.iter_any()
             deadline = first_at
-            watch = _ReadDeadline(loop, deadline)
+            watch = ReadDeadline(loop, deadline)
             content_seen = finished = False
             while True:
                 watch.at = deadline
@@ -258,67 +242,7 @@ class UpstreamClient:
             return
         if "json" in mime or "html" in mime:
             body = await _read_bounded(resp, t, total_at)
-            raise _not_a_stream(mime, body, label)
-
-
-class _ReadDeadline:
-    """The deadline of the reads of one response: one timer for the whole stream.
-
-    ``asyncio.timeout_at`` around every read costs a context manager, a task lookup and a timer
-    handle (a heap push, then a cancel) per chunk. Here the deadline moves by assignment to
-    ``at``; the one timer re-arms itself when it fires before the (moved) deadline. As with
-    ``asyncio.timeout_at``, only a read that is waiting is interrupted, with ``TimeoutError``;
-    a deadline that passed while the consumer held the events interrupts the next read only
-    if it has to wait. The reading task may change from read to read (the engine reads the
-    first event in a task of its own), so it is taken at each read.
-    """
-
-    __slots__ = ("_armed", "_cancelling", "_expired", "_handle", "_loop", "_task", "at")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
-        self._loop = loop
-        self.at = at
-        self._task: asyncio.Task[object] | None = None  # the task of the waiting read
-        self._cancelling = 0
-        self._expired = False
-        self._handle: asyncio.TimerHandle | None = None
-        self._armed = 0.0  # when the timer fires
-
-    def _arm(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._armed = self.at
-        self._handle = self._loop.call_at(self.at, self._fire)
-
-    async def read(self, chunks: AsyncIterator[bytes]) -> bytes:
-        task = asyncio.current_task()
-        assert task is not None
-        self._task, self._cancelling, self._expired = task, task.cancelling(), False
-        if self._handle is None or self._armed > self.at:  # none, or set too late
-            self._arm()
-        try:
-            return await chunks.__anext__()
-        except asyncio.CancelledError as exc:
-            if self._expired and task.uncancel() <= self._cancelling:
-                raise TimeoutError from exc  # ours, not the caller's: a timeout
-            raise
-        finally:
-            self._task = None
-
-    def _fire(self) -> None:
-        self._handle = None
-        if self._task is None:  # no read is waiting: the next one re-arms
-            return
-        if self._loop.time() < self.at:  # the deadline moved on since the timer was set
-            self._arm()
-            return
-        self._expired = True
-        self._task.cancel()
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+            raise not_a_stream(mime, body, label)
 
 
 def _decode(parser: SseParser, decoder: StreamDecoder, chunk: bytes
@@ -352,46 +276,9 @@ def _decode(parser: SseParser, decoder: StreamDecoder, chunk: bytes
 
 async def _read_bounded(resp: aiohttp.ClientResponse, t: Timeouts, total_at: float) -> bytes:
     """At most ``MAX_ERROR_BODY_BYTES`` of the body; whatever arrived if reading fails."""
-    parts: list[bytes] = []
-    size = 0
     deadline = min(asyncio.get_running_loop().time() + t.between_chunks_s, total_at)
-    try:
-        async with asyncio.timeout_at(deadline):
-            async for chunk in resp.content.iter_any():
-                parts.append(chunk)
-                size += len(chunk)
-                if size >= MAX_ERROR_BODY_BYTES:
-                    break
-    except (TimeoutError, aiohttp.ClientError, OSError):
-        pass  # classify what we have
-    return b"".join(parts)[:MAX_ERROR_BODY_BYTES]
-
-
-def _not_a_stream(mime: str, body: bytes, label: str) -> UpstreamError:
-    if "ndjson" in mime:
-        return UpstreamError(
-            ErrorKind.PROTOCOL,
-            f"{label} returns {mime} (newline-delimited JSON) instead of server-sent events; "
-            "this looks like Ollama's native API: register the OpenAI-compatible base_url "
-            "ending in /v1",
-        )
-    if "html" in mime:
-        return UpstreamError(
-            ErrorKind.PROTOCOL,
-            f"{label} returned an HTML page (status 200) instead of an event stream; "
-            "check base_url",
-        )
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict) and parsed.get("error"):
-        return classify_error_object(parsed, label=label)
-    return UpstreamError(
-        ErrorKind.PROTOCOL,
-        f"{label} returns {mime} to stream: true; the server does not stream. Check base_url "
-        "and that the server supports streaming chat completions",
-    )
+    body, _ = await read_bounded(resp, MAX_ERROR_BODY_BYTES, deadline)
+    return body
 
 
 def _phase(deadline: float, total_at: float, content_seen: bool) -> str:

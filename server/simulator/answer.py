@@ -152,6 +152,11 @@ def _all_text(value: Any) -> str:
     return ""
 
 
+def prompt_tokens(body: Any) -> int:
+    """The prompt size of a request body at 4 characters a token (all its strings)."""
+    return _tokens(_all_text(body))
+
+
 def _tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 

@@ -22,6 +22,7 @@ from server.simulator.answer import (
     last_user_text_gemini,
     last_user_text_openai,
     prefill_text,
+    prompt_tokens,
 )
 from server.simulator.behavior import (
     HTTP_FAULTS,
@@ -214,6 +215,9 @@ class _Routes:
             return fmt.bad_request(
                 ErrorContext(message=message, param=param, gemini_sse=ctx.gemini_sse)
             )
+        window = self.state.behavior.context_window_tokens
+        if window is not None and body is not None and prompt_tokens(body) > window:
+            return fmt.http_error(FaultKind.CONTEXT_LENGTH, ctx)
         known = self.state.known_models
         if known is not None and ctx.model not in known:
             return fmt.http_error(FaultKind.NOT_FOUND, ctx)

@@ -213,6 +213,7 @@ class Behavior:
     fault_times: int | None = None
     fault_until: float | None = None
     prefill: Prefill = Prefill.IGNORE
+    context_window_tokens: int | None = None  # a longer prompt (4 characters a token): 400
 
     def __post_init__(self) -> None:
         calls = tuple(c if isinstance(c, ToolCall) else ToolCall(*c) for c in self.tool_calls)

@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from server.store.base import ApiKeyRecord, LlmRecord, SessionRecord, TurnClaim
+from server.store.base import ApiKeyRecord, LlmRecord
+from server.store.sqlite_sessions import SqliteSessions, _dt, _json, _ts
 
 T = TypeVar("T")
 
@@ -77,19 +78,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-def _ts(value: datetime) -> str:
-    return value.isoformat(timespec="microseconds")
 
 
-def _dt(value: str) -> datetime:
-    return datetime.fromisoformat(value)
 
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-class SqliteStore:
+class SqliteStore(SqliteSessions):
     def __init__(self, path: str | Path) -> None:
         self._path = Path(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
@@ -256,119 +248,7 @@ class SqliteStore:
 
         return await self._run(run)
 
-    # -- sessions ------------------------------------------------------------------------------
-
-    async def create_session(self, record: SessionRecord) -> None:
-        await self._run(
-            self._write,
-            "INSERT INTO sessions (id, account_id, llm_id, system_prompt, generation, "
-            "idle_ttl_s, create_time, expire_time, turn_count, messages, version) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id,
-                record.account_id,
-                record.llm_id,
-                record.system_prompt,
-                _json(record.generation),
-                record.idle_ttl_s,
-                _ts(record.create_time),
-                _ts(record.expire_time),
-                record.turn_count,
-                _json(record.messages),
-                record.version,
-            ),
-        )
-
-    async def get_session(self, account_id: str, session_id: str) -> SessionRecord | None:
-        def run() -> SessionRecord | None:
-            row = self._db.execute(
-                "SELECT * FROM sessions WHERE id = ? AND account_id = ?",
-                (session_id, account_id),
-            ).fetchone()
-            if row is None:
-                return None
-            return SessionRecord(
-                id=row["id"],
-                account_id=row["account_id"],
-                llm_id=row["llm_id"],
-                system_prompt=row["system_prompt"],
-                generation=orjson.loads(row["generation"]),
-                idle_ttl_s=row["idle_ttl_s"],
-                create_time=_dt(row["create_time"]),
-                expire_time=_dt(row["expire_time"]),
-                turn_count=row["turn_count"],
-                messages=orjson.loads(row["messages"]),
-                version=row["version"],
-                running_turn_id=row["running_turn_id"],
-                running_until=_dt(row["running_until"]) if row["running_until"] else None,
-            )
-
-        return await self._run(run)
-
-    async def claim_turn(self, session_id: str, turn_id: str, now: datetime,
-                         hold_until: datetime) -> TurnClaim | None:
-        def run() -> TurnClaim | None:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute(
-                    "SELECT version, running_turn_id, running_until FROM sessions WHERE id = ?",
-                    (session_id,)).fetchone()
-                if row is None:
-                    db.execute("ROLLBACK")
-                    return None
-                until = _dt(row["running_until"]) if row["running_until"] else None
-                held = row["running_turn_id"] and until is not None and until >= now
-                if held and row["running_turn_id"] != turn_id:
-                    db.execute("ROLLBACK")
-                    return TurnClaim(False, row["version"], row["running_turn_id"], until)
-                db.execute(
-                    "UPDATE sessions SET running_turn_id = ?, running_until = ?, "
-                    "version = version + 1 WHERE id = ?", (turn_id, _ts(hold_until), session_id))
-                db.execute("COMMIT")
-                return TurnClaim(True, row["version"] + 1, turn_id, hold_until)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-        return await self._run(run)
-
-    async def end_turn(self, session_id: str, turn_id: str, expected_version: int,
-                       new_messages: list[dict[str, Any]], expire_time: datetime) -> bool:
-        def run() -> bool:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute(
-                    "SELECT messages FROM sessions WHERE id = ? AND version = ? "
-                    "AND running_turn_id = ?", (session_id, expected_version, turn_id)).fetchone()
-                if row is None:
-                    db.execute("ROLLBACK")
-                    return False
-                messages = orjson.loads(row["messages"]) + new_messages
-                db.execute(
-                    "UPDATE sessions SET messages = ?, turn_count = turn_count + ?, "
-                    "version = version + 1, expire_time = ?, running_turn_id = '', "
-                    "running_until = NULL WHERE id = ?",
-                    (_json(messages), 1 if new_messages else 0, _ts(expire_time), session_id))
-                db.execute("COMMIT")
-                return True
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-        return await self._run(run)
-
-    async def replace_session(self, record: SessionRecord, expected_version: int) -> bool:
-        count = await self._run(
-            self._write,
-            "UPDATE sessions SET system_prompt = ?, generation = ?, idle_ttl_s = ?, "
-            "expire_time = ?, messages = ?, version = version + 1 "
-            "WHERE id = ? AND version = ?",
-            (record.system_prompt, _json(record.generation), record.idle_ttl_s,
-             _ts(record.expire_time), _json(record.messages), record.id, expected_version),
-        )
-        return count == 1
+    # -- notifications (the session rows: sqlite_sessions) --------------------------
 
     async def notify(self, channel: str, payload: str) -> None:
         for callback in list(self._listeners.get(channel, ())):
@@ -376,50 +256,6 @@ class SqliteStore:
 
     async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
         self._listeners.setdefault(channel, []).append(callback)
-
-    async def save_turn(
-        self,
-        session_id: str,
-        expected_version: int,
-        new_messages: list[dict[str, Any]],
-        expire_time: datetime,
-    ) -> bool:
-        def run() -> bool:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute(
-                    "SELECT messages, version FROM sessions WHERE id = ?", (session_id,)
-                ).fetchone()
-                if row is None or expected_version not in (-1, row["version"]):
-                    db.execute("ROLLBACK")
-                    return False
-                messages = orjson.loads(row["messages"]) + new_messages
-                db.execute(
-                    "UPDATE sessions SET messages = ?, turn_count = turn_count + 1, "
-                    "version = version + 1, expire_time = ? WHERE id = ?",
-                    (_json(messages), _ts(expire_time), session_id),
-                )
-                db.execute("COMMIT")
-                return True
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-        return await self._run(run)
-
-    async def delete_session(self, account_id: str, session_id: str) -> bool:
-        count = await self._run(
-            self._write,
-            "DELETE FROM sessions WHERE id = ? AND account_id = ?",
-            (session_id, account_id),
-        )
-        return count == 1
-
-    async def delete_expired_sessions(self, now: datetime) -> int:
-        return await self._run(
-            self._write, "DELETE FROM sessions WHERE expire_time < ?", (_ts(now),)
-        )
 
     # -- accounts and caller API keys ----------------------------------------------------------
 

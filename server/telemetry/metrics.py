@@ -1,10 +1,11 @@
 """Prometheus metrics: one ``Metrics`` per server, in its own ``CollectorRegistry``.
 
 The composition root creates ``Metrics`` and hands its ``observer()`` to the turn runner, its
-``GrpcMetricsInterceptor`` to the gRPC server and ``render()`` to ``GET /metrics``. Names follow
-the OpenTelemetry GenAI and RPC semantic conventions where one exists (dots become
-underscores, the unit becomes a suffix), ``switchboard_*`` otherwise. Labels, chosen so that a
-dashboard can name what it shows without a lookup table:
+``GrpcMetricsInterceptor`` to the gRPC server and ``render()`` to ``GET /metrics`` on the
+metrics listener (``server.telemetry.scrape``). Names follow the OpenTelemetry GenAI and RPC
+semantic conventions where one exists (dots become underscores, the unit becomes a suffix),
+``switchboard_*`` otherwise. Labels, chosen so that a dashboard can name what it shows without
+a lookup table:
 
 - ``switchboard_llm_id`` and ``switchboard_llm``: the LLM's id and display name;
 - ``endpoint`` and ``endpoint_label``: the endpoint's id and its label (``eu-west``; never its

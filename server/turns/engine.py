@@ -28,180 +28,56 @@ the caller's ``TurnProgress``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field
 
 import structlog
 
 from server.chat import (
     ChatRequest,
     Finish,
-    FinishReason,
-    Message,
     ReasoningDelta,
-    Role,
     StreamEvent,
     TextDelta,
-    TextPart,
-    ToolCall,
     ToolCallDelta,
     Usage,
 )
-from server.errors import FailedPrecondition, InvalidArgument, SwitchboardError, Unavailable
+from server.errors import SwitchboardError
 from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
-from server.providers.transport import Timeouts, UpstreamClient
-from server.registry.llm import Endpoint, Llm
-from server.routing import capabilities
+from server.providers.transport import UpstreamClient
+from server.registry.llm import Llm
 from server.routing.attempt import Attempt
-from server.routing.plan import Candidate, Reason, RoutePlan, StopReason
+from server.routing.plan import Candidate, Reason, StopReason
 from server.routing.router import Router
+from server.timeouts import Timeouts
+from server.turns import failures
+from server.turns.events import (
+    AnswerReasoning,
+    AnswerText,
+    Failover,
+    Route,
+    TurnEvent,
+    TurnProgress,
+)
 from server.turns.observer import NO_TURN, TurnObserver
-from server.turns.shaping import continuation, estimate_tokens, fit_history
+from server.turns.shaping import (
+    Windows,
+    continuation,
+    continuation_llm,
+    estimate_tokens,
+    fit_history,
+)
+from server.turns.state import Answer, SentRequest, TurnState
 
 log = structlog.get_logger("switchboard.engine")
 
-
-# -- events the engine yields, in the order documented on ConverseResponse --------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    endpoint: Endpoint
-    reason: Reason | str
-    attempt: int
-    expected_ttft_ms: float
-    history_omitted: int = 0  # oldest history messages left out to fit this endpoint's window
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerText:
-    message_id: str
-    delta: str
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerReasoning:
-    reasoning_id: str
-    delta: str
-
-
-@dataclass(frozen=True, slots=True)
-class Failover:
-    from_endpoint_id: str
-    to_endpoint_id: str
-    cause: str
-    discard_message_ids: tuple[str, ...]
-    continued: bool = False  # the next endpoint continues the partial answer: nothing to discard
-
-
-@dataclass(frozen=True, slots=True)
-class TurnFinished:
-    reason: FinishReason
-    complete: bool
-    endpoint: Endpoint
-    attempts: int
-    ttft_s: float
-    provider_reason: str
-    thought_signature: str
-    usage: Usage
-    message: Message  # the assembled assistant message, for the session history
-
-
-TurnEvent = Route | AnswerText | AnswerReasoning | ToolCallDelta | Failover | Usage | TurnFinished
-
-_AnswerEvent = AnswerText | AnswerReasoning | ToolCallDelta | TurnFinished
+_AnswerEvent = AnswerText | AnswerReasoning | ToolCallDelta | Finish
 _OUTPUT = (AnswerText, AnswerReasoning, ToolCallDelta)
 
 HEDGE = "hedge"
 FAILOVER = "failover"
-
-
-@dataclass(slots=True)
-class TurnProgress:
-    """What a running turn has done so far, for its edge: written by the engine only."""
-
-    attempts: int = 0  # attempts started (hedges and retries included)
-    winner: Endpoint | None = None  # whose first token the current answer is (None before)
-    finish: FinishReason | None = None  # the upstream's finish reason, once it finished
-
-
-@dataclass(slots=True)
-class _Request:
-    """One upstream request of a turn: its stream, and the router's handle on it."""
-
-    endpoint: Endpoint
-    attempt: Attempt
-    stream: AsyncIterator[StreamEvent]
-    started: float
-    first: asyncio.Task[StreamEvent] | None = None
-
-    async def close(self) -> None:
-        """Cancels the wait for a first event and closes the stream (its HTTP request).
-
-        The cancelled task is awaited through ``asyncio.wait``, which never raises the task's
-        own outcome: a CancelledError here is the caller's (its cancellation, its deadline)
-        and propagates."""
-        first = self.first
-        if first is not None and not first.done():
-            first.cancel()
-            first.add_done_callback(_retrieve)
-            await asyncio.wait((first,))
-        aclose = getattr(self.stream, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
-
-
-@dataclass(slots=True)
-class _TurnState:
-    """Routing state of one turn: what is left to try, what was tried, what went wrong."""
-
-    prompt_tokens: int
-    plan: list[Candidate]
-    attempted: list[str] = field(default_factory=list)
-    errors: list[UpstreamError] = field(default_factory=list)
-    observer: TurnObserver = NO_TURN
-    broken: list[str] = field(default_factory=list)  # endpoints whose stream broke mid-answer
-    progress: TurnProgress = field(default_factory=TurnProgress)
-    every_endpoint: bool = True  # False: the capabilities the turn needs left some out
-
-
-@dataclass(slots=True)
-class _Answer:
-    """What the current attempt has produced so far (reset on failover)."""
-
-    text_id: str
-    reasoning_ids: list[str] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    tool_calls: dict[int, list[str]] = field(default_factory=dict)  # index -> [id, name, args]
-    tool_signatures: dict[int, str] = field(default_factory=dict)
-    in_reasoning: bool = False
-    sent_ids: list[str] = field(default_factory=list)
-
-    def message(self, signature: str) -> Message:
-        calls = tuple(
-            ToolCall(c[0], c[1], c[2], self.tool_signatures.get(i, ""))
-            for i, c in sorted(self.tool_calls.items())
-        )
-        text = "".join(self.text)
-        return Message(
-            role=Role.ASSISTANT,
-            parts=(TextPart(text),) if text else (),
-            tool_calls=calls,
-            reasoning="".join(self.reasoning),
-            thought_signature=signature,
-        )
-
-
-def _retrieve(task: asyncio.Task[StreamEvent]) -> None:
-    """Marks a cancelled first-event task's outcome as seen (it is not an error of the turn)."""
-    if not task.cancelled():
-        task.exception()
+MAX_REFITS = 4  # retries of a turn whose history was rejected as too long, each sending less
 
 
 class TurnEngine:
@@ -211,11 +87,12 @@ class TurnEngine:
         self._client = client
         self._timeouts = timeouts
         self._refuses_prefill: set[str] = set()  # endpoint ids that rejected a continuation
+        self._windows = Windows()  # declared, or learned from rejections
 
     # -- attempts --------------------------------------------------------------------------------
 
-    def _start(self, route: Route, attempt: Attempt, request: ChatRequest, turn: _TurnState
-               ) -> _Request:
+    def _start(self, route: Route, attempt: Attempt, request: ChatRequest, turn: TurnState
+               ) -> SentRequest:
         """Sends an admitted attempt's request and starts waiting for its first event."""
         endpoint = route.endpoint
         t = self._timeouts
@@ -224,10 +101,10 @@ class TurnEngine:
         attempt.observer = turn.observer.attempt_started(endpoint, route.attempt,
                                                          str(route.reason))
         turn.progress.attempts = route.attempt
-        fitted, _ = fit_history(request, endpoint.context_window_tokens)
+        fitted, _ = fit_history(request, self._windows.of(endpoint))
         stream = self._client.stream(adapter_for(endpoint.api_spec), endpoint, fitted,
                                      timeouts=timeouts)
-        sent = _Request(endpoint, attempt, stream, time.monotonic())
+        sent = SentRequest(endpoint, attempt, stream, time.monotonic())
         sent.first = asyncio.ensure_future(anext(stream))
         return sent
 
@@ -240,7 +117,7 @@ class TurnEngine:
                 return candidate, attempt
         return None
 
-    def _route(self, llm: Llm, candidate: Candidate, turn: _TurnState, hedge: bool,
+    def _route(self, llm: Llm, candidate: Candidate, turn: TurnState, hedge: bool,
                request: ChatRequest) -> Route:
         turn.attempted.append(candidate.endpoint_id)
         reason: Reason | str = candidate.reason
@@ -251,11 +128,11 @@ class TurnEngine:
             reason = FAILOVER  # another endpoint; the same one again stays RETRY
         endpoint = llm.endpoint(candidate.endpoint_id)
         assert endpoint is not None
-        _, omitted = fit_history(request, endpoint.context_window_tokens)
+        _, omitted = fit_history(request, self._windows.of(endpoint))
         return Route(endpoint, reason, len(turn.attempted), candidate.expected_ttft_ms or 0.0,
                      omitted)
 
-    def _after_failure(self, llm: Llm, turn: _TurnState, endpoint_id: str, error: UpstreamError
+    def _after_failure(self, llm: Llm, turn: TurnState, endpoint_id: str, error: UpstreamError
                        ) -> None:
         """Replaces the turn's plan with what the router says to try after this failure."""
         turn.errors.append(error)
@@ -264,13 +141,13 @@ class TurnEngine:
         turn.plan = list(nxt.candidates)
         if not turn.plan and nxt.stop in (StopReason.NOT_RETRYABLE,
                                           StopReason.NO_LARGER_CONTEXT_WINDOW):
-            raise _terminal(error, turn.every_endpoint)
+            raise failures.terminal(error, turn.every_endpoint)
 
-    async def _first_token(self, llm: Llm, request: ChatRequest, turn: _TurnState
-                           ) -> AsyncIterator[Route | tuple[_Request, StreamEvent]]:
+    async def _first_token(self, llm: Llm, request: ChatRequest, turn: TurnState
+                           ) -> AsyncIterator[Route | tuple[SentRequest, StreamEvent]]:
         """Yields Route events, then one (winning request, its first event) unless every
         attempt failed."""
-        running: list[_Request] = []
+        running: list[SentRequest] = []
         hedged = not llm.policy.hedging_enabled
         try:
             while True:
@@ -326,6 +203,8 @@ class TurnEngine:
                             ErrorKind.INCOMPLETE, "the stream ended before any output")
                         sent.attempt.failed(error)
                         await sent.close()
+                        if error.kind is ErrorKind.CONTEXT_LENGTH and request.fit_history:
+                            turn.relearned |= self._windows.learn(sent.endpoint, request)
                         if not running and request.continues_answer:
                             turn.errors.append(error)  # the caller restarts the answer instead
                             return
@@ -347,7 +226,7 @@ class TurnEngine:
             for sent in running:
                 await self._cancel(sent, turn.prompt_tokens)
 
-    async def _cancel(self, sent: _Request, prompt_tokens: int) -> None:
+    async def _cancel(self, sent: SentRequest, prompt_tokens: int) -> None:
         """Stops a request that lost a race or whose caller left: not a failure."""
         sent.attempt.first_token_missed(time.monotonic() - sent.started, prompt_tokens)
         sent.attempt.cancelled()
@@ -359,22 +238,23 @@ class TurnEngine:
                        observer: TurnObserver = NO_TURN,
                        progress: TurnProgress | None = None) -> AsyncGenerator[TurnEvent, None]:
         """The turn's events; ``progress`` (if given) is kept up to date as it runs."""
-        capable = _capable(llm, request)
+        capable = failures.capable_llm(llm, request)
         every = len(capable.endpoints) == len(llm.endpoints)
         llm = capable
         prompt_tokens = estimate_tokens(request)
         route_plan = self._router.plan(llm, prompt_tokens)
         if not route_plan.candidates:
-            raise _no_plan(route_plan)
-        turn = _TurnState(prompt_tokens, list(route_plan.candidates), observer=observer,
+            raise failures.no_plan(route_plan)
+        turn = TurnState(prompt_tokens, list(route_plan.candidates), observer=observer,
                           progress=progress or TurnProgress(), every_endpoint=every)
-        answer = _Answer(text_id=f"{turn_id}.m1")
+        answer = Answer(text_id=f"{turn_id}.m1")
         ttft_s = 0.0
         turn_start = time.monotonic()
         broke: UpstreamError | None = None  # why the answer moved, if it did
         sending, sending_llm = request, llm  # a continuation sends the partial answer too
+        refits = 0
         while True:
-            winner: _Request | None = None
+            winner: SentRequest | None = None
             first: StreamEvent | None = None
             try:
                 async for item in self._first_token(sending_llm, sending, turn):
@@ -383,10 +263,16 @@ class TurnEngine:
                     else:
                         winner, first = item
             except SwitchboardError as exc:  # e.g. the fallback refused the restarted turn
+                if broke is None and exc.reason == "CONTEXT_LENGTH_EXCEEDED" and \
+                        turn.relearned and refits < MAX_REFITS:
+                    # The history was too long for a window now learned: send less of it.
+                    refits, turn.relearned = refits + 1, False
+                    turn.plan = list(self._router.plan(llm, prompt_tokens).candidates)
+                    continue
                 if broke is None:
                     raise
                 if not sending.continues_answer:
-                    raise _restart_failed(broke, exc) from None
+                    raise failures.restart_failed(broke, exc) from None
             if (winner is None or first is None) and sending.continues_answer:
                 # The continuation was refused (prefill not supported) or failed before any
                 # output: never the turn's error, the answer restarts instead.
@@ -394,25 +280,25 @@ class TurnEngine:
                 turn.plan = list(self._router.plan(llm, prompt_tokens,
                                                    exclude=turn.broken).candidates)
                 if not turn.plan or llm.policy.continue_only_after_output:
-                    why = NO_TAKE_BACK if turn.plan else NOTHING_LEFT
-                    raise _after_output(broke or turn.errors[-1], why)
+                    why = failures.NO_TAKE_BACK if turn.plan else failures.NOTHING_LEFT
+                    raise failures.after_output(broke or turn.errors[-1], why)
                 cause = turn.errors[-1].message if turn.errors else "the continuation failed"
                 yield Failover(turn.attempted[-1], turn.plan[0].endpoint_id,
                                f"the continuation was refused: {cause}", tuple(answer.sent_ids))
-                answer = _Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
+                answer = Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
                 sending, sending_llm = request, llm
                 continue
             if winner is None or first is None:
-                raise self._exhausted(llm, turn)
+                raise failures.exhausted(turn, lambda: self._router.plan(
+                    llm, turn.prompt_tokens, exclude=turn.attempted))
             try:
                 async for event in self._stream(winner, first, answer, turn):
                     if not ttft_s and isinstance(event, _OUTPUT):
                         ttft_s = time.monotonic() - turn_start
-                    if isinstance(event, TurnFinished):
-                        yield event.usage
-                        yield TurnFinished(event.reason, event.complete, winner.endpoint,
-                                       len(turn.attempted), ttft_s, event.provider_reason,
-                                       event.thought_signature, event.usage, event.message)
+                    if isinstance(event, Finish):  # the one TurnFinished of the turn
+                        yield answer.usage
+                        yield answer.finished(event, winner.endpoint, len(turn.attempted),
+                                              ttft_s)
                         return
                     yield event
             except UpstreamError as exc:
@@ -420,11 +306,11 @@ class TurnEngine:
                 await winner.close()
                 turn.broken.append(winner.endpoint.id)
                 if answer.tool_calls or not llm.policy.failover_after_first_token:
-                    raise _after_output(exc, TOOL_CALL_SENT if answer.tool_calls
-                                        else POLICY_NO_RESTART) from None
+                    raise failures.after_output(exc, failures.TOOL_CALL_SENT if answer.tool_calls
+                                        else failures.POLICY_NO_RESTART) from None
                 self._after_failure(llm, turn, winner.endpoint.id, exc)
                 if not turn.plan:
-                    raise _after_output(exc, NOTHING_LEFT) from None
+                    raise failures.after_output(exc, failures.NOTHING_LEFT) from None
                 broke = exc
                 nxt = self._continuer(llm, turn, answer)
                 if nxt is not None:  # the next endpoint continues the answer: nothing to discard
@@ -433,13 +319,13 @@ class TurnEngine:
                                    continued=True)
                     answer.in_reasoning = False
                     sending = continuation(request, "".join(answer.text))
-                    sending_llm = _without_hedging(llm)
+                    sending_llm = continuation_llm(llm)
                     continue
                 if llm.policy.continue_only_after_output:
-                    raise _after_output(exc, NO_TAKE_BACK) from None
+                    raise failures.after_output(exc, failures.NO_TAKE_BACK) from None
                 yield Failover(winner.endpoint.id, turn.plan[0].endpoint_id, exc.message,
                                tuple(answer.sent_ids))
-                answer = _Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
+                answer = Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
                 sending, sending_llm = request, llm
             except BaseException:  # the caller went away mid-answer: end and free the attempt
                 if not winner.attempt.ended:
@@ -447,7 +333,7 @@ class TurnEngine:
                     await winner.close()
                 raise
 
-    def _continuer(self, llm: Llm, turn: _TurnState, answer: _Answer) -> Candidate | None:
+    def _continuer(self, llm: Llm, turn: TurnState, answer: Answer) -> Candidate | None:
         """The first candidate left that can continue this partial answer, if any."""
         if not answer.text or answer.tool_calls:
             return None
@@ -458,14 +344,14 @@ class TurnEngine:
                 return candidate
         return None
 
-    def _refused_continuation(self, turn: _TurnState) -> None:
+    def _refused_continuation(self, turn: TurnState) -> None:
         """An endpoint that rejected a continuation as a bad request is not asked again by this
         replica (its declaration or validation was wrong)."""
         if turn.errors and turn.errors[-1].kind is ErrorKind.BAD_REQUEST and turn.attempted:
             self._refuses_prefill.add(turn.attempted[-1])
             log.warning("endpoint refused an answer continuation", endpoint=turn.attempted[-1])
 
-    async def _stream(self, sent: _Request, first: StreamEvent, answer: _Answer, turn: _TurnState
+    async def _stream(self, sent: SentRequest, first: StreamEvent, answer: Answer, turn: TurnState
                       ) -> AsyncIterator[_AnswerEvent]:
         """The winning request's events, with message ids; records gaps and the outcome."""
         attempt = sent.attempt
@@ -473,7 +359,7 @@ class TurnEngine:
         gaps: list[float] = []
         event: StreamEvent | None = first
         stream = sent.stream
-        usage = Usage()
+        answer.usage = Usage()  # this stream's count (a continuation's stream sends its own)
         try:
             while True:
                 if event is None:
@@ -486,133 +372,22 @@ class TurnEngine:
                     gaps.append(now - last)
                     last = now
                 if isinstance(event, TextDelta):
-                    answer.in_reasoning = False
-                    if not answer.text:
-                        answer.sent_ids.append(answer.text_id)
-                    answer.text.append(event.text)
-                    yield AnswerText(answer.text_id, event.text)
+                    yield answer.add_text(event.text)
                 elif isinstance(event, ReasoningDelta):
-                    if not answer.in_reasoning:
-                        answer.in_reasoning = True
-                        rid = f"{answer.text_id}.r{len(answer.reasoning_ids) + 1}"
-                        answer.reasoning_ids.append(rid)
-                        answer.sent_ids.append(rid)
-                    answer.reasoning.append(event.text)
-                    yield AnswerReasoning(answer.reasoning_ids[-1], event.text)
+                    yield answer.add_reasoning(event.text)
                 elif isinstance(event, ToolCallDelta):
-                    answer.in_reasoning = False
-                    call = answer.tool_calls.setdefault(event.index, ["", "", ""])
-                    call[0] = call[0] or event.id
-                    call[1] = call[1] or event.name
-                    call[2] += event.arguments_delta
-                    if event.thought_signature:
-                        answer.tool_signatures[event.index] = event.thought_signature
-                    yield event
+                    yield answer.add_tool_call(event)
                 elif isinstance(event, Usage):
-                    usage = event
+                    answer.usage = event
                 elif isinstance(event, Finish):
                     attempt.gaps(gaps)
                     gaps = []
                     turn.progress.finish = event.reason
-                    attempt.succeeded(usage, event.reason)
-                    reason = event.reason
-                    if answer.tool_calls and reason is FinishReason.STOP:
-                        reason = FinishReason.TOOL_CALLS
-                    complete = reason in (FinishReason.STOP, FinishReason.TOOL_CALLS)
-                    yield TurnFinished(reason, complete, sent.endpoint, 0, 0.0,
-                                   event.provider_reason, event.thought_signature, usage,
-                                   answer.message(event.thought_signature))
+                    attempt.succeeded(answer.usage, event.reason)
+                    yield event
                     await sent.close()
                     return
                 event = None
         finally:
             if event is not None:  # the caller stopped reading mid-answer
                 attempt.gaps(gaps)
-
-    def _exhausted(self, llm: Llm, turn: _TurnState) -> SwitchboardError:
-        errors = turn.errors
-        if not errors:
-            return _no_plan(self._router.plan(llm, turn.prompt_tokens, exclude=turn.attempted))
-        last = errors[-1]
-        if all(e.kind is ErrorKind.AUTHENTICATION for e in errors):
-            return FailedPrecondition(
-                f"every endpoint tried rejected its stored provider API key ({last.message}); "
-                "update the LLM's api_key", reason="UPSTREAM_KEY_REJECTED")
-        retry = max((e.retry_after_s or 0.0 for e in errors), default=0.0) or 1.0
-        causes = "; ".join(dict.fromkeys(e.message for e in errors))
-        return Unavailable(f"no endpoint could answer after {len(turn.attempted)} attempt(s): "
-                           f"{causes}", reason="UPSTREAM_UNAVAILABLE", retry_after_s=retry)
-
-
-def _without_hedging(llm: Llm) -> Llm:
-    """A continuation goes to one endpoint that continues answers: no hedge elsewhere."""
-    if not llm.policy.hedging_enabled:
-        return llm
-    return dataclasses.replace(llm, policy=dataclasses.replace(llm.policy,
-                                                               hedging_enabled=False))
-
-
-def _capable(llm: Llm, request: ChatRequest) -> Llm:
-    """``llm`` with only the endpoints whose recorded capabilities allow ``request``."""
-    capable, missing = capabilities.restrict(llm, capabilities.required_by(request))
-    if missing:
-        what = capabilities.describe(missing)
-        raise InvalidArgument(
-            f"this turn needs {what}, and no endpoint of this LLM supports it (as validation "
-            f"recorded); leave that part out, or add an endpoint that has {what}",
-            reason="CAPABILITY_UNAVAILABLE", metadata={"capability": missing})
-    return capable
-
-
-def _terminal(error: UpstreamError, every_endpoint: bool = True) -> SwitchboardError:
-    if error.kind is ErrorKind.CONTEXT_LENGTH:
-        # Every endpoint was tried or has a known window too small (an unknown one is tried):
-        # "every endpoint" is true unless the turn's capabilities left some out.
-        which = ("every endpoint of this LLM" if every_endpoint
-                 else "every endpoint of this LLM that supports what this turn needs")
-        return InvalidArgument(f"the conversation is too long for {which}: "
-                               f"{error.message}", reason="CONTEXT_LENGTH_EXCEEDED")
-    if error.kind is ErrorKind.CONTENT_FILTERED:
-        return FailedPrecondition(f"the provider's content filter refused: {error.message}",
-                                  reason="CONTENT_FILTERED")
-    if error.kind is ErrorKind.BAD_REQUEST:
-        return InvalidArgument(f"the provider rejected the request: {error.message}",
-                               reason="UPSTREAM_BAD_REQUEST")
-    if error.kind is ErrorKind.UNSUPPORTED_INPUT:
-        return InvalidArgument(f"no endpoint of this LLM could take this request: "
-                               f"{error.message}", reason="UNSUPPORTED_INPUT")
-    return Unavailable(error.message, reason="UPSTREAM_UNAVAILABLE",
-                       retry_after_s=error.retry_after_s or 1.0)
-
-
-# Why a broken answer was not restarted on another endpoint (the error says which).
-TOOL_CALL_SENT = "a tool call was already streamed and is never replayed"
-POLICY_NO_RESTART = "this LLM's routing policy does not restart an answer after its first token"
-NOTHING_LEFT = "no other endpoint is left to restart the answer"
-NO_TAKE_BACK = ("an OpenAI-compatible client cannot take back text it was sent, so the "
-                "answer is not restarted, and no other endpoint could continue it")
-
-
-def _after_output(error: UpstreamError, why: str) -> SwitchboardError:
-    return Unavailable(f"the answer broke after output was streamed ({error.message}) and "
-                       f"{why}; discard the partial answer and retry the turn",
-                       reason="UPSTREAM_STREAM_BROKEN", retry_after_s=1.0)
-
-
-def _restart_failed(broke: UpstreamError, refused: SwitchboardError) -> SwitchboardError:
-    """After a failover, the restart hit an error another endpoint would not fix (the
-    fallback rejected it): the request itself was fine where it began, so this is not the
-    caller's INVALID_ARGUMENT but a broken answer to retry."""
-    return Unavailable(f"the answer broke after output was streamed ({broke.message}) and its "
-                       f"restart on another endpoint failed ({refused.message}); discard the "
-                       "partial answer and retry the turn", reason="UPSTREAM_STREAM_BROKEN",
-                       retry_after_s=1.0)
-
-
-def _no_plan(plan: RoutePlan) -> SwitchboardError:
-    if plan.stop is StopReason.NO_ENDPOINTS:
-        return FailedPrecondition("this LLM has no endpoints", reason="NO_ENDPOINTS")
-    wait = plan.retry_after_s or 1.0
-    return Unavailable(f"no endpoint of this LLM can take traffic now ({plan.stop}); "
-                       f"retry in {wait:.1f}s", reason="NO_ENDPOINT_AVAILABLE",
-                       retry_after_s=wait)

@@ -23,12 +23,13 @@ from server.chat import ChatRequest, Finish, Generation, Message, Role, TextPart
 from server.clock import Clock
 from server.providers.adapters import adapter_for
 from server.providers.base import UpstreamError
-from server.providers.transport import Timeouts, UpstreamClient
+from server.providers.transport import UpstreamClient
 from server.registry.llm import Endpoint, Llm
 from server.registry.service import RegistryService
 from server.routing.probe_prompt import PROBE_MAX_OUTPUT_TOKENS, probe_prompt
 from server.routing.probe_schedule import ProbeScheduler
 from server.routing.router import Router
+from server.timeouts import Timeouts
 from server.turns.observer import NO_TURN, TurnObserver
 
 log = structlog.get_logger("switchboard.probes")

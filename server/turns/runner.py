@@ -17,19 +17,31 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from server.chat import ChatRequest, FinishReason, Generation
+from server.chat import ChatRequest, FinishReason, Generation, Message, Tool, ToolChoice
 from server.errors import Aborted, DeadlineExceeded, ResourceExhausted, SwitchboardError
 from server.registry.llm import Endpoint, Llm
-from server.turns.engine import TurnEngine, TurnEvent, TurnProgress
+from server.turns.engine import TurnEngine
+from server.turns.events import TurnEvent, TurnProgress
 from server.turns.observer import NO_OBSERVER, TurnsObserver
 
 
 def new_turn_id() -> str:
     return "turn_" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnInput:
+    """What a caller sent for one turn, checked by its edge: the new messages, the tools, and
+    the generation settings of this request (the most specific layer)."""
+
+    messages: tuple[Message, ...]
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    generation: Generation = field(default_factory=Generation)
 
 
 @dataclass(slots=True)
@@ -88,6 +100,15 @@ class TurnRunner:
             out = Generation(out.temperature, out.top_p, cap, out.stop, out.seed,
                              out.reasoning_effort)
         return out
+
+    def request(self, sent: TurnInput, *layers: Generation,
+                history: Sequence[Message] | None = None) -> ChatRequest:
+        """The turn's one ``ChatRequest``: a session's ``history`` (fitted to each endpoint's
+        window) then the new messages, with ``sent.generation`` merged over ``layers`` (the
+        session's, the LLM's) and the server-wide output cap applied."""
+        return ChatRequest((*(history or ()), *sent.messages), sent.tools, sent.tool_choice,
+                           self.generation(sent.generation, *layers),
+                           fit_history=history is not None)
 
     def time_limit_s(self, deadline_s: float | None) -> float | None:
         """How long a turn may run: the caller's deadline or the server's turn timeout."""

@@ -1,6 +1,7 @@
 """What a turn sends to one endpoint: the history fitted to its window, or a continuation.
 
-``fit_history``: a session's history that does not fit the endpoint's known context window is
+``fit_history``: a session's history that does not fit the endpoint's known context window
+(declared, or learned by ``Windows`` when the endpoint rejected a history as too long) is
 sent as the most recent complete exchanges that fit. The system prompt is always kept, the
 history is only ever cut where a user message starts an exchange (so a tool call is never
 separated from its result), and the newest exchange is always sent, even alone.
@@ -13,7 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import structlog
+
 from server.chat import ChatRequest, Message, Role, TextPart
+from server.registry.llm import Endpoint, Llm
+
+log = structlog.get_logger("switchboard.engine")
 
 
 def estimate_tokens(request: ChatRequest) -> int:
@@ -49,8 +55,38 @@ def fit_history(request: ChatRequest, window_tokens: int) -> tuple[ChatRequest, 
     return dataclasses.replace(request, messages=(*system, *rest[newest:])), newest
 
 
+class Windows:
+    """Each endpoint's context window: declared, else learned when it rejected a history as too
+    long (three quarters of what was sent), else 0 (unknown). Per replica."""
+
+    def __init__(self) -> None:
+        self._learned: dict[str, int] = {}  # endpoint id -> tokens
+
+    def of(self, endpoint: Endpoint) -> int:
+        return endpoint.context_window_tokens or self._learned.get(endpoint.id, 0)
+
+    def learn(self, endpoint: Endpoint, request: ChatRequest) -> bool:
+        """``request`` was rejected as too long: True when the learned window lets its
+        history shrink (a retry can fit)."""
+        if endpoint.context_window_tokens:
+            return False  # declared: trust it (the newest exchange alone is too long)
+        sent, omitted = fit_history(request, self.of(endpoint))
+        learned = estimate_tokens(sent) * 3 // 4
+        self._learned[endpoint.id] = learned
+        log.info("context window learned", endpoint=endpoint.id, tokens=learned)
+        return fit_history(request, learned)[1] > omitted
+
+
 def continuation(request: ChatRequest, partial_text: str) -> ChatRequest:
     """The request with ``partial_text`` as the assistant message to continue."""
     prefill = Message(Role.ASSISTANT, (TextPart(partial_text),))
     return dataclasses.replace(request, messages=(*request.messages, prefill),
                                continues_answer=True)
+
+
+def continuation_llm(llm: Llm) -> Llm:
+    """A continuation goes to one endpoint that continues answers: no hedge elsewhere."""
+    if not llm.policy.hedging_enabled:
+        return llm
+    return dataclasses.replace(llm, policy=dataclasses.replace(llm.policy,
+                                                               hedging_enabled=False))

@@ -20,6 +20,8 @@ from typing import Protocol
 import aiohttp
 
 from server.providers.base import HttpRequest
+from server.providers.body import read_bounded
+from server.timeouts import Timeouts
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_STREAM_BYTES = 4 * 1024 * 1024
@@ -33,16 +35,6 @@ class Sink(Protocol):
     def content_seen(self) -> bool: ...
 
     def feed(self, chunk: bytes, now: float) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Phases:
-    """Deadlines of one exchange, in seconds."""
-
-    connect_s: float = 10.0
-    first_token_s: float = 30.0
-    between_chunks_s: float = 20.0
-    total_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +75,7 @@ def is_stream_mime(mime: str) -> bool:
     return not any(word in mime for word in _NOT_STREAMS)
 
 
-async def run(session: aiohttp.ClientSession, http: HttpRequest, phases: Phases,
+async def run(session: aiohttp.ClientSession, http: HttpRequest, phases: Timeouts,
               sink: Sink) -> Exchange:
     loop = asyncio.get_running_loop()
     ex = Exchange(sent_at=loop.time())
@@ -121,7 +113,7 @@ async def run(session: aiohttp.ClientSession, http: HttpRequest, phases: Phases,
     return ex
 
 
-def _send_failure(exc: BaseException, phases: Phases) -> Failure:
+def _send_failure(exc: BaseException, phases: Timeouts) -> Failure:
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return Failure("connect", f"no connection within {phases.connect_s:g}s", True)
     if isinstance(exc, TimeoutError):
@@ -137,7 +129,7 @@ def _send_failure(exc: BaseException, phases: Phases) -> Failure:
     return Failure("headers", f"the request failed ({type(exc).__name__})")
 
 
-async def _stream(resp: aiohttp.ClientResponse, ex: Exchange, sink: Sink, phases: Phases,
+async def _stream(resp: aiohttp.ClientResponse, ex: Exchange, sink: Sink, phases: Timeouts,
                   first_at: float, total_at: float) -> bool:
     """Feeds the body to ``sink``; True when it was read to its end."""
     loop = asyncio.get_running_loop()
@@ -176,23 +168,9 @@ async def _stream(resp: aiohttp.ClientResponse, ex: Exchange, sink: Sink, phases
             deadline = min(now + phases.between_chunks_s, total_at)
 
 
-async def _body(resp: aiohttp.ClientResponse, ex: Exchange, phases: Phases,
+async def _body(resp: aiohttp.ClientResponse, ex: Exchange, phases: Timeouts,
                 total_at: float) -> bool:
     """Reads at most ``MAX_BODY_BYTES`` into ``ex.body``; True when it was read to its end."""
-    parts: list[bytes] = []
-    size = 0
     deadline = min(asyncio.get_running_loop().time() + phases.between_chunks_s, total_at)
-    try:
-        async with asyncio.timeout_at(deadline):
-            async for chunk in resp.content.iter_any():
-                parts.append(chunk)
-                size += len(chunk)
-                if size >= MAX_BODY_BYTES:
-                    break
-            else:
-                ex.body = b"".join(parts)
-                return True
-    except (TimeoutError, aiohttp.ClientError, OSError):
-        pass  # judge what arrived
-    ex.body = b"".join(parts)[:MAX_BODY_BYTES]
-    return False
+    ex.body, complete = await read_bounded(resp, MAX_BODY_BYTES, deadline)
+    return complete

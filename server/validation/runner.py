@@ -26,6 +26,7 @@ from server.chat import ChatRequest, Generation
 from server.providers.adapters import adapter_for
 from server.registry.llm import Endpoint
 from server.secret import Secret
+from server.timeouts import Timeouts
 from server.validation import (
     admission,
     capability_checks,
@@ -60,8 +61,8 @@ class ValidationLimits:
     dns_s: float = 5.0
     connect_s: float = 5.0
     tls_s: float = 10.0
-    turn: exchange.Phases = field(default_factory=exchange.Phases)
-    probe: exchange.Phases = field(default_factory=lambda: exchange.Phases(total_s=45.0))
+    turn: Timeouts = field(default_factory=lambda: Timeouts(total_s=60.0))  # a turn's budget
+    probe: Timeouts = field(default_factory=lambda: Timeouts(total_s=45.0))
     slow_first_token_s: float = 10.0
     concurrency: int = 8
 

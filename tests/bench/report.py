@@ -77,7 +77,7 @@ def litellm_table(points: Sequence[Point]) -> str:
         sb, ll = _find(points, "switchboard", "closed", load), _find(points, "litellm", "closed",
                                                                        load)
         base = _find(points, "direct", "closed", load)
-        if sb is None or ll is None or base is None:
+        if sb is None or ll is None or base is None or not ll.turns_per_s:
             continue
         sb_add, ll_add = sb.ttft_p50_ms - base.ttft_p50_ms, ll.ttft_p50_ms - base.ttft_p50_ms
         ratio = ll_add / sb_add if sb_add > 0 else math.inf

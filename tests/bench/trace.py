@@ -38,7 +38,7 @@ def _patch_server(out: TextIO) -> None:
     from server.providers.openai import OpenAIAdapter
     from server.providers.transport import UpstreamClient
     from server.routing.router import Router
-    from server.turns.engine import AnswerText
+    from server.turns.events import AnswerText
 
     begin, send, event = EdgeInterceptor._begin, UpstreamClient._send, ConversationsServicer._event
     check, plan, build = ConversationsServicer._check, Router.plan, OpenAIAdapter.build_request

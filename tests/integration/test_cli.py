@@ -84,6 +84,18 @@ async def test_cli_creates_several_endpoints_and_shows_warnings(server: Switchbo
         llm = json.loads((await run("llm", "get", llm_id)).stdout)
         assert llm["display_name"] == "from-file"
         assert [e["model"] for e in llm["endpoints"]] == ["m2"]
+        yaml_file = tmp_path / "llm.yaml"
+        yaml_file.write_text(
+            "displayName: from-yaml\n"
+            "endpoints:\n"
+            f"  - apiSpec: API_SPEC_OPENAI\n    baseUrl: {eu.base_url}\n    model: m3\n"
+            "    apiKeyEnv: US_KEY\n    label: yaml\n")
+        from_yaml = await run("llm", "create", "--file", str(yaml_file), "--skip-validation",
+                              "-q")
+        assert from_yaml.returncode == 0, from_yaml.stderr
+        got = json.loads((await run("llm", "get", from_yaml.stdout.strip())).stdout)
+        assert got["display_name"] == "from-yaml" and got["endpoints"][0]["model"] == "m3"
+        assert got["endpoints"][0]["api_key_hint"] == "...2222"
         validated = await run("llm", "validate", llm_id)
         assert validated.returncode == 0, validated.stderr
         lines = validated.stdout.splitlines()

@@ -19,9 +19,16 @@ from tests.support import create_llm, endpoint
 SIXTY = " ".join(f"w{i:02d}" for i in range(1, 61))  # a 60-word answer, one word a token
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_dsn"))
+    return str(tmp_path / "switchboard.db")
+
+
 @pytest.fixture
-async def door(tmp_path: Path) -> AsyncIterator[Door]:
-    async with running_door(tmp_path, probes_per_hour=0) as d:
+async def door(tmp_path: Path, database: str) -> AsyncIterator[Door]:
+    async with running_door(tmp_path, database=database, probes_per_hour=0) as d:
         yield d
 
 

@@ -1,9 +1,9 @@
 """The Go client (clients/go) against a real Switchboard and simulator.
 
-clients/go/offline.sh builds cmd/example offline, in GOPATH mode over the Go sources Debian
-packages in /usr/share/gocode (`make go-deps` installs them). The build cache lives in
-.tools/go, so only the first build compiles grpc. Without those packages the tests skip,
-except in CI (`CI` set), where that is a failure.
+clients/go/offline.sh builds cmd/example and the switchboard package's test binary offline,
+in GOPATH mode over the Go sources Debian packages in /usr/share/gocode (`make go-deps`
+installs them). The build cache lives in .tools/go, so only the first build compiles grpc.
+Without those packages the tests skip, except in CI (`CI` set), where that is a failure.
 """
 
 from __future__ import annotations
@@ -18,17 +18,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from switchboard.v1 import conversations_pb2 as cpb
 from switchboard_client import AsyncClient
 
 from server.app import Switchboard
-from server.simulator import Behavior, Simulator
-from tests.support import API_KEY, create_llm, endpoint
+from server.simulator import Behavior, Fault, FaultKind, Simulator
+from tests.support import API_KEY, create_llm, endpoint, running, settings
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = ROOT / "clients" / "go" / "offline.sh"
 GOCODE = Path("/usr/share/gocode/src")
 TEXT = "Hello from the Go client test."
 REASONING = "The user greets me; greet back."
+WORDS = "one two three four five six seven eight"  # TestLiveVoiceTurns' liveWords
+# Compiling the example and `go test` take minutes on a busy two-core machine: the build has
+# its own 300 s bound (_offline), so the per-test limit must not cut it first.
+pytestmark = pytest.mark.timeout(600)
 
 
 def _unavailable(reason: str) -> None:
@@ -67,6 +72,16 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         _unavailable(reason)
     binary = tmp_path_factory.mktemp("go") / "example"
     _offline("build", str(binary))
+    yield binary
+
+
+@pytest.fixture(scope="module")
+def go_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The switchboard package's `go test -c` binary, built outside the clone."""
+    if (reason := _debian_go_missing()) is not None:
+        _unavailable(reason)
+    binary = tmp_path_factory.mktemp("go") / "switchboard.test"
+    _offline("build-tests", str(binary))
     yield binary
 
 
@@ -143,3 +158,42 @@ async def test_go_example_prints_the_rich_error_details(example: Path, server: S
     assert "  reason=LLM_NOT_FOUND domain=switchboard.dev" in lines, err
     assert any(re.fullmatch(r"  request_id=[0-9a-f]+", line) for line in lines), err
 
+
+
+async def test_go_client_barges_in_cancels_and_truncates_turns(go_tests: Path, tmp_path: Path
+                                                               ) -> None:
+    """TestLiveVoiceTurns (clients/go/switchboard/live_test.go) against a real server: turn A
+    stalls after "one two", turn B barges in (A ends ABORTED TURN_INTERRUPTED) and is cancelled
+    by the caller after "one two", turn C finishes and TruncateTurn keeps "one two th" of it,
+    then UpdateSession trims the history. The history is checked here too, via GetSession."""
+    stalls = Behavior(text=WORDS, fault=Fault(FaultKind.STALL_AFTER, chunk=2, seconds=600),
+                      fault_times=2)  # turns A and B; turn C answers in full
+    async with running(settings(tmp_path, probes_per_hour=0)) as app, \
+            AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client, \
+            Simulator("openai", stalls) as sim:
+        llm = await create_llm(client, endpoint(sim), name="go-voice")
+        proc = await asyncio.create_subprocess_exec(
+            str(go_tests), "-test.run", "^TestLiveVoiceTurns$", "-test.v", "-test.count=1",
+            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "SWITCHBOARD_API_KEY": API_KEY, "SWITCHBOARD_LIVE_LLM_ID": llm.id,
+                 "SWITCHBOARD_LIVE_TARGET": f"127.0.0.1:{app.port}"})
+        try:
+            out_bytes, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        out = out_bytes.decode()
+        assert proc.returncode == 0, out
+        assert "--- PASS: TestLiveVoiceTurns" in out, out  # ran, not skipped
+        session_id = re.search(r"^session=(\S+)$", out, re.M)
+        assert session_id is not None, out
+        stored = await client.get_session(session_id.group(1))
+        sent = [(m["role"], m["content"]) for m in sim.requests[-1].body["messages"]]
+    assert len(sim.requests) == 3
+    # Turn C's model saw both interrupted answers as they were streamed.
+    assert sent == [("user", "Count."), ("assistant", "one two"), ("user", "Wait."),
+                    ("assistant", "one two"), ("user", "Again.")]
+    assert stored.system_prompt == "Be brief."
+    assert [(m.role, "".join(p.text for p in m.parts), m.interrupted) for m in stored.messages] \
+        == [(cpb.ROLE_USER, "Again.", False), (cpb.ROLE_ASSISTANT, "one two th", True)]

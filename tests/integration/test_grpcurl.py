@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+
+import pytest
 
 from server.app import Switchboard
 from tests import grpcurl
-from tests.support import API_KEY
+from tests.support import API_KEY, ROOT
 
 LISTED = [
     "grpc.health.v1.Health",
@@ -66,3 +70,27 @@ async def test_grpcurl_prints_error_details_with_their_types(server: Switchboard
     assert types == {"ErrorInfo", "RequestInfo", "BadRequest"}, done.stderr
     bad = next(d for d in details if d["@type"].endswith("BadRequest"))
     assert bad["field_violations"][0]["field"] == "llm.endpoints"
+
+
+def _buf() -> str:
+    """buf from `make buf-lint` (.tools) or the TypeScript client's npm install."""
+    for candidate in (ROOT / ".tools/node_modules/.bin/buf",
+                      ROOT / "clients/typescript/node_modules/.bin/buf"):
+        if candidate.exists():
+            return str(candidate)
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail("buf is not installed (make buf-lint installs it); CI must run this test")
+    pytest.skip("buf is not installed: run `make buf-lint`")
+
+
+async def test_buf_curl_lists_every_method_by_reflection(server: Switchboard) -> None:
+    buf = _buf()
+    done = await asyncio.to_thread(
+        subprocess.run, [buf, "curl", "--list-methods", "--protocol", "grpc",
+                         "--http2-prior-knowledge", f"http://127.0.0.1:{server.port}"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    methods = done.stdout.split()
+    assert "grpc.reflection.v1.ServerReflection/ServerReflectionInfo" in methods
+    assert "switchboard.v1.Conversations/Converse" in methods
+    assert "grpc.health.v1.Health/Check" in methods

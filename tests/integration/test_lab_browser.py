@@ -311,6 +311,23 @@ def test_register_validate_chat_fail_over_and_watch_routing(served: Served,
     d.set_window_size(1280, 800)
 
 
+def test_a_bad_registration_lists_its_field_violations(served: Served,
+                                                       browser: WebDriver) -> None:
+    sign_in(browser, served.url, API_KEY)
+    wait(browser, "button", "New LLM").click()
+    ep = endpoint(browser, 0)
+    fill(ep, "baseUrl", "ftp://127.0.0.1/v1")
+    wait(browser, "button", "Create LLM").click()
+    problem = wait(browser, ".problem", "INVALID_ARGUMENT")
+    fields = [li.text for li in problem.find_elements(By.CSS_SELECTOR, ".violations li")]
+    assert any(f.startswith("llm.display_name") for f in fields), fields
+    assert any(f.startswith("llm.endpoints[0].base_url") for f in fields), fields
+    invalid = {el.get_attribute("name") for el in
+               browser.find_elements(By.CSS_SELECTOR, "[aria-invalid=true]")}
+    assert {"displayName", "baseUrl", "model"} <= invalid, invalid
+    shot(browser, "15-field-violations", problem)
+
+
 def test_a_wrong_key_shows_a_clear_error(served: Served, browser: WebDriver) -> None:
     sign_in(browser, served.url, "not-a-real-key")
     problem = wait(browser, ".problem", "refused")

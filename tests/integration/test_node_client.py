@@ -97,7 +97,8 @@ async def test_node_client_streams_a_turn(node: str, server: Switchboard,
     assert proc.returncode == 0, report
     assert "# fail 0" in report and "# skipped 0" in report, report
     for name in ("a session turn streams reasoning apart from text and finishes",
-                 "createLlm registers an LLM that answers a stateless turn"):
+                 "createLlm registers an LLM that answers a stateless turn",
+                 "barge-in: a cancelled answer is kept as heard, and the next turn barges in"):
         assert re.search(rf"^\s*ok \d+ - {re.escape(name)}$", report, re.M), report
     assert f"text: {json.dumps(TEXT)}" in report, report
     prompts = [r.body["messages"][-1]["content"] for r in sim.requests

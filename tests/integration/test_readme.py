@@ -5,14 +5,17 @@ the Python client and the real grpcurl; each documented output must be what was 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests import grpcurl, readme
 
-KNOWN = {"run", "run, fails", "run python", "output", "output, deltas vary"}
+KNOWN = {"run", "run, fails", "run python", "run ts", "output", "output, deltas vary"}
 
 
 def test_every_block_says_how_it_is_tested() -> None:
@@ -27,8 +30,28 @@ def test_every_block_says_how_it_is_tested() -> None:
             assert readme.merge_deltas(block.text), block.where
 
 
+def _build_ts_client() -> None:
+    """clients/typescript installed (npm ci, keyed by the lockfile) and built, as
+    tests/integration/test_node_client.py does; skipped without node, failed in CI."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        if os.environ.get("CI"):
+            pytest.fail("node and npm are needed for the TypeScript snippet (required in CI)")
+        pytest.skip("node and npm are needed for the TypeScript snippet")
+    package = readme.TS_CLIENT
+    stamp = package / "node_modules" / ".switchboard-lock-sha256"
+    lock = hashlib.sha256((package / "package-lock.json").read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text() != lock:
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=package, check=True,
+                       capture_output=True, timeout=600)
+        stamp.write_text(lock)
+    subprocess.run([node, str(readme.TSC), "-p", "tsconfig.json"], cwd=package, check=True,
+                   capture_output=True, timeout=300)
+
+
 @pytest.fixture(scope="module")
 def transcript(tmp_path_factory: pytest.TempPathFactory) -> readme.Transcript:
+    _build_ts_client()
     tool = Path(grpcurl.grpcurl_path())
     bin_dir = tmp_path_factory.mktemp("bin")
     (bin_dir / "grpcurl").symlink_to(tool)
@@ -76,3 +99,5 @@ def test_the_session_did_what_the_readme_says(transcript: readme.Transcript) -> 
     assert "removed master key" in rotated
     tls = next(o for t, o in outputs.items() if "ssl_channel_credentials" in t)
     assert "demo" in tls
+    ts = next(o for t, o in outputs.items() if "SwitchboardClient(" in t)
+    assert "Hello! How can I help you today?" in ts and "5 SESSION_NOT_FOUND" in ts

@@ -27,6 +27,7 @@ from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 from server.simulator import Behavior, Fault, FaultKind, Prefill, ReasoningDialect, Simulator
 from server.simulator.answer import prefill_text
+from server.timeouts import Timeouts
 from server.validation import (
     CheckFinished,
     CheckStarted,
@@ -37,12 +38,11 @@ from server.validation import (
     ValidationReport,
     catalog,
 )
-from server.validation.exchange import Phases
 from tests.support import endpoint
 
 KEY = "sk-sim-key-0123456789"
 SPECS = ["openai", "azure_openai", "gemini", "groq"]
-FAST = Phases(connect_s=2.0, first_token_s=1.0, between_chunks_s=1.0, total_s=5.0)
+FAST = Timeouts(connect_s=2.0, first_token_s=1.0, between_chunks_s=1.0, total_s=5.0)
 LIMITS = ValidationLimits(turn=FAST, probe=FAST)
 BEHAVIOR = Behavior(text="pong, says the simulator", ttft_s=0.01)
 FAIL, WARN = CheckStatus.FAIL, CheckStatus.WARN

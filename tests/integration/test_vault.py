@@ -43,11 +43,12 @@ from server.clock import FakeClock
 from server.config import ConfigError, Settings
 from server.providers.adapters import adapter_for
 from server.providers.base import UpstreamError
-from server.providers.transport import Timeouts, UpstreamClient
+from server.providers.transport import UpstreamClient
 from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 from server.simulator import Behavior, Simulator
 from server.store.open import open_store
+from server.timeouts import Timeouts
 from server.vault.errors import KeyringError
 from server.vault.keys import add_key, generate_key_file
 from server.vault.redact import KnownSecrets, Redactor

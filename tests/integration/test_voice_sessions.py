@@ -279,3 +279,39 @@ async def test_a_history_too_long_for_the_window_sends_the_newest_exchanges(
     assert sent[1][0] == "user"  # cut where an exchange starts
     assert len(sent) == 1 + 9 - omitted[-1]  # the stored history is intact
     assert len((await client.get_session(session.id)).messages) == 10
+
+
+async def test_a_window_learned_from_a_rejection_keeps_a_long_session_alive(
+        client: AsyncClient, sim: Simulator) -> None:
+    # The endpoint declares no window; it rejects prompts over 300 tokens (context_length).
+    sim.behavior = Behavior(text="x" * 400, context_window_tokens=300)
+    llm = await create_llm(client, endpoint(sim))
+    session = await client.create_session(llm.id, system_prompt="Be brief.")
+    for i in range(6):
+        reply = await client.reply(f"Question {i}?", session_id=session.id)
+        assert reply.complete, f"turn {i} failed for history length"
+    assert any(r.status == 400 for r in sim.requests)  # the window was learned from one
+    served = [len(r.body["messages"]) for r in sim.requests if r.status == 200]
+    assert served[-1] < 1 + 2 * 5 + 1  # the last turn left old exchanges out
+    sent = [(m["role"], m["content"]) for m in sim.requests[-1].body["messages"]]
+    assert sent[0] == ("system", "Be brief.") and sent[-1] == ("user", "Question 5?")
+    assert len((await client.get_session(session.id)).messages) == 12
+
+
+async def test_a_turn_past_its_deadline_is_recorded_as_interrupted(
+        client: AsyncClient, sim: Simulator) -> None:
+    sim.behavior = stalls_after(2)
+    llm = await create_llm(client, endpoint(sim))
+    session = await client.create_session(llm.id)
+    turn_id, heard = "", ""
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        async for event in client.converse("Count.", session_id=session.id, timeout=1.0):
+            if isinstance(event, cpb.TurnStarted):
+                turn_id = event.turn_id
+            elif isinstance(event, cpb.TextDelta):
+                heard += event.delta
+    assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert heard == "one two"
+    after = await client.truncate_turn(session.id, turn_id, len(heard))
+    assert history(after) == [(cpb.ROLE_USER, "Count.", False),
+                              (cpb.ROLE_ASSISTANT, "one two", True)]

@@ -1,6 +1,6 @@
 """Issue 19: closing a hedge loser never swallows the caller's cancellation or deadline.
 
-``_Request.close`` cancels the loser's wait for its first event and waits for it. It used to
+``SentRequest.close`` cancels the loser's wait for its first event and waits for it. It used to
 await that task inside ``suppress(BaseException)``, so a CancelledError aimed at the caller
 (the caller went away, or the turn's deadline fired) during that wait was swallowed and the
 turn went on. The loser here takes its time to finish cancelling (as an HTTP request being torn
@@ -21,7 +21,7 @@ from server.registry.llm import ApiSpec, Endpoint
 from server.routing.attempt import Attempt
 from server.routing.router import Router
 from server.secret import Secret
-from server.turns.engine import _Request
+from server.turns.state import SentRequest
 
 ENDPOINT = Endpoint(id="ep", api_spec=ApiSpec.OPENAI, base_url="http://127.0.0.1:9/v1",
                     model="m", api_key=Secret("sk-test-0000"))
@@ -51,9 +51,9 @@ async def _stream() -> AsyncIterator[StreamEvent]:
     yield TextDelta("never")
 
 
-def _attempt(slow: _SlowToCancel) -> _Request:
+def _attempt(slow: _SlowToCancel) -> SentRequest:
     attempt = Attempt(Router(FakeClock(), random.Random(19)), ENDPOINT.id, probe=False)
-    return _Request(ENDPOINT, attempt, _stream(), 0.0, first=asyncio.ensure_future(slow.first()))
+    return SentRequest(ENDPOINT, attempt, _stream(), 0.0, first=asyncio.ensure_future(slow.first()))
 
 
 async def test_the_callers_cancellation_during_a_losers_close_propagates() -> None:
@@ -95,7 +95,7 @@ async def test_the_turn_deadline_firing_during_a_losers_close_is_not_swallowed()
     await _finish(slow, attempt)
 
 
-async def _finish(slow: _SlowToCancel, attempt: _Request) -> None:
+async def _finish(slow: _SlowToCancel, attempt: SentRequest) -> None:
     slow.release.set()
     assert attempt.first is not None
     await asyncio.wait((attempt.first,))

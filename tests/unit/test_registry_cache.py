@@ -21,8 +21,9 @@ import pytest
 
 from server.clock import FakeClock
 from server.errors import NotFound
+from server.registry.drafts import EndpointDraft, LlmDraft
 from server.registry.llm import ApiSpec, Llm
-from server.registry.service import EndpointDraft, LlmDraft, RegistryService
+from server.registry.service import RegistryService
 from server.secret import Secret
 from server.store.base import LlmRecord, Store
 from server.store.open import open_store

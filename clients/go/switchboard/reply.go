@@ -20,8 +20,7 @@ type ToolCall struct {
 // as the Python client's Reply: text and reasoning by message id (in the order they began),
 // tool calls by index, and failover events applied: FAILOVER_MODE_CONTINUE keeps everything
 // (the next endpoint continues the same message), FAILOVER_MODE_RESTART discards the messages
-// it names, so Text is always the one answer being served. TruncateTurn and
-// ConverseRequest.BargeIn are on the generated ConversationsClient.
+// it names, so Text is always the one answer being served. Client.Converse returns one.
 type Reply struct {
 	TurnID    string
 	Routes    []*pb.RouteDecision

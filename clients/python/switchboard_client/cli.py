@@ -1,4 +1,4 @@
-"""The ``switchboard`` command line.
+"""The switchboard command line.
 
     switchboard serve                         run the server (--help lists every setting)
     switchboard llm create --name N --endpoint spec=openai,url=U,model=M,key-env=VAR [...]
@@ -12,9 +12,9 @@
     switchboard admin create-account NAME | create-key ACCOUNT | revoke-key KEY | list-keys ACCT
     switchboard check-endpoint --spec openai --url U --model M [--key K]
 
-The client commands read ``SWITCHBOARD_TARGET`` (default 127.0.0.1:50051) and
-``SWITCHBOARD_API_KEY``; ``--target`` and ``--api-key`` override them. ``switchboard COMMAND
---help`` describes each command.
+The client commands read SWITCHBOARD_TARGET (default 127.0.0.1:50051) and
+SWITCHBOARD_API_KEY; --target and --api-key override them. `switchboard COMMAND --help`
+describes each command.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard.v1 import registry_pb2 as rpb
 
@@ -20,9 +21,8 @@ _STATUS = {rpb.CHECK_STATUS_PASS: "PASS", rpb.CHECK_STATUS_WARN: "WARN",
            rpb.CHECK_STATUS_FAIL: "FAIL", rpb.CHECK_STATUS_SKIPPED: "SKIPPED"}
 
 
-def print_json(message: object, file: object = None) -> None:
-    print(json_format.MessageToJson(message, preserving_proto_field_name=True),  # type: ignore[arg-type]
-          file=file or sys.stdout)  # type: ignore[arg-type]
+def print_json(message: Message) -> None:
+    print(json_format.MessageToJson(message, preserving_proto_field_name=True))
 
 
 def check_lines(c: rpb.CheckResult, *, detail: bool) -> list[str]:

@@ -97,6 +97,32 @@ describe("a running Switchboard", { skip: missing && "set SWITCHBOARD_TARGET, SW
     assert.equal(reply.complete, true);
   });
 
+  test("barge-in: a cancelled answer is kept as heard, and the next turn barges in", async () => {
+    const session = await sb.createSession(llmId, { timeoutMs: 10_000 });
+    let turnId = "";
+    for await (const event of sb.converse({ sessionId: session.id }, "Hi!", { timeoutMs: 30_000 })) {
+      if (event.$case === "started") turnId = event.value.turnId;
+      if (event.$case === "text") break; // the user started talking: cancels the turn
+    }
+    // Finished or cancelled, the answer keeps what the user heard: its first five characters.
+    const truncated = await sb.truncateTurn(session.id, turnId, 5, { timeoutMs: 10_000 });
+    const answer = truncated.messages.at(-1);
+    assert.equal(answer?.role, Role.ROLE_ASSISTANT);
+    assert.equal(answer?.interrupted, true);
+    const heard = answer?.parts.map((p) => (p.kind?.$case === "text" ? p.kind.value : "")).join("");
+    assert.equal(heard?.length, 5);
+    if (env.SWITCHBOARD_EXPECT_TEXT) assert.equal(heard, env.SWITCHBOARD_EXPECT_TEXT.slice(0, 5));
+    assert.equal(answer?.turnId, turnId);
+    const next = await sb.reply({ sessionId: session.id }, "Sorry, go on.",
+      { timeoutMs: 30_000, request: { bargeIn: true } });
+    assert.equal(next.complete, true);
+    const stored = await sb.getSession(session.id, { timeoutMs: 10_000 });
+    assert.deepEqual(stored.messages.map((m) => [m.role, m.interrupted]), [
+      [Role.ROLE_USER, false], [Role.ROLE_ASSISTANT, true],
+      [Role.ROLE_USER, false], [Role.ROLE_ASSISTANT, false]]);
+    await sb.endSession(session.id, { timeoutMs: 10_000 });
+  });
+
   test("failures decode the server's error model from grpc-status-details-bin", async () => {
     const missing = await sb.getLlm("llm_missing", { timeoutMs: 10_000 }).catch((e: unknown) => e);
     const notFound = richError(missing as ServiceError);

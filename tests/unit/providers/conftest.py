@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from server.providers.transport import Timeouts, UpstreamClient
+from server.providers.transport import UpstreamClient
+from server.timeouts import Timeouts
 from tests.unit.providers._provider_testkit import ReplayServer
 
 

@@ -15,9 +15,10 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from server.chat import ChatRequest, Message, Role, StreamEvent, TextDelta, TextPart
 from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
-from server.providers.transport import Timeouts, UpstreamClient, UpstreamTimeout
+from server.providers.transport import UpstreamClient, UpstreamTimeout
 from server.registry.llm import ApiSpec
 from server.secret import Secret
+from server.timeouts import Timeouts
 from tests.unit.providers._provider_testkit import ReplayServer, Reply, endpoint_for
 
 HI = ChatRequest(messages=(Message(Role.USER, (TextPart("hi"),)),))

@@ -11,7 +11,7 @@ from server.chat import ChatRequest, ImagePart, Message, Role, TextPart, Tool
 from server.errors import InvalidArgument
 from server.registry.llm import Llm
 from server.routing import capabilities
-from server.turns.engine import _capable
+from server.turns.failures import capable_llm
 
 from .conftest import MakeLlm
 
@@ -30,9 +30,9 @@ def _with(make_llm: MakeLlm, caps: dict[str, dict[str, bool]]) -> Llm:
 def test_an_image_turn_goes_only_where_image_input_is_not_ruled_out(make_llm: MakeLlm) -> None:
     llm = _with(make_llm, {"text": {"image_input": False, "tool_calling": True},
                            "vision": {"image_input": True}, "unvalidated": {}})
-    assert [e.id for e in _capable(llm, IMAGE).endpoints] == ["vision", "unvalidated"]
-    assert _capable(llm, TEXT) is llm
-    assert [e.id for e in _capable(llm, TOOLS).endpoints] == ["text", "vision", "unvalidated"]
+    assert [e.id for e in capable_llm(llm, IMAGE).endpoints] == ["vision", "unvalidated"]
+    assert capable_llm(llm, TEXT) is llm
+    assert [e.id for e in capable_llm(llm, TOOLS).endpoints] == ["text", "vision", "unvalidated"]
 
 
 @pytest.mark.parametrize(("request_", "named"), [(IMAGE, "image input"),
@@ -42,7 +42,7 @@ def test_no_capable_endpoint_is_invalid_argument_naming_the_capability(
     llm = _with(make_llm, {"a": {"image_input": False, "tool_calling": False},
                            "b": {"image_input": False, "tool_calling": False}})
     with pytest.raises(InvalidArgument) as caught:
-        _capable(llm, request_)
+        capable_llm(llm, request_)
     assert caught.value.reason == "CAPABILITY_UNAVAILABLE" and named in caught.value.message
 
 
@@ -52,5 +52,5 @@ def test_images_and_tools_together_need_one_endpoint_with_both(make_llm: MakeLlm
     both = ChatRequest(IMAGE.messages, tools=TOOLS.tools)
     assert capabilities.required_by(both) == ("image_input", "tool_calling")
     with pytest.raises(InvalidArgument) as caught:
-        _capable(llm, both)
+        capable_llm(llm, both)
     assert "image input and tool calling" in caught.value.message

@@ -13,7 +13,7 @@ from server.providers.base import ErrorKind, UpstreamError
 from server.providers.errors import classify_http_error, context_window_from
 from server.routing.plan import Reason, StopReason
 from server.routing.router import Router
-from server.turns.engine import _terminal
+from server.turns.failures import terminal
 
 from .conftest import MakeLlm
 
@@ -86,6 +86,6 @@ def test_the_failover_ends_when_no_larger_window_is_left(router: Router,
 
 def test_every_endpoint_is_said_only_when_true() -> None:
     error = _context_error(256)
-    assert "every endpoint of this LLM:" in _terminal(error, every_endpoint=True).message
-    narrower = _terminal(error, every_endpoint=False).message
+    assert "every endpoint of this LLM:" in terminal(error, every_endpoint=True).message
+    narrower = terminal(error, every_endpoint=False).message
     assert "every endpoint of this LLM that supports what this turn needs" in narrower

@@ -9,13 +9,14 @@ from pathlib import Path
 from server.chat import FinishReason, Usage
 from server.clock import FakeClock
 from server.providers.base import ErrorKind, UpstreamError
-from server.providers.transport import Timeouts, UpstreamClient
+from server.providers.transport import UpstreamClient
 from server.registry.llm import ApiSpec, Endpoint
 from server.registry.service import RegistryService
 from server.routing.router import Router
 from server.secret import Secret
 from server.simulator import Behavior, Simulator
 from server.store.open import open_store
+from server.timeouts import Timeouts
 from server.turns.probe_runner import ProbeRunner
 from server.vault.envelope import Keyring
 from server.vault.redact import KnownSecrets

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import pytest
 from switchboard.v1 import llm_pb2 as lpb
 from switchboard.v1 import registry_pb2 as rpb
 
 from server.chat import Generation
 from server.edge.check_endpoint import check_endpoint
-from server.edge.validator import ConformanceValidator, event_to_pb
+from server.edge.validation_pb import event_to_pb, response_to_pb
+from server.edge.validator import ConformanceValidator
+from server.errors import DeadlineExceeded
 from server.registry.llm import Endpoint, Llm
 from server.registry.service import RegistryService
 from server.routing.router import Router
@@ -88,7 +92,7 @@ BAD = EndpointReport("ep_2", "https://b/v1", (finished("ep_2", CheckStatus.FAIL)
 
 
 async def collect(validator: ConformanceValidator, target: Llm) -> list[rpb.ValidateLlmResponse]:
-    return [e async for e in validator.validate(target)]
+    return [response_to_pb(e, NOW) async for e in validator.validate(target)]
 
 
 def test_check_events_become_protos() -> None:
@@ -147,3 +151,22 @@ async def test_check_endpoint_reports_bad_flags_as_a_failed_check() -> None:
     assert check.check == "config.endpoint" and check.status == rpb.CHECK_STATUS_FAIL
     assert "base_url" in check.observed and "model" in check.observed
     assert not shown[1].report.passed
+
+
+class Stuck(Validation):
+    """A validation whose first check never finishes (an endpoint that never answers)."""
+
+    async def run(self, endpoints: Sequence[Endpoint], generation: Generation | None = None
+                  ) -> AsyncIterator[Event]:
+        yield CheckStarted("ep_1", "streaming.end")
+        await asyncio.Event().wait()
+
+
+async def test_validation_is_bounded_by_the_callers_deadline() -> None:
+    validator = ConformanceValidator(validation=Stuck())
+    seen: list[Event] = []
+    with pytest.raises(DeadlineExceeded) as caught:
+        async for event in validator.validate(llm(endpoint()), deadline_s=0.05):
+            seen.append(event)
+    assert seen == [CheckStarted("ep_1", "streaming.end")]
+    assert caught.value.reason == "DEADLINE_EXCEEDED"

@@ -9,7 +9,8 @@
 // `text: "<json>"`. A call that fails exits 1 with the gRPC status on stderr and one line per
 // rich error detail (ErrorInfo reason, RetryInfo delay, BadRequest field, RequestInfo id).
 //
-// The API key travels as per-RPC credentials (one `authorization: Bearer` header per call).
+// switchboard.Dial sends the API key as per-RPC credentials (one `authorization: Bearer`
+// header per call) and Client.Converse assembles the reply while OnEvent prints each event.
 // grpc.NewClient needs grpc-go 1.63 or later; the Go modules Debian 12 packages (grpc-go
 // 1.33, Go 1.19), which this example builds against offline, have grpc.Dial without
 // WithBlock, which likewise connects lazily on the first call.
@@ -18,10 +19,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -61,49 +60,27 @@ func main() {
 func run(target, apiKey, llmID, systemPrompt, prompt string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	// Plaintext, for a local server; against TLS use
-	// grpc.WithTransportCredentials(credentials.NewTLS(...)) and bearer{key, true}.
-	conn, err := grpc.Dial(target, grpc.WithInsecure(),
-		grpc.WithPerRPCCredentials(bearer{key: apiKey}))
+	// Plaintext, for a local server; against TLS dial with
+	// grpc.WithTransportCredentials(credentials.NewTLS(...)) and
+	// grpc.WithPerRPCCredentials(switchboard.APIKey{Key: key, RequireTLS: true}), then NewClient.
+	client, err := switchboard.Dial(target, apiKey, grpc.WithInsecure())
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", target, err)
 	}
-	defer conn.Close()
-	conversations := pb.NewConversationsClient(conn)
+	defer client.Close()
 
-	created, err := conversations.CreateSession(ctx, &pb.CreateSessionRequest{
+	session, err := client.CreateSession(ctx, &pb.CreateSessionRequest{
 		LlmId: llmID, SystemPrompt: systemPrompt})
 	if err != nil {
 		return err
 	}
-	session := created.GetSession()
 	fmt.Printf("[session] id=%s llm=%s\n", session.GetId(), session.GetLlmId())
 
-	stream, err := conversations.Converse(ctx, &pb.ConverseRequest{
-		Target: &pb.ConverseRequest_SessionId{SessionId: session.GetId()},
-		Messages: []*pb.Message{{
-			Role:  pb.Role_ROLE_USER,
-			Parts: []*pb.ContentPart{{Kind: &pb.ContentPart_Text{Text: prompt}}},
-		}},
-	})
+	printer := eventPrinter{}
+	reply, err := client.Converse(ctx, switchboard.SessionTurn(session.GetId(),
+		switchboard.User(prompt)), switchboard.OnEvent(printer.print))
 	if err != nil {
 		return err
-	}
-	var reply switchboard.Reply
-	printer := eventPrinter{}
-	for {
-		response, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		reply.Apply(response)
-		printer.print(response)
-	}
-	if reply.Finished == nil {
-		return errors.New("the stream ended without a finished event")
 	}
 	fmt.Printf("reasoning: %s\ntext: %s\n", quote(reply.Reasoning()), quote(reply.Text()))
 	return nil
@@ -171,18 +148,6 @@ func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
-
-// bearer is the API key as per-RPC credentials: every call carries it, none forgets it.
-type bearer struct {
-	key string
-	tls bool // refuse to send the key over plaintext (set it against a TLS endpoint)
-}
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + b.key}, nil
-}
-
-func (b bearer) RequireTransportSecurity() bool { return b.tls }
 
 // detailLines describes the rich details of a failed call's google.rpc.Status.
 func detailLines(s *status.Status) []string {
