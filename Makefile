@@ -11,8 +11,8 @@ BUF := $(NODE_TOOLS)/.bin/buf
 BUF_VERSION := 1.74.0
 TS_CLIENT := clients/typescript
 TS_MODULES := $(TS_CLIENT)/node_modules/.switchboard-lock-sha256
-# The Lab (/lab on the HTTP port): TypeScript + connect-es, bundled by esbuild into lab/dist.
-LAB := lab
+# The Lab (/lab on the HTTP port): TypeScript + connect-es, bundled by esbuild into clients/lab/dist.
+LAB := clients/lab
 LAB_MODULES := $(LAB)/node_modules/.switchboard-lock-sha256
 LAB_DIST := $(LAB)/dist/.built
 # The Lab's browser tests drive Debian's Chromium through its chromedriver (Selenium).
@@ -67,7 +67,7 @@ $(LAB_MODULES): $(LAB)/package-lock.json
 
 lab-deps: $(LAB_MODULES)
 
-# Type-checks (tsc) and bundles (esbuild) the Lab; the server serves lab/dist on /lab.
+# Type-checks (tsc) and bundles (esbuild) the Lab; the server serves clients/lab/dist on /lab.
 $(LAB_DIST): $(LAB_MODULES) $(LAB_SOURCES)
 	cd $(LAB) && node_modules/.bin/tsc -p tsconfig.json --noEmit && node scripts/build.mjs
 	touch $@

@@ -190,6 +190,7 @@ class Switchboard:
         grpc_metrics = GrpcMetricsInterceptor(self.metrics, timed_by_edge=EDGE_PREFIXES)
         self.interceptor = EdgeInterceptor(auth, timer=grpc_metrics,
                                            max_metadata_bytes=s.max_metadata_bytes)
+        pending = max(10 * s.max_concurrent_streams, 20_000)
         server = grpc.aio.server(
             interceptors=[grpc_metrics, self.interceptor],
             options=[("grpc.max_receive_message_length", s.max_request_bytes),
@@ -197,7 +198,13 @@ class Switchboard:
                      # Announced to callers; a caller that never acknowledges SETTINGS is not
                      # held to them, so the interceptor also refuses oversized metadata.
                      ("grpc.max_metadata_size", s.max_metadata_bytes),
-                     ("grpc.absolute_max_metadata_size", 2 * s.max_metadata_bytes)],
+                     ("grpc.absolute_max_metadata_size", 2 * s.max_metadata_bytes),
+                     # Calls arrived but not yet taken up by the server: past grpc's default
+                     # (1,000: some cancelled at random; 3,000: all) a burst beyond
+                     # max_concurrent_streams got a bare CANCELLED instead of our
+                     # RESOURCE_EXHAUSTED with RetryInfo (tests/security/test_overload.py).
+                     ("grpc.server.max_pending_requests", pending),
+                     ("grpc.server.max_pending_requests_hard_limit", pending)],
         )
         health = fill_health(router)
         registry_servicer = RegistryServicer(registry, ConformanceValidator(

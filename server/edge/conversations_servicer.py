@@ -37,7 +37,7 @@ from server.turns.events import (
 )
 from server.turns.runner import TurnInput, TurnRunner, new_turn_id
 
-_REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
+_REASON_TO_PB: dict[Reason, cpb.RouteReason.ValueType] = {
     Reason.FASTEST: cpb.ROUTE_REASON_FASTEST,
     Reason.NEXT_FASTEST: cpb.ROUTE_REASON_FAILOVER,
     Reason.EXPLORATION: cpb.ROUTE_REASON_EXPLORATION,
@@ -45,8 +45,8 @@ _REASON_TO_PB: dict[object, cpb.RouteReason.ValueType] = {
     Reason.HALF_OPEN_TRIAL: cpb.ROUTE_REASON_HALF_OPEN_TRIAL,
     Reason.LARGER_CONTEXT_WINDOW: cpb.ROUTE_REASON_LARGER_CONTEXT_WINDOW,
     Reason.RETRY: cpb.ROUTE_REASON_RETRY,
-    "failover": cpb.ROUTE_REASON_FAILOVER,
-    "hedge": cpb.ROUTE_REASON_HEDGE,
+    Reason.FAILOVER: cpb.ROUTE_REASON_FAILOVER,
+    Reason.HEDGE: cpb.ROUTE_REASON_HEDGE,
 }
 
 

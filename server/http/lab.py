@@ -1,4 +1,4 @@
-"""``/lab``: the Lab's static pages (built from ``lab/`` by ``make lab`` into ``lab/dist``).
+"""``/lab``: the Lab's static pages, built from ``clients/lab/`` into its ``dist/`` by ``make lab``.
 
 The pages are the whole app: it talks to ``LlmRegistry`` and ``Conversations`` over Connect on
 this same listener (``server.connect``) with the caller's API key, held in the tab's
@@ -15,7 +15,7 @@ from aiohttp import web
 
 from server.http.origin import LAB_HEADERS, cross_origin
 
-DIST = Path(__file__).resolve().parents[2] / "lab" / "dist"
+DIST = Path(__file__).resolve().parents[2] / "clients" / "lab" / "dist"
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
           ".svg": "image/svg+xml", ".map": "application/json"}
 

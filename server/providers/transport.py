@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
@@ -137,7 +137,7 @@ class UpstreamClient:
         request: ChatRequest,
         *,
         timeouts: Timeouts | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Stream one upstream attempt.
 
         Raises ``UpstreamError`` (``UpstreamTimeout`` for timeouts) for every upstream
@@ -151,7 +151,7 @@ class UpstreamClient:
 
     async def _stream(
         self, adapter: ProviderAdapter, endpoint: Endpoint, request: ChatRequest, t: Timeouts
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         http = adapter.build_request(endpoint, request)
         label: str = getattr(adapter, "label", "The upstream")
         loop = asyncio.get_running_loop()

@@ -18,6 +18,9 @@ class Reason(enum.StrEnum):
     HALF_OPEN_TRIAL = "half_open_trial"  # the single trial of a recovering circuit
     LARGER_CONTEXT_WINDOW = "larger_context_window"  # after a context-length failure
     RETRY = "retry"  # an endpoint already tried this turn, after ``backoff_s``
+    # Given by the engine, not the ranker:
+    HEDGE = "hedge"  # started alongside a running attempt whose first token is late
+    FAILOVER = "failover"  # another endpoint, after this turn's attempt failed
 
 
 class SkipReason(enum.StrEnum):

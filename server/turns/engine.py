@@ -75,8 +75,6 @@ log = structlog.get_logger("switchboard.engine")
 _AnswerEvent = AnswerText | AnswerReasoning | ToolCallDelta | Finish
 _OUTPUT = (AnswerText, AnswerReasoning, ToolCallDelta)
 
-HEDGE = "hedge"
-FAILOVER = "failover"
 MAX_REFITS = 4  # retries of a turn whose history was rejected as too long, each sending less
 
 
@@ -120,12 +118,12 @@ class TurnEngine:
     def _route(self, llm: Llm, candidate: Candidate, turn: TurnState, hedge: bool,
                request: ChatRequest) -> Route:
         turn.attempted.append(candidate.endpoint_id)
-        reason: Reason | str = candidate.reason
+        reason = candidate.reason
         if hedge:
-            reason = HEDGE
+            reason = Reason.HEDGE
         elif turn.errors and reason not in (Reason.LARGER_CONTEXT_WINDOW,
                                             Reason.HALF_OPEN_TRIAL, Reason.RETRY):
-            reason = FAILOVER  # another endpoint; the same one again stays RETRY
+            reason = Reason.FAILOVER  # another endpoint; the same one again stays RETRY
         endpoint = llm.endpoint(candidate.endpoint_id)
         assert endpoint is not None
         _, omitted = fit_history(request, self._windows.of(endpoint))

@@ -19,7 +19,7 @@ from server.routing.plan import Reason
 @dataclass(frozen=True, slots=True)
 class Route:
     endpoint: Endpoint
-    reason: Reason | str
+    reason: Reason
     attempt: int
     expected_ttft_ms: float
     history_omitted: int = 0  # oldest history messages left out to fit this endpoint's window

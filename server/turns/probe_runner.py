@@ -153,7 +153,7 @@ class ProbeRunner:
                     error = exc
                 finally:
                     with contextlib.suppress(Exception):
-                        await stream.aclose()  # type: ignore[attr-defined]
+                        await stream.aclose()
                 if error is None:
                     attempt.succeeded()
                 else:

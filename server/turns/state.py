@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from server.chat import (
@@ -32,7 +32,7 @@ class SentRequest:
 
     endpoint: Endpoint
     attempt: Attempt
-    stream: AsyncIterator[StreamEvent]
+    stream: AsyncGenerator[StreamEvent, None]
     started: float
     first: asyncio.Task[StreamEvent] | None = None
 
@@ -47,10 +47,8 @@ class SentRequest:
             first.cancel()
             first.add_done_callback(retrieve)
             await asyncio.wait((first,))
-        aclose = getattr(self.stream, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+        with contextlib.suppress(Exception):
+            await self.stream.aclose()
 
 
 @dataclass(slots=True)

@@ -32,7 +32,7 @@ from tests.support import API_KEY, ROOT, create_llm, endpoint
 REGISTRY = "/switchboard.v1.LlmRegistry"
 CONVERSATIONS = "/switchboard.v1.Conversations"
 AUTH = {"Authorization": f"Bearer {API_KEY}", "Connect-Protocol-Version": "1"}
-LAB = ROOT / "lab"
+LAB = ROOT / "clients" / "lab"
 TEXT = "Connect carries the same stream."
 REASONING = "First think, then answer."
 
@@ -183,7 +183,7 @@ async def _run(*args: str, cwd: Path = LAB) -> subprocess.CompletedProcess[str]:
 
 async def _buf_curl(door: Door, method: str, data: dict[str, Any], key: str = API_KEY
                     ) -> subprocess.CompletedProcess[str]:
-    buf = _tool(LAB / "node_modules" / ".bin" / "buf", "buf (lab/node_modules)")
+    buf = _tool(LAB / "node_modules" / ".bin" / "buf", "buf (clients/lab/node_modules)")
     return await _run(
         buf, "curl", "--schema", str(ROOT / "protos"), "--protocol", "connect",
          "--http2-prior-knowledge=false", "-H", f"authorization: Bearer {key}",
@@ -206,7 +206,7 @@ async def test_buf_curl_speaks_to_it(door: Door, sim: Simulator) -> None:
 
 async def test_connect_es_in_node(door: Door, sim: Simulator, tmp_path: Path) -> None:
     node = shutil.which("node")
-    esbuild = _tool(LAB / "node_modules" / ".bin" / "esbuild", "esbuild (lab/node_modules)")
+    esbuild = _tool(LAB / "node_modules" / ".bin" / "esbuild", "esbuild (clients/lab/node_modules)")
     if node is None:
         _tool(Path("/nonexistent/node"), "node")
     assert node is not None
@@ -228,7 +228,7 @@ async def test_connect_es_in_node(door: Door, sim: Simulator, tmp_path: Path) ->
 
 
 async def test_the_labs_connect_es_stubs_match_the_protos() -> None:
-    _tool(LAB / "node_modules" / ".bin" / "buf", "buf (lab/node_modules)")
+    _tool(LAB / "node_modules" / ".bin" / "buf", "buf (clients/lab/node_modules)")
     node = shutil.which("node")
     assert node is not None
     out = await _run(node, "scripts/generate.mjs", "--check", "src/gen")

@@ -116,12 +116,13 @@ def browser() -> Iterator[WebDriver]:
             pytest.fail("Debian's chromium and chromium-driver are needed (make browser-deps)")
         pytest.skip("Debian's chromium and chromium-driver are missing: make browser-deps")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    if not (ROOT / "lab" / "node_modules").exists():
+    if not (ROOT / "clients" / "lab" / "node_modules").exists():
         if os.environ.get("CI"):
-            pytest.fail("lab/node_modules is missing (make lab-deps)")
-        pytest.skip("lab/node_modules is missing: make lab-deps")
+            pytest.fail("clients/lab/node_modules is missing (make lab-deps)")
+        pytest.skip("clients/lab/node_modules is missing: make lab-deps")
     # The pages under test are built from the sources under test (esbuild: well under 1 s).
-    subprocess.run(["node", "scripts/build.mjs"], cwd=ROOT / "lab", check=True, timeout=60)
+    subprocess.run(["node", "scripts/build.mjs"], cwd=ROOT / "clients" / "lab", check=True,
+                   timeout=60)
     profile = tempfile.mkdtemp(prefix="lab-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)

@@ -26,7 +26,7 @@ from server.app import Switchboard
 from server.simulator import Behavior, Fault, FaultKind, Simulator
 from tests.support import API_KEY, ROOT, create_llm, endpoint, settings
 
-BUF = ROOT / "lab" / "node_modules" / ".bin" / "buf"
+BUF = ROOT / "clients" / "lab" / "node_modules" / ".bin" / "buf"
 
 
 @pytest.fixture
@@ -96,8 +96,9 @@ async def test_another_accounts_llm_is_not_found(app: Switchboard) -> None:
 async def test_buf_curl_reads_it_over_grpc_with_reflection(app: Switchboard) -> None:
     if not BUF.exists():
         if os.environ.get("CI"):
-            pytest.fail("lab/node_modules/.bin/buf is missing (required in CI): make lab-deps")
-        pytest.skip("lab/node_modules/.bin/buf is missing: make lab-deps")
+            pytest.fail("clients/lab/node_modules/.bin/buf is missing (required in CI): "
+                        "make lab-deps")
+        pytest.skip("clients/lab/node_modules/.bin/buf is missing: make lab-deps")
     async with Simulator("openai", Behavior()) as sim, \
             AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client:
         llm = await create_llm(client, endpoint(sim, label="solo"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import pytest
 
@@ -47,7 +47,7 @@ class _SlowToCancel:
         return TextDelta("never")
 
 
-async def _stream() -> AsyncIterator[StreamEvent]:
+async def _stream() -> AsyncGenerator[StreamEvent, None]:
     yield TextDelta("never")
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Generates the Lab's connect-es stubs from ../protos with buf + protoc-gen-es (buf.gen.yaml).
+// Generates the Lab's connect-es stubs from ../../protos with buf + protoc-gen-es (buf.gen.yaml).
 //
 //   node scripts/generate.mjs src/gen          write the stubs (make generate-clients)
 //   node scripts/generate.mjs --check src/gen  fail when the committed stubs are stale
@@ -10,7 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const repo = path.resolve(pkg, "..");
+const repo = path.resolve(pkg, "..", "..");
 const buf = path.join(pkg, "node_modules", ".bin", "buf");
 
 function walk(dir) {
