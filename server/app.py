@@ -161,7 +161,8 @@ class Switchboard:
         await registry.seal_legacy_headers()
         self.probes = probes = ProbeRunner(router, clock, probes_per_hour=s.probes_per_hour)
         self.sessions = sessions = SessionService(store, registry, s.default_idle_ttl_s,
-                                                  on_active=probes.touch)
+                                                  on_active=probes.touch,
+                                                  on_end=probes.session_ended)
         await sessions.holds.start()  # barge-in interrupts and freed sessions, across replicas
         # Every upstream connection (turns, probes, validation) is checked against the policy.
         guarded = GuardedResolver(policy, self.upstream_resolver)
@@ -180,7 +181,7 @@ class Switchboard:
         self.turns = turns = TurnRunner(
             engine, max_concurrent=s.max_concurrent_streams,
             max_output_tokens=s.max_output_tokens, max_turn_s=s.turn_timeout_s,
-            observer=fan_out(self.metrics.observer(), self._tracing, AttemptLog()))
+            observer=fan_out(self.metrics.observer(), self._tracing, AttemptLog(), probes))
         self.metrics.routing(circuit_state=lambda e: router.snapshot(e).state.value,
                              probes_sent=lambda: probes.sent,
                              turns_in_flight=lambda: turns.in_flight)

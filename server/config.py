@@ -91,7 +91,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "between_chunks_timeout_s": (0.01, 3600),
     "turn_timeout_s": (0.1, 86400),
     "max_attempts": (1, 16),
-    "probes_per_hour": (0, 60),
+    "probes_per_hour": (0, 3600),  # above 60 for tests and small fleets; default 4
     "max_concurrent_streams": (1, 1_000_000),
     "max_request_bytes": (1024, 1 << 30),
     "max_metadata_bytes": (1024, 1 << 20),

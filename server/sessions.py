@@ -59,8 +59,9 @@ class SessionService:
         store: Store,
         registry: RegistryService,
         default_idle_ttl_s: float,
-        on_active: Callable[[str, str, float], None] | None = None,
+        on_active: Callable[[str, str, float, str], None] | None = None,
         cache_size: int = 10_000,
+        on_end: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self._store = store
         self.holds = SessionHolds(store)
@@ -68,11 +69,13 @@ class SessionService:
         self._writes: set[asyncio.Task[None]] = set()  # history writes that outlive a cancel
         self._registry = registry
         self._default_ttl = default_idle_ttl_s
-        self._on_active = on_active  # (account id, llm id, seconds the LLM stays active)
+        # (account id, llm id, seconds the LLM stays active, session id)
+        self._on_active = on_active
+        self._on_end = on_end  # (account id, llm id, session id): the session was ended
 
-    def _active(self, account_id: str, llm_id: str, ttl_s: float) -> None:
+    def _active(self, account_id: str, llm_id: str, ttl_s: float, session_id: str) -> None:
         if self._on_active is not None:
-            self._on_active(account_id, llm_id, ttl_s)
+            self._on_active(account_id, llm_id, ttl_s, session_id)
 
     async def create(self, account_id: str, llm_id: str, system_prompt: str,
                      generation: Generation, idle_ttl_s: float | None) -> Session:
@@ -94,7 +97,7 @@ class SessionService:
             expire_time=now + timedelta(seconds=ttl), turn_count=0, messages=[], version=0,
         )
         await self._store.create_session(record)
-        self._active(account_id, llm_id, ttl)
+        self._active(account_id, llm_id, ttl, record.id)
         session = session_from_record(record)
         self.cache.put(session)
         return session
@@ -108,10 +111,16 @@ class SessionService:
         return session_from_record(record)
 
     async def end(self, account_id: str, session_id: str) -> None:
+        cached = self.cache.get(account_id, session_id)
+        record = None if cached is not None or self._on_end is None or not session_id else (
+            await self._store.get_session(account_id, session_id))
+        llm_id = cached.llm_id if cached is not None else record.llm_id if record else ""
         self.cache.drop(account_id, session_id)
         if not await self._store.delete_session(account_id, session_id):
             raise NotFound(f"session {session_id!r} not found", reason="SESSION_NOT_FOUND",
                            resource_type="session", resource_name=session_id)
+        if self._on_end is not None and llm_id:
+            self._on_end(account_id, llm_id, session_id)
 
     @asynccontextmanager
     async def turn(self, account_id: str, session_id: str, turn_id: str,
@@ -137,7 +146,8 @@ class SessionService:
                 handle = SessionTurn(await self.get(account_id, session_id), turn_id, version,
                                      new_messages)
                 self.cache.put(handle.session)
-            self._active(account_id, handle.session.llm_id, handle.session.idle_ttl_s)
+            self._active(account_id, handle.session.llm_id, handle.session.idle_ttl_s,
+                         handle.session.id)
             with self.holds.running(turn_id, handle.stop):
                 yield handle
         except BaseException as exc:

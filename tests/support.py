@@ -45,6 +45,9 @@ def settings(tmp_path: Path, **overrides: object) -> Settings:
         upstream_allow_cidrs=("127.0.0.0/8",),
         grace_period_s=5.0,
         log_format="json",
+        # Probes follow stateless traffic too (issue 19): background probes would add requests
+        # to the simulators of every test. Tests of probes ask for them (and tick a FakeClock).
+        probes_per_hour=0,
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -198,14 +198,26 @@ _SCRIPT: tuple[tuple[str, str], ...] = (
 )
 
 
-def probe_prompt(nonce: int = 0) -> str:
-    """The probe prompt; a different ``nonce`` changes its first line (defeats prefix caches)."""
+def probe_prompt(nonce: int = 0, max_tokens: int = 0) -> str:
+    """The probe prompt; a different ``nonce`` changes its first line (defeats prefix caches).
+    ``max_tokens`` (0: no limit) keeps the estimate (4 characters a token) within it by
+    ending the transcript early, for endpoints with a small context window."""
     ticket = f"NW-{nonce % 1_000_000:06d}"
     fields = {"name": "Daniel Okafor", "plan": "Fibre 500", "ticket": ticket}
-    lines = [f"Call reference {ticket}.", _INSTRUCTION, "", "Transcript:"]
-    lines.extend(f"{who}: {text.format(**fields)}" for who, text in _SCRIPT)
-    lines.extend(["", "Answer (one word):"])
-    return "\n".join(lines)
+    head = [f"Call reference {ticket}.", _INSTRUCTION, "", "Transcript:"]
+    tail = ["", "Answer (one word):"]
+    budget = 4 * max_tokens if max_tokens else None
+    lines = list(head)
+    used = len("\n".join(head + tail))
+    for who, text in _SCRIPT:
+        line = f"{who}: {text.format(**fields)}"
+        if budget is not None and used + len(line) + 1 > budget:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    if budget is not None and used > budget:  # the head alone is too long: its ticket only
+        return f"Call reference {ticket}. Reply with one word: ok."
+    return "\n".join(lines + tail)
 
 
 PROBE_PROMPT = probe_prompt(0)

@@ -1,8 +1,10 @@
 """When to send a probe: a tiny real request that keeps an endpoint's estimate fresh.
 
-Probes run only for LLMs with at least one active session (``touch`` with the session's idle
-deadline at session create and on each turn); with nothing active, nothing is probed. For an
-active LLM, each endpoint is probed:
+Probes run only for active LLMs: with a live session (``touch`` with the session's idle
+deadline at session create and on each turn, ``release`` when it ends) or with turns in the
+last few minutes (stateless traffic too, so that a recovered endpoint is found by a probe
+rather than by a caller's turn); with nothing active, nothing is probed. For an active LLM,
+each endpoint is probed:
 
 - at once when the LLM becomes active and the endpoint has no recent sample (warm-up);
 - then every ``3600 / max_per_hour`` s ± ``jitter``, counted from the later of its last probe
@@ -75,18 +77,35 @@ class ProbeScheduler:
         self._base_interval_s = _HOUR_S / max_per_hour
         self._max_defer_s = self._base_interval_s if max_defer_s is None else max_defer_s
         self._active_until: dict[str, float] = {}
+        # Who keeps each LLM active until when: its sessions (by id) and its recent turns.
+        self._holders: dict[str, dict[str, float]] = {}
         self._endpoints: dict[str, _Probes] = {}
 
     # -- activity ----------------------------------------------------------------------------
 
-    def touch(self, llm_id: str, active_until: float) -> None:
-        """A session of ``llm_id`` stays active until ``active_until`` (clock time)."""
-        if active_until > self._active_until.get(llm_id, float("-inf")):
-            self._active_until[llm_id] = active_until
+    def touch(self, llm_id: str, active_until: float, holder: str = "") -> None:
+        """``llm_id`` stays active until ``active_until`` (clock time) for ``holder`` (a
+        session id, or ``turns`` for recent traffic); the LLM is active while any holder is."""
+        holders = self._holders.setdefault(llm_id, {})
+        if active_until > holders.get(holder, float("-inf")):
+            holders[holder] = active_until
+        self._active_until[llm_id] = max(holders.values())
 
-    def keep_alive(self, llm_id: str, ttl_s: float) -> None:
+    def keep_alive(self, llm_id: str, ttl_s: float, holder: str = "") -> None:
         """``touch`` for ``ttl_s`` seconds from now."""
-        self.touch(llm_id, self._clock.monotonic() + ttl_s)
+        self.touch(llm_id, self._clock.monotonic() + ttl_s, holder)
+
+    def release(self, llm_id: str, holder: str) -> None:
+        """``holder`` no longer keeps ``llm_id`` active (its session ended): with no holder
+        left, probing stops now rather than at the session's idle deadline."""
+        holders = self._holders.get(llm_id)
+        if holders is None:
+            return
+        holders.pop(holder, None)
+        if holders:
+            self._active_until[llm_id] = max(holders.values())
+        else:
+            self.forget_llm(llm_id)
 
     def is_active(self, llm_id: str, now: float | None = None) -> bool:
         t = self._clock.monotonic() if now is None else now
@@ -94,6 +113,7 @@ class ProbeScheduler:
 
     def forget_llm(self, llm_id: str) -> None:
         self._active_until.pop(llm_id, None)
+        self._holders.pop(llm_id, None)
 
     # -- scheduling --------------------------------------------------------------------------
 
@@ -156,3 +176,4 @@ class ProbeScheduler:
         stale = [k for k, until in self._active_until.items() if until <= now]
         for k in stale:
             del self._active_until[k]
+            self._holders.pop(k, None)

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from server.clock import Clock
 from server.providers.base import ErrorKind, UpstreamError
-from server.registry.llm import Llm
+from server.registry.llm import Endpoint, Llm
 from server.routing import timing
 from server.routing.attempt import Attempt
 from server.routing.breaker import CircuitState, HealthVerdict, verdict_of
@@ -159,6 +159,10 @@ class Router:
         if plan.stop is StopReason.ALL_UNAVAILABLE:
             return plan
         return RoutePlan((), plan.skipped, StopReason.NO_LARGER_CONTEXT_WINDOW)
+
+    def context_window_tokens(self, endpoint: Endpoint) -> int:
+        """The endpoint's window as best known (learned, declared, reported); 0: unknown."""
+        return window_tokens(endpoint, self._endpoints.get(endpoint.id))
 
     def hedge_delay_s(self, endpoint_id: str, prompt_tokens: int | None = None) -> float:
         """How long to wait for a first token from ``endpoint_id`` before hedging."""

@@ -121,13 +121,13 @@ def _broken(audit: StreamAudit) -> str:
 
 
 def reasoning_verdict(basic: StreamAudit, probe: tuple[Exchange, StreamAudit] | None,
-                      endpoint: Endpoint) -> tuple[CheckVerdict, str]:
+                      endpoint: Endpoint, server: str = "") -> tuple[CheckVerdict, str]:
     """The verdict and the reasoning dialect ("" when there is no reasoning)."""
     if basic.reasoning:
         return passed(REASONING, f"reasoning streams as {basic.dialect}"), basic.dialect
     if probe is None:
         return warned(REASONING, "no reasoning text in the answer, although the LLM sets "
-                      "reasoning_effort", _reasoning_hint()), ""
+                      "reasoning_effort", _reasoning_hint(server)), ""
     ex, audit = probe
     why = refusal(ex, endpoint)
     if why:
@@ -137,26 +137,40 @@ def reasoning_verdict(basic: StreamAudit, probe: tuple[Exchange, StreamAudit] | 
     if audit.reasoning:
         return passed(REASONING, f"reasoning streams as {audit.dialect} when "
                       "reasoning_effort is set"), audit.dialect
-    return warned(REASONING, "no reasoning text in the stream", _reasoning_hint()), ""
+    return warned(REASONING, "no reasoning text in the stream", _reasoning_hint(server)), ""
 
 
-def _reasoning_hint() -> str:
+def _reasoning_hint(server: str = "") -> str:
+    if server == "llama.cpp":
+        return ("optional: llama-server streams reasoning apart (reasoning_content) with "
+                "--jinja, a chat template that knows the model's thinking tags "
+                "(--chat-template-file, e.g. from llama.cpp's models/templates) and "
+                "--reasoning-format deepseek; with --reasoning-format none the tags stay in "
+                "the text")
     return ("optional: if the model reasons, have the server stream it (vLLM "
             "--reasoning-parser, Groq reasoning_format parsed, Gemini includeThoughts); it is "
             "then shown apart from the answer")
 
 
+def _tool_server_hint(ex: Exchange) -> str:
+    if ex.headers.get("server", "").lower().startswith("llama.cpp"):
+        return ("llama-server: start it with --jinja and a chat template that supports tools "
+                "(--chat-template-file)")
+    return "vLLM: --enable-auto-tool-choice --tool-call-parser"
+
+
 def tool_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint) -> CheckVerdict:
     why = refusal(ex, endpoint) or _broken(audit)
+    server = _tool_server_hint(ex)
     if why:
         return warned(TOOL_CALLING, f"no tool calling: a turn offering a tool failed ({why})",
                       "do not pass tools in conversations on this LLM, or enable tool calling "
-                      "on the server (vLLM: --enable-auto-tool-choice --tool-call-parser)")
+                      f"on the server ({server})")
     if audit.tools:
         return passed(TOOL_CALLING, f"called {audit.tools[0]!r} when offered a tool")
     return warned(TOOL_CALLING, "answered with text instead of calling the offered tool",
                   "optional: the model may not support tool calling, or the server needs it "
-                  "enabled (vLLM: --enable-auto-tool-choice --tool-call-parser)")
+                  f"enabled ({server})")
 
 
 def continuation_verdict(ex: Exchange, audit: StreamAudit, endpoint: Endpoint

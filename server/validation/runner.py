@@ -134,6 +134,7 @@ class _EndpointRun:
         self.ttft_s: float | None = None
         self.prompt_tokens = 0
         self.reported_window_tokens = 0
+        self.server = ""  # the server software when it names itself (hints)
 
     async def run(self) -> EndpointReport:
         try:
@@ -195,7 +196,10 @@ class _EndpointRun:
             admitted = next((v.check for v in verdicts if v.status is CheckStatus.FAIL), "")
         budget = stream_checks.Budget(self.limits.turn.first_token_s,
                                       self.limits.slow_first_token_s)
-        verdicts += stream_checks.judge(ex, audit, self.endpoint, budget, admitted)
+        self.server = stream_checks.server_of(ex)
+        verdicts += stream_checks.judge(
+            ex, audit, self.endpoint, budget, admitted,
+            limit_sent=self.generation.max_output_tokens is not None)
         for verdict in verdicts:
             self._finish(verdict, ex.duration_s)
         if audit.first_content_at is not None:
@@ -241,7 +245,8 @@ class _EndpointRun:
             if not basic.reasoning and capability_checks.wants_reasoning_probe(gen):
                 ex, audit = await self._probe(capability_checks.with_reasoning(gen))
                 probe, duration = (ex, audit), ex.duration_s
-            verdict, dialect = capability_checks.reasoning_verdict(basic, probe, endpoint)
+            verdict, dialect = capability_checks.reasoning_verdict(basic, probe, endpoint,
+                                                                   self.server)
             self._finish(verdict, duration)
 
         async def tools() -> None:

@@ -56,10 +56,16 @@ def skip_all(reason: str) -> list[CheckVerdict]:
     return [skipped(c, reason) for c in (*STREAM, *RESPONSE)]
 
 
+def server_of(ex: Exchange) -> str:
+    """The server software when it names itself (``llama.cpp``), for hints; else ""."""
+    return "llama.cpp" if ex.headers.get("server", "").lower().startswith("llama.cpp") else ""
+
+
 def judge(ex: Exchange, audit: StreamAudit, endpoint: Endpoint, budget: Budget,
-          admitted: str) -> list[CheckVerdict]:
+          admitted: str, *, limit_sent: bool = True) -> list[CheckVerdict]:
     """Verdicts for ``STREAM`` then ``RESPONSE``. ``admitted`` is "" when every admission
-    check passed, else the name of the one that failed."""
+    check passed, else the name of the one that failed. ``limit_sent``: the request set an
+    output token limit (so a ``length`` finish is that limit, not the server's)."""
     if ex.status == 0:
         failure = ex.failure
         if failure is not None and failure.timed_out and failure.phase == "headers":
@@ -83,7 +89,8 @@ def judge(ex: Exchange, audit: StreamAudit, endpoint: Endpoint, budget: Budget,
         return [*verdicts, *(skipped(c, "no token arrived in time")
                              for c in (*STREAM[3:], *RESPONSE))]
     verdicts += [_schema(audit, gemini), _errors(audit), _end(ex, audit, gemini)]
-    verdicts += [_role(audit, gemini), _content(ex, audit), _finish(audit, gemini),
+    verdicts += [_role(audit, gemini), _content(ex, audit),
+                 _finish(audit, gemini, limit_sent, server_of(ex)),
                  _usage(ex, audit, endpoint.api_spec)]
     return _backstop(verdicts, audit)
 
@@ -275,7 +282,8 @@ def _content(ex: Exchange, audit: StreamAudit) -> CheckVerdict:
     return passed(CONTENT, f"answered {snippet(audit.answer, 40)!r}")
 
 
-def _finish(audit: StreamAudit, gemini: bool) -> CheckVerdict:
+def _finish(audit: StreamAudit, gemini: bool, limit_sent: bool = True, server: str = ""
+            ) -> CheckVerdict:
     finish = audit.finish_reason
     if audit.errors or not finish:
         return skipped(FINISH_REASON, "no finish reason arrived")
@@ -285,21 +293,29 @@ def _finish(audit: StreamAudit, gemini: bool) -> CheckVerdict:
                           "a valid answer to a one-line prompt")
         if finish == "STOP":
             return passed(FINISH_REASON, "finishReason STOP")
-        return warned(FINISH_REASON, f"finishReason {finish}", _finish_hint(finish))
+        return warned(FINISH_REASON, f"finishReason {finish}",
+                      _finish_hint(finish, limit_sent, server))
     if finish == "error":
         return failed(FINISH_REASON, "finish_reason 'error'", "the server reports that "
                       "generation failed: check its logs")
     if finish in ("stop", "tool_calls", "function_call"):
         return passed(FINISH_REASON, f"finish_reason {finish!r}")
     if finish in _CHAT_FINISH:
-        return warned(FINISH_REASON, f"finish_reason {finish!r}", _finish_hint(finish))
+        return warned(FINISH_REASON, f"finish_reason {finish!r}",
+                      _finish_hint(finish, limit_sent, server))
     return warned(FINISH_REASON, f"non-standard finish_reason {finish!r}",
                   "use stop, length, tool_calls or content_filter; other values are reported "
                   "to clients as 'other'")
 
 
-def _finish_hint(finish: str) -> str:
+def _finish_hint(finish: str, limit_sent: bool = True, server: str = "") -> str:
     if finish.lower() in ("length", "max_tokens"):
+        if not limit_sent:  # nothing of ours cut it: the server's own limit did
+            where = ("llama-server: raise --ctx-size (the window of a slot is --ctx-size / "
+                     "--parallel) or check --n-predict" if server == "llama.cpp"
+                     else "raise the server's context length or its default output limit")
+            return ("no output limit was sent, so the server stopped at its own: its context "
+                    f"window filled or its default output cap was reached ({where})")
         return ("the answer to a one-line prompt hit the output token limit: raise "
                 "max_output_tokens (reasoning models spend tokens before answering)")
     return "a harmless one-line prompt was cut by a content filter: check its settings"

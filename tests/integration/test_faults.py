@@ -50,6 +50,7 @@ class Env:
 @asynccontextmanager
 async def fake_clock_env(tmp_path: Path, **overrides: Any) -> AsyncIterator[Env]:
     clock = FakeClock()
+    overrides.setdefault("probes_per_hour", 4)
     app = Switchboard(settings(tmp_path, **overrides), clock=clock)
     await app.start()
     await app.pause_background()  # no probes unless a test ticks them: logs count turns
@@ -499,9 +500,9 @@ async def test_an_endpoint_down_for_60s_costs_the_trickle_nothing(env: Env) -> N
 async def test_a_recovered_endpoint_rejoins_its_tier_under_stateless_traffic(env: Env) -> None:
     """The same outage with A and B in ONE tier and stateless turns only (no session).
 
-    Probes run only for LLMs with an active session, so no probe takes A's half-open trial
-    here; after ``live_trial_after_s`` a live turn takes it (ranked by A's latency score).
-    A, the faster endpoint, must be back in use within 30 s of recovering."""
+    Recent stateless turns keep the LLM active for probes (issue 19), so a probe or, after
+    ``live_trial_after_s``, a live turn takes A's half-open trial (ranked by A's latency
+    score). A, the faster endpoint, must be back in use within 30 s of recovering."""
     assert env.app.probes is not None
     fast = Behavior(text="ok", ttft_s=0.01)
     async with Simulator("openai", fast) as a, \

@@ -150,3 +150,24 @@ def test_everything_is_skipped_after_an_admission_failure() -> None:
                                    BUDGET, admitted=catalog.AUTH)
     assert all(v.status is CheckStatus.SKIPPED and catalog.AUTH in v.observed
                for v in verdicts)
+
+
+LENGTH = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}\n\n'
+
+
+@pytest.mark.parametrize(("limit_sent", "server", "words"), [
+    (True, "", "raise max_output_tokens"),
+    (False, "", "no output limit was sent"),
+    (False, "llama.cpp", "--ctx-size"),
+])
+def test_the_length_hint_names_whose_limit_it_was(limit_sent: bool, server: str,
+                                                  words: str) -> None:
+    """Issue 19: with no limit sent, a `length` finish is the server's context or cap."""
+    ex = streamed()
+    if server:
+        ex.headers["server"] = server
+    verdicts = stream_checks.judge(ex, audit(ApiSpec.OPENAI, ROLE + TEXT + LENGTH + USAGE + DONE),
+                                   endpoint(ApiSpec.OPENAI), BUDGET, admitted="",
+                                   limit_sent=limit_sent)
+    finish = next(v for v in verdicts if v.check == catalog.FINISH_REASON)
+    assert finish.status is CheckStatus.WARN and words in finish.hint, finish.hint
