@@ -25,7 +25,7 @@ from server.registry.drafts import UPDATABLE, check_draft
 from server.registry.llm import Endpoint, Llm
 from server.secret import Secret
 from server.validation.report import CheckFinished, CheckStatus, ValidationReport
-from server.validation.runner import Validation
+from server.validation.suite import Validation
 
 CONFIG_CHECK = "config.endpoint"
 POLICY_CHECK = "config.server_policy"

@@ -24,7 +24,7 @@ from server.errors import SwitchboardError, Violations
 from server.registry.drafts import check_generation
 from server.registry.llm import Llm
 from server.registry.service import RegistryService
-from server.routing.plan import Reason
+from server.routing.route_plan import Reason
 from server.session_state import SessionTurn
 from server.sessions import SessionService
 from server.turns.events import (

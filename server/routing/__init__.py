@@ -10,7 +10,14 @@ from server.clock import Clock, FakeClock, SystemClock
 from server.routing.breaker import BreakerConfig, CircuitState
 from server.routing.config import RouterConfig
 from server.routing.latency import LatencyConfig
-from server.routing.plan import (
+from server.routing.probe_prompt import (
+    PROBE_MAX_OUTPUT_TOKENS,
+    PROBE_PROMPT,
+    PROBE_PROMPT_TOKENS,
+    probe_prompt,
+)
+from server.routing.probe_schedule import ProbeScheduler, ProbeView
+from server.routing.route_plan import (
     Candidate,
     EndpointHealth,
     ProbeStatus,
@@ -19,13 +26,6 @@ from server.routing.plan import (
     SkipReason,
     StopReason,
 )
-from server.routing.probe_prompt import (
-    PROBE_MAX_OUTPUT_TOKENS,
-    PROBE_PROMPT,
-    PROBE_PROMPT_TOKENS,
-    probe_prompt,
-)
-from server.routing.probe_schedule import ProbeScheduler, ProbeView
 from server.routing.router import Router
 from server.routing.timing import TimingConfig
 

@@ -33,7 +33,7 @@ from typing import Protocol
 
 from server.clock import Clock
 from server.registry.llm import Llm
-from server.routing.plan import ProbeStatus
+from server.routing.route_plan import ProbeStatus
 
 _HOUR_S = 3600.0
 

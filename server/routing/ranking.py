@@ -28,7 +28,7 @@ from server.registry.llm import Endpoint, Llm
 from server.routing.breaker import CircuitBreaker, CircuitState, RateCooldown
 from server.routing.config import RouterConfig
 from server.routing.latency import LatencyModel
-from server.routing.plan import Candidate, Reason, RoutePlan, SkipReason, StopReason
+from server.routing.route_plan import Candidate, Reason, RoutePlan, SkipReason, StopReason
 
 
 class EndpointState:

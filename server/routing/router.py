@@ -28,7 +28,8 @@ from server.routing.attempt import Attempt
 from server.routing.breaker import CircuitState, HealthVerdict, verdict_of
 from server.routing.config import RouterConfig
 from server.routing.journal import JournalView, RoutingJournal
-from server.routing.plan import (
+from server.routing.ranking import EndpointState, Ranker, window_tokens
+from server.routing.route_plan import (
     Candidate,
     EndpointHealth,
     ProbeStatus,
@@ -36,7 +37,6 @@ from server.routing.plan import (
     RoutePlan,
     StopReason,
 )
-from server.routing.ranking import EndpointState, Ranker, window_tokens
 
 # After these, the same endpoint may be retried (after a backoff) when nothing else is left.
 _RETRY_SAME = frozenset(

@@ -48,7 +48,7 @@ from server.providers.base import ErrorKind, UpstreamError
 from server.providers.transport import UpstreamClient
 from server.registry.llm import Llm
 from server.routing.attempt import Attempt
-from server.routing.plan import Candidate, Reason, StopReason
+from server.routing.route_plan import Candidate, Reason, StopReason
 from server.routing.router import Router
 from server.timeouts import Timeouts
 from server.turns import failures
@@ -68,7 +68,7 @@ from server.turns.shaping import (
     estimate_tokens,
     fit_history,
 )
-from server.turns.state import Answer, SentRequest, TurnState
+from server.turns.turn_state import PartialAnswer, SentRequest, TurnState
 
 log = structlog.get_logger("switchboard.engine")
 
@@ -245,7 +245,7 @@ class TurnEngine:
             raise failures.no_plan(route_plan)
         turn = TurnState(prompt_tokens, list(route_plan.candidates), observer=observer,
                           progress=progress or TurnProgress(), every_endpoint=every)
-        answer = Answer(text_id=f"{turn_id}.m1")
+        answer = PartialAnswer(text_id=f"{turn_id}.m1")
         ttft_s = 0.0
         turn_start = time.monotonic()
         broke: UpstreamError | None = None  # why the answer moved, if it did
@@ -283,7 +283,7 @@ class TurnEngine:
                 cause = turn.errors[-1].message if turn.errors else "the continuation failed"
                 yield Failover(turn.attempted[-1], turn.plan[0].endpoint_id,
                                f"the continuation was refused: {cause}", tuple(answer.sent_ids))
-                answer = Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
+                answer = PartialAnswer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
                 sending, sending_llm = request, llm
                 continue
             if winner is None or first is None:
@@ -323,7 +323,7 @@ class TurnEngine:
                     raise failures.after_output(exc, failures.NO_TAKE_BACK) from None
                 yield Failover(winner.endpoint.id, turn.plan[0].endpoint_id, exc.message,
                                tuple(answer.sent_ids))
-                answer = Answer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
+                answer = PartialAnswer(text_id=f"{turn_id}.m{len(turn.attempted) + 1}")
                 sending, sending_llm = request, llm
             except BaseException:  # the caller went away mid-answer: end and free the attempt
                 if not winner.attempt.ended:
@@ -331,7 +331,7 @@ class TurnEngine:
                     await winner.close()
                 raise
 
-    def _continuer(self, llm: Llm, turn: TurnState, answer: Answer) -> Candidate | None:
+    def _continuer(self, llm: Llm, turn: TurnState, answer: PartialAnswer) -> Candidate | None:
         """The first candidate left that can continue this partial answer, if any."""
         if not answer.text or answer.tool_calls:
             return None
@@ -349,8 +349,8 @@ class TurnEngine:
             self._refuses_prefill.add(turn.attempted[-1])
             log.warning("endpoint refused an answer continuation", endpoint=turn.attempted[-1])
 
-    async def _stream(self, sent: SentRequest, first: StreamEvent, answer: Answer, turn: TurnState
-                      ) -> AsyncIterator[_AnswerEvent]:
+    async def _stream(self, sent: SentRequest, first: StreamEvent, answer: PartialAnswer,
+                      turn: TurnState) -> AsyncIterator[_AnswerEvent]:
         """The winning request's events, with message ids; records gaps and the outcome."""
         attempt = sent.attempt
         last = time.monotonic()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from server.chat import FinishReason, Message, ToolCallDelta, Usage
 from server.registry.llm import Endpoint
-from server.routing.plan import Reason
+from server.routing.route_plan import Reason
 
 
 @dataclass(frozen=True, slots=True)

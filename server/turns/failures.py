@@ -13,8 +13,8 @@ from server.errors import FailedPrecondition, InvalidArgument, SwitchboardError,
 from server.providers.base import ErrorKind, UpstreamError
 from server.registry.llm import Llm
 from server.routing import capabilities
-from server.routing.plan import RoutePlan, StopReason
-from server.turns.state import TurnState
+from server.routing.route_plan import RoutePlan, StopReason
+from server.turns.turn_state import TurnState
 
 
 def capable_llm(llm: Llm, request: ChatRequest) -> Llm:

@@ -14,7 +14,7 @@ from server.validation.report import (
     Event,
     ValidationReport,
 )
-from server.validation.runner import Validation, ValidationLimits
+from server.validation.suite import Validation, ValidationLimits
 
 __all__ = [
     "Capabilities",

@@ -21,7 +21,7 @@ from server.registry.llm import ApiSpec, Endpoint
 from server.routing.attempt import Attempt
 from server.routing.router import Router
 from server.secret import Secret
-from server.turns.state import SentRequest
+from server.turns.turn_state import SentRequest
 
 ENDPOINT = Endpoint(id="ep", api_spec=ApiSpec.OPENAI, base_url="http://127.0.0.1:9/v1",
                     model="m", api_key=Secret("sk-test-0000"))

@@ -11,7 +11,7 @@ import pytest
 
 from server.providers.base import ErrorKind, UpstreamError
 from server.providers.errors import classify_http_error, context_window_from
-from server.routing.plan import Reason, StopReason
+from server.routing.route_plan import Reason, StopReason
 from server.routing.router import Router
 from server.turns.failures import terminal
 

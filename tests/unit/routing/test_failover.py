@@ -5,7 +5,7 @@ from __future__ import annotations
 from server.clock import FakeClock
 from server.providers.base import ErrorKind, UpstreamError
 from server.routing.breaker import CircuitState
-from server.routing.plan import Reason, SkipReason, StopReason
+from server.routing.route_plan import Reason, SkipReason, StopReason
 from server.routing.router import Router
 
 from .conftest import MakeLlm, Serve

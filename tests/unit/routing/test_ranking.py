@@ -12,7 +12,7 @@ from server.clock import FakeClock
 from server.registry.llm import ApiSpec, Endpoint, Llm
 from server.routing.breaker import CircuitState
 from server.routing.config import RouterConfig
-from server.routing.plan import Reason, SkipReason, StopReason
+from server.routing.route_plan import Reason, SkipReason, StopReason
 from server.routing.router import Router
 from server.secret import Secret
 

@@ -13,7 +13,7 @@ import pytest
 from server.providers.base import ErrorKind, UpstreamError
 from server.providers.errors import classify_http_error
 from server.routing.breaker import CircuitState
-from server.routing.plan import Reason, StopReason
+from server.routing.route_plan import Reason, StopReason
 from server.routing.router import Router
 
 from .conftest import MakeLlm

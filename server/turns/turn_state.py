@@ -21,7 +21,7 @@ from server.chat import (
 from server.providers.base import UpstreamError
 from server.registry.llm import Endpoint
 from server.routing.attempt import Attempt
-from server.routing.plan import Candidate
+from server.routing.route_plan import Candidate
 from server.turns.events import AnswerReasoning, AnswerText, TurnFinished, TurnProgress
 from server.turns.observer import NO_TURN, TurnObserver
 
@@ -67,7 +67,7 @@ class TurnState:
 
 
 @dataclass(slots=True)
-class Answer:
+class PartialAnswer:
     """What the current attempt has produced so far (reset on failover)."""
 
     text_id: str
