@@ -35,7 +35,7 @@ from switchboard.v1 import (
 
 from server.accounts import StoreAuthenticator
 from server.clock import Clock, SystemClock
-from server.config import ConfigError, Settings
+from server.config import AUTO_PORT, ConfigError, Settings
 from server.connect import ConnectRoutes
 from server.edge.conversations_servicer import ConversationsServicer, MessageLimits
 from server.edge.health import fill_health
@@ -249,21 +249,23 @@ class Switchboard:
                 s.tls_key_file, header_timeout_s=s.http_header_timeout_s), self.metrics,
                 surfaces=(connect, LabPages()))
             try:
-                self.http_port = await self._front_door.start(s.host, s.http_port,
+                self.http_port = await self._front_door.start(s.host, _listen_port(s.http_port),
                                                               self.http_sock)
             except OSError as exc:
                 await server.stop(0)
-                raise cannot_listen(f"{s.host}:{s.http_port}", "SWITCHBOARD_HTTP_PORT",
-                                     os_reason(exc)) from None
+                raise cannot_listen(f"{s.host}:{_listen_port(s.http_port)}",
+                                     "SWITCHBOARD_HTTP_PORT",
+                                     os_reason(exc), any_port="auto") from None
         if s.metrics_port or self.metrics_sock is not None:
             self._metrics_listener = MetricsListener(self.metrics)
             try:
                 self.metrics_port = await self._metrics_listener.start(
-                    s.metrics_host or s.host, s.metrics_port, self.metrics_sock)
+                    s.metrics_host or s.host, _listen_port(s.metrics_port), self.metrics_sock)
             except OSError as exc:
                 await server.stop(0)
-                raise cannot_listen(f"{s.metrics_host or s.host}:{s.metrics_port}",
-                                     "SWITCHBOARD_METRICS_PORT", os_reason(exc)) from None
+                raise cannot_listen(f"{s.metrics_host or s.host}:{_listen_port(s.metrics_port)}",
+                                     "SWITCHBOARD_METRICS_PORT", os_reason(exc),
+                                     any_port="auto") from None
         self._tasks.append(asyncio.create_task(self._sweep_sessions(), name="session-sweeper"))
         self._tasks.append(asyncio.create_task(probes.run(), name="probes"))
         interceptor = self.interceptor
@@ -357,6 +359,11 @@ class Switchboard:
         log.info("stopped")
 
 
+def _listen_port(setting: int) -> int:
+    """The port to bind for an HTTP or metrics port setting: ``AUTO_PORT`` binds port 0."""
+    return 0 if setting == AUTO_PORT else setting
+
+
 async def serve(settings: Settings, known_secrets: KnownSecrets | None = None,
                 json_lines: bool = False) -> int:
     """Runs until SIGTERM or SIGINT, then drains within the grace period; returns 0.
@@ -372,10 +379,16 @@ async def serve(settings: Settings, known_secrets: KnownSecrets | None = None,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    banner = f"SWITCHBOARD listening on {settings.host}:{app.port}"  # scripts wait for it
+    # Scripts wait for the banner and read every bound port from it (``auto`` ports included).
+    also = {name: port for name, port in (("http_port", app.http_port),
+                                          ("metrics_port", app.metrics_port)) if port}
+    banner = f"SWITCHBOARD listening on {settings.host}:{app.port}"
+    if also:
+        banner += " (" + ", ".join(f"{name.removesuffix('_port')} {port}"
+                                   for name, port in also.items()) + ")"
     if json_lines:  # one format per output: the banner too is a JSON line among the logs
         banner = json.dumps({"event": banner, "address": f"{settings.host}:{app.port}",
-                             "level": "info"})
+                             **also, "level": "info"})
     print(banner, flush=True)
     await stop.wait()
     log.info("draining", grace_s=settings.grace_period_s)

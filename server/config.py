@@ -19,6 +19,9 @@ from typing import Any
 from server.timeouts import DEFAULT_TIMEOUTS
 
 ENV_PREFIX = "SWITCHBOARD_"
+# ``http_port = "auto"`` / ``metrics_port = "auto"``: listen on any free port the OS picks
+# (0 keeps meaning "off"); the serving log line and the banner report the bound port.
+AUTO_PORT = -1
 
 
 class ConfigError(ValueError):
@@ -30,11 +33,12 @@ class Settings:
     # Network
     host: str = "127.0.0.1"
     grpc_port: int = 50051
-    http_port: int = 0  # OpenAI-compatible front door; 0 = off
+    http_port: int = 0  # OpenAI-compatible front door; 0 = off, AUTO_PORT = any free port
     # A request head (request line and headers) must arrive within this time of the
     # connection opening or of the previous response, or the connection is closed.
     http_header_timeout_s: float = 10.0
-    # Prometheus /metrics, on its own listener (never the tenant ports); 0 = off.
+    # Prometheus /metrics, on its own listener (never the tenant ports); 0 = off,
+    # AUTO_PORT = any free port.
     metrics_port: int = 0
     metrics_host: str = ""  # "" = the same as host
     tls_cert_file: str = ""
@@ -109,10 +113,11 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 _MEANING: dict[str, str] = {
     "host": "gRPC (and HTTP) listen address",
-    "grpc_port": "gRPC port (0: any free port)",
-    "http_port": "OpenAI-compatible front door (0: off)",
+    "grpc_port": "gRPC port (0 or auto: any free port)",
+    "http_port": "OpenAI-compatible front door (0: off; auto: any free port)",
     "http_header_timeout_s": "time a connection has to send a complete HTTP request head",
-    "metrics_port": "Prometheus /metrics, on its own listener, off the tenant ports (0: off)",
+    "metrics_port": "Prometheus /metrics, own listener, off the tenant ports "
+                    "(0: off; auto: any free port)",
     "metrics_host": "metrics listen address (empty: host)",
     "tls_cert_file": "PEM certificate: serve TLS",
     "tls_key_file": "PEM private key of tls_cert_file",
@@ -217,12 +222,21 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
+# The port settings that take ``auto`` (any free port), and what it is stored as: the gRPC
+# port's 0 already means that; the others' 0 means "off".
+_AUTO_PORTS = {"grpc_port": 0, "http_port": AUTO_PORT, "metrics_port": AUTO_PORT}
+
+
 def _coerce(name: str, value: Any, source: str) -> Any:
+    if name in _AUTO_PORTS and isinstance(value, str) and value.strip().lower() == "auto":
+        return _AUTO_PORTS[name]
     default = getattr(Settings(), name)
     try:
         result = _convert(default, value)
     except (TypeError, ValueError):
         kind = type(default).__name__ if not isinstance(default, tuple) else "comma-separated list"
+        if name in _AUTO_PORTS:
+            kind = "int or auto"
         raise ConfigError(f"{source}: expected {kind} for {name}, got {value!r}") from None
     if name in _BOUNDS:
         low, high = _BOUNDS[name]

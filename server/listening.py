@@ -33,6 +33,8 @@ def os_reason(exc: OSError) -> str:
     return (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
 
 
-def cannot_listen(address: str, setting: str, why: str) -> ConfigError:
+def cannot_listen(address: str, setting: str, why: str, any_port: str = "0") -> ConfigError:
+    """``any_port``: the value of ``setting`` that asks for any free port (``auto`` where 0
+    means "off")."""
     return ConfigError(f"cannot listen on {address}: {why}; stop what is using it, or set "
-                       f"{setting} to a free port (0: any free port)")
+                       f"{setting} to a free port ({any_port}: any free port)")

@@ -107,6 +107,10 @@ def _netns_works() -> bool:
 
 
 def _free_port() -> int:
+    """A port free now, for the fallback only (no network namespace, as where unprivileged user
+    namespaces are restricted): the README's own commands bind the documented ports and name
+    them in later commands, so the port must be known before anything binds it; port 0 and a
+    reported port cannot express that. Racy by nature, hence the namespace first."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -45,7 +45,6 @@ from tests.bench.services import (
     MODEL,
     UPSTREAM_KEY,
     Pace,
-    free_port,
     start_simulator,
     start_switchboard,
 )
@@ -159,8 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={workdir}/callgrind.out",
                 "--dump-instr=no", "--collect-atstart=yes"]
     env = dict(item.split("=", 1) for item in a.server_env)
-    http_port = free_port() if a.edge in ("http", "connect") else 0
-    server, target = start_switchboard(workdir, extra_env=env, http_port=http_port, wrap=wrap)
+    server, target, http_port = start_switchboard(
+        workdir, extra_env=env, http=a.edge in ("http", "connect"), wrap=wrap)
     try:
         uvloop.run(_measure(a, server, target, http_port, sim_url, workdir))
     finally:

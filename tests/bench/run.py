@@ -57,7 +57,6 @@ from tests.bench.services import (
     MODEL,
     UPSTREAM_KEY,
     Pace,
-    free_port,
     start_floor,
     start_litellm,
     start_simulator,
@@ -150,8 +149,9 @@ class Bench:
             "simulator", Pace(a.ttft_ms, a.chunks, a.gap_ms), w)
         self.procs.append(self.sim)
         self.litellm: Proc | None = None
+        self.litellm_root = ""  # known once it is up (it listens on port 0)
         if "litellm" in a.targets:
-            self.litellm, self.litellm_root = start_litellm(self.sim_url, w)
+            self.litellm = start_litellm(self.sim_url, w)
             self.procs.append(self.litellm)
         self.slow: Proc | None = None
         if a.streams:
@@ -159,9 +159,8 @@ class Bench:
                 "simulator-slow", Pace(a.ttft_ms, 20, a.stream_seconds * 1000 / 20), w)
             self.procs.append(self.slow)
         env = dict(item.split("=", 1) for item in a.server_env)
-        self.http_port = free_port() if {"frontdoor", "connect"} & a.targets else 0
-        self.server, self.target = start_switchboard(w, loop=a.server_loop, extra_env=env,
-                                                     http_port=self.http_port)
+        self.server, self.target, self.http_port = start_switchboard(
+            w, loop=a.server_loop, extra_env=env, http=bool({"frontdoor", "connect"} & a.targets))
         self.procs.append(self.server)
         self.floor: Proc | None = None
         if "floor" in a.targets:
@@ -169,7 +168,7 @@ class Bench:
             self.procs.append(self.floor)
         if self.litellm is not None:
             try:
-                wait_litellm(self.litellm, self.litellm_root)
+                self.litellm_root = wait_litellm(self.litellm)
             except RuntimeError as exc:
                 self.notes.append(f"LiteLLM could not start: {exc}")
                 self.litellm = None

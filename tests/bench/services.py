@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +42,11 @@ def start_simulator(name: str, pace: Pace, logdir: Path, *, trace: str = ""
 
 
 def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
-                      extra_env: dict[str, str] | None = None, http_port: int = 0,
-                      wrap: Sequence[str] = ()) -> tuple[Proc, str]:
-    """``python -m server.main`` configured from SWITCHBOARD_* variables; returns its target.
-    ``http_port``: also serve the OpenAI-compatible front door there (0: no HTTP port);
+                      extra_env: dict[str, str] | None = None, http: bool = False,
+                      wrap: Sequence[str] = ()) -> tuple[Proc, str, int]:
+    """``python -m server.main`` configured from SWITCHBOARD_* variables; returns it, its
+    target and its HTTP port (0: none), as the banner reports them.
+    ``http``: also serve the OpenAI-compatible front door, on any free port;
     ``wrap``: a command the server runs under (``valgrind --tool=callgrind``, see edge_cost).
 
     ``loop="asyncio"`` runs the same main on the standard event loop (an A/B knob);
@@ -53,7 +55,7 @@ def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
     env = python_env({
         "SWITCHBOARD_HOST": "127.0.0.1",
         "SWITCHBOARD_GRPC_PORT": "0",
-        "SWITCHBOARD_HTTP_PORT": str(http_port),
+        "SWITCHBOARD_HTTP_PORT": "auto" if http else "0",
         "SWITCHBOARD_DATABASE": str(logdir / "switchboard.db"),
         "SWITCHBOARD_API_KEYS": API_KEY,
         "SWITCHBOARD_MASTER_KEYS": f"bench:{key}",
@@ -67,7 +69,8 @@ def start_switchboard(logdir: Path, *, loop: str = "uvloop", module: str = "",
     proc, banner = spawn("switchboard", [*wrap, *python_argv("-m", module)], logdir, env=env,
                          banner='{"event": "SWITCHBOARD listening on',
                          timeout_s=300 if wrap else 60)  # JSON logs: the banner is JSON too
-    return proc, json.loads(banner)["address"]
+    ports = json.loads(banner)
+    return proc, ports["address"], int(ports.get("http_port", 0))
 
 
 FLOOR_BANNER = "FLOOR listening on"  # printed by tests.bench.relay_floor once it serves
@@ -82,17 +85,9 @@ def start_floor(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
     return proc, banner.rsplit(" ", 1)[1]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_litellm(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
-    """The LiteLLM proxy, offline: local cost map, master key, no database, one worker.
-
-    Returns the process and the proxy's OpenAI base URL (``http://127.0.0.1:PORT/v1``).
-    Startup waits for ``/health/liveliness``."""
+def start_litellm(upstream_base_url: str, logdir: Path) -> Proc:
+    """The LiteLLM proxy, offline: local cost map, master key, no database, one worker, on
+    port 0; ``wait_litellm`` returns its root URL once it is up."""
     config = logdir / "litellm.yaml"
     config.write_text(
         "model_list:\n"
@@ -105,16 +100,28 @@ def start_litellm(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
         "  telemetry: false\n"
         "general_settings:\n"
         f"  master_key: {LITELLM_KEY}\n")
-    port = free_port()
     env = python_env({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
                       "LITELLM_MASTER_KEY": LITELLM_KEY})
     env.pop("DATABASE_URL", None)
     litellm = Path(python_argv()[0]).with_name("litellm")
     proc, _ = spawn("litellm", [str(litellm), "--config", str(config), "--host", "127.0.0.1",
-                                "--port", str(port), "--num_workers", "1",
+                                "--port", "0", "--num_workers", "1",
                                 "--telemetry", "False"], logdir, env=env)
-    return proc, f"http://127.0.0.1:{port}"
+    return proc
 
 
-def wait_litellm(proc: Proc, root: str, timeout_s: float = 120.0) -> None:
-    wait_http_ok(root + "/health/liveliness", proc, timeout_s)
+_UVICORN_LISTENING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
+def wait_litellm(proc: Proc, timeout_s: float = 120.0) -> str:
+    """The proxy's root URL (``http://127.0.0.1:PORT``: the port uvicorn logs it bound), once
+    ``/health/liveliness`` answers."""
+    deadline = time.monotonic() + timeout_s
+    while (bound := _UVICORN_LISTENING.search(proc.tail(10_000))) is None:
+        if not proc.alive() or time.monotonic() > deadline:
+            proc.stop(2)
+            raise RuntimeError(f"{proc.name} did not report its port:\n{proc.tail()}")
+        time.sleep(0.25)
+    root = bound.group(1)
+    wait_http_ok(root + "/health/liveliness", proc, max(deadline - time.monotonic(), 1.0))
+    return root

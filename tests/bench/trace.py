@@ -176,17 +176,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--turns", type=int, default=200)
     p.add_argument("--edge", choices=("grpc", "http"), default="grpc")
     args = p.parse_args(argv)
-    from tests.bench.services import Pace, free_port, start_simulator, start_switchboard
-
-    http_port = free_port() if args.edge == "http" else 0
+    from tests.bench.services import Pace, start_simulator, start_switchboard
 
     work = Path(tempfile.mkdtemp(prefix="switchboard-trace-"))
     sim_trace, sb_trace = work / "sim.trace", work / "server.trace"
     sim, sim_url = start_simulator("simulator", Pace(), work, trace=str(sim_trace))
     try:
-        server, target = start_switchboard(
+        server, target, http_port = start_switchboard(
             work, module="tests.bench.trace",
-            extra_env={"BENCH_TRACE": str(sb_trace), SERVE_ENV: "1"}, http_port=http_port)
+            extra_env={"BENCH_TRACE": str(sb_trace), SERVE_ENV: "1"}, http=args.edge == "http")
         try:
             sb_turns, direct_turns = uvloop.run(_client(target, sim_url, args.turns, http_port))
         finally:

@@ -1,9 +1,10 @@
 """Switchboard against a real third-party OpenAI-compatible server: the LiteLLM proxy.
 
-The proxy runs as a subprocess on a free loopback port, offline: its one model uses LiteLLM's
-built-in mock (``mock_response``), the model cost map is the bundled one
-(``LITELLM_LOCAL_MODEL_COST_MAP``), there is no database, and HTTP(S)_PROXY point at a closed
-port so any attempt to reach the internet fails fast instead of leaving loopback. Startup
+The proxy runs as a subprocess on loopback port 0 (uvicorn logs the port it bound), offline:
+its one model uses LiteLLM's built-in mock (``mock_response``), the model cost map is the
+bundled one (``LITELLM_LOCAL_MODEL_COST_MAP``), there is no database, and HTTP(S)_PROXY
+point at a closed port so any attempt to reach the internet fails fast instead of leaving
+loopback. Startup
 takes 10 to 30 seconds (LiteLLM's imports), so one proxy serves the whole module.
 
 Skipped only when ``litellm[proxy]`` is not installed (``pip install 'litellm[proxy]==1.106.2'``).
@@ -12,7 +13,7 @@ Skipped only when ``litellm[proxy]`` is not installed (``pip install 'litellm[pr
 from __future__ import annotations
 
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -44,25 +45,30 @@ litellm_settings:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_LISTENING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 
 
 def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:] if log.exists() else "(no output)"
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], log: Path) -> str:
+    """The proxy's URL, once it has logged the port it bound and answers its readiness check."""
     deadline = time.monotonic() + READY_WITHIN_S
+    url = ""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"the LiteLLM proxy exited with {proc.returncode}:\n{_tail(log)}")
+        if not url:
+            bound = _LISTENING.search(log.read_text(errors="replace"))
+            url = bound.group(1) if bound else ""
+        if not url:
+            time.sleep(0.25)
+            continue
         try:
             with urllib.request.urlopen(f"{url}/health/readiness", timeout=2) as response:
                 if response.status == 200:
-                    return
+                    return url
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.25)
@@ -78,7 +84,6 @@ def litellm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("litellm")
     (work / "config.yaml").write_text(CONFIG)
     log = work / "litellm.log"
-    port = _free_port()
     closed = "http://127.0.0.1:9"  # discard port: nothing may leave loopback
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
            "PYTHONUNBUFFERED": "1", "HTTP_PROXY": closed, "HTTPS_PROXY": closed,
@@ -88,11 +93,9 @@ def litellm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(exe), "--config", str(work / "config.yaml"), "--host", "127.0.0.1",
-             "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work)
+             "--port", "0"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work)
         try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_ready(url, proc, log)
-            yield url
+            yield _wait_ready(proc, log)
         finally:
             proc.terminate()
             try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,15 +35,20 @@ def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str], dict[
 
 async def test_json_logs_are_only_json_and_each_turn_says_why_it_failed_over(
         tmp_path: Path) -> None:
-    with socket.socket() as probe:  # an ephemeral port for the HTTP edge (0 turns it off)
-        probe.bind(("127.0.0.1", 0))
-        http_port = probe.getsockname()[1]
-    env = {**server_env(tmp_path), "SWITCHBOARD_HTTP_PORT": str(http_port)}
+    # Any free ports for the HTTP edge and metrics (0 turns them off); the server reports both.
+    env = {**server_env(tmp_path), "SWITCHBOARD_HTTP_PORT": "auto",
+           "SWITCHBOARD_METRICS_PORT": "auto"}
     async with Simulator("openai", Behavior(fault=Fault(FaultKind.UNAVAILABLE))) as down, \
             Simulator("openai", Behavior(text="Hello there.", reasoning="Think.")) as up:
         proc, lines, serving = await asyncio.to_thread(_start, env)
         try:
             port = int(serving["address"].rsplit(":", 1)[1])
+            banner = json.loads(lines[-1])  # the banner reports every port the server bound
+            assert banner["address"] == serving["address"]
+            assert banner["http_port"] == serving["http_port"] > 0
+            assert banner["metrics_port"] == serving["metrics_port"] > 0
+            assert banner["event"].endswith(
+                f"(http {serving['http_port']}, metrics {serving['metrics_port']})")
             async with AsyncClient(f"127.0.0.1:{port}", API_KEY) as sb:
                 llm = (await sb.create_llm(lpb.Llm(display_name="logged", endpoints=[
                     endpoint(down, priority=0, label="down"),
@@ -57,6 +61,9 @@ async def test_json_logs_are_only_json_and_each_turn_says_why_it_failed_over(
                     json={"model": llm.id, "messages": [{"role": "user", "content": "hi"}]}
                     ) as answer:
                 assert answer.status == 200
+            async with aiohttp.ClientSession() as http, http.get(
+                    f"http://127.0.0.1:{serving['metrics_port']}/metrics") as scraped:
+                assert scraped.status == 200
         finally:
             proc.send_signal(signal.SIGTERM)
             rest, _ = await asyncio.to_thread(proc.communicate, timeout=30)

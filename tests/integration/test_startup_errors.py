@@ -19,9 +19,11 @@ def _serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.mark.parametrize("variable", ["SWITCHBOARD_GRPC_PORT", "SWITCHBOARD_HTTP_PORT"])
+@pytest.mark.parametrize(("variable", "any_port"), [
+    ("SWITCHBOARD_GRPC_PORT", "0"), ("SWITCHBOARD_HTTP_PORT", "auto"),
+    ("SWITCHBOARD_METRICS_PORT", "auto")])
 def test_a_port_in_use_is_one_line_naming_the_address_and_setting(
-        tmp_path: Path, variable: str) -> None:
+        tmp_path: Path, variable: str, any_port: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -31,7 +33,7 @@ def test_a_port_in_use_is_one_line_naming_the_address_and_setting(
     lines = done.stderr.strip().splitlines()
     assert lines == [f"switchboard: configuration error: cannot listen on 127.0.0.1:{port}: "
                      f"address already in use; stop what is using it, or set {variable} to a "
-                     "free port (0: any free port)"], done.stderr
+                     f"free port ({any_port}: any free port)"], done.stderr
 
 
 def test_a_misspelled_setting_is_warned_about_with_the_closest_name(tmp_path: Path) -> None:

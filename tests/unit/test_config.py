@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, load
+from server.config import AUTO_PORT, ConfigError, load
 
 
 def test_defaults_then_toml_then_env(tmp_path: Path) -> None:
@@ -14,6 +14,19 @@ def test_defaults_then_toml_then_env(tmp_path: Path) -> None:
     assert s.grpc_port == 7000  # env wins over the file
     assert s.log_level == "debug" and s.api_keys == ("a", "b")
     assert load({}).grpc_port == 50051
+
+
+def test_auto_asks_for_any_free_port_and_0_keeps_meaning_off(tmp_path: Path) -> None:
+    toml = tmp_path / "sb.toml"
+    toml.write_text('metrics_port = "auto"\n')
+    s = load({"SWITCHBOARD_CONFIG": str(toml), "SWITCHBOARD_HTTP_PORT": "Auto",
+              "SWITCHBOARD_GRPC_PORT": "auto"})
+    assert (s.http_port, s.metrics_port, s.grpc_port) == (AUTO_PORT, AUTO_PORT, 0)
+    assert (load({}).http_port, load({}).metrics_port) == (0, 0)  # the defaults: off
+    with pytest.raises(ConfigError, match="between 0 and 65535"):
+        load({"SWITCHBOARD_HTTP_PORT": "-1"})  # the stored value is not a spelling of auto
+    with pytest.raises(ConfigError, match="expected int or auto for metrics_port"):
+        load({"SWITCHBOARD_METRICS_PORT": "any"})
 
 
 @pytest.mark.parametrize(("env", "needle"), [

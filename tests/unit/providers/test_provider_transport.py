@@ -155,10 +155,10 @@ async def test_redirect_is_not_followed(
 
 
 async def test_connection_refused(client: UpstreamClient) -> None:
-    with socket.socket() as s:
+    with socket.socket() as s:  # bound, never listening, held: refused, and nobody else's
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    _, err = await run(client, f"http://127.0.0.1:{port}/v1")
+        _, err = await run(client, f"http://127.0.0.1:{port}/v1")
     assert err.kind is ErrorKind.CONNECTION and "could not connect to 127.0.0.1" in err.message
 
 

@@ -86,12 +86,11 @@ async def test_localhost_resolves() -> None:
 
 
 async def test_a_closed_port_fails_connect_with_a_port_hint() -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    target = Target.of(f"http://127.0.0.1:{port}/v1")
-    verdict = await connect(target, [("127.0.0.1", port)], 2.0)
+    with socket.socket() as sock:  # bound, never listening, held: refused, nobody else's
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        target = Target.of(f"http://127.0.0.1:{port}/v1")
+        verdict = await connect(target, [("127.0.0.1", port)], 2.0)
     assert verdict.check == catalog.CONNECT and verdict.status is CheckStatus.FAIL
     assert "refused" in verdict.observed and f"port {port}" in verdict.hint
 
