@@ -29,6 +29,7 @@ from server.chat import (
 )
 from server.errors import Violations
 from server.registry.drafts import EndpointDraft, LlmDraft
+from server.registry.endpoint_capabilities import Capabilities
 from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy
 from server.secret import Secret
 from server.session_state import Session
@@ -178,15 +179,17 @@ def endpoint_to_pb(e: Endpoint, out: lpb.Endpoint) -> None:
             out.extra_headers.add(name=name, secret=True, value_hint=value.hint)
         else:
             out.extra_headers.add(name=name, value_hint=value)
-    caps = e.capabilities
-    if caps:
-        out.capabilities.reasoning = bool(caps.get("reasoning"))
-        out.capabilities.reasoning_dialect = str(caps.get("reasoning_dialect", ""))
-        out.capabilities.tool_calling = bool(caps.get("tool_calling"))
-        out.capabilities.image_input = bool(caps.get("image_input"))
-        out.capabilities.reported_context_window_tokens = int(
-            caps.get("reported_context_window_tokens") or 0)
-        out.capabilities.continues_partial_answer = bool(caps.get("continues_partial_answer"))
+    if e.capabilities.recorded:
+        out.capabilities.CopyFrom(capabilities_to_pb(e.capabilities))
+
+
+def capabilities_to_pb(caps: Capabilities) -> lpb.EndpointCapabilities:
+    """What validation detected; a field that is not recorded is its proto default."""
+    return lpb.EndpointCapabilities(
+        reasoning=bool(caps.reasoning), reasoning_dialect=caps.reasoning_dialect or "",
+        tool_calling=bool(caps.tool_calling), image_input=bool(caps.image_input),
+        reported_context_window_tokens=caps.reported_context_window_tokens or 0,
+        continues_partial_answer=bool(caps.continues_partial_answer))
 
 
 def llm_to_pb(llm: Llm) -> lpb.Llm:

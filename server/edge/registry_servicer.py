@@ -69,7 +69,7 @@ def with_capabilities(llm: Llm, report: ValidationReport | None) -> Llm:
     """The LLM with what validation detected recorded on each endpoint (stored with it)."""
     if report is None:
         return llm
-    found = {r.endpoint_id: r.capabilities.as_dict() for r in report.endpoints}
+    found = {r.endpoint_id: r.capabilities for r in report.endpoints}
     return replace(llm, endpoints=tuple(
         replace(e, capabilities=found.get(e.id, e.capabilities)) for e in llm.endpoints))
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from switchboard.v1 import llm_pb2 as lpb
 from switchboard.v1 import registry_pb2 as rpb
 
-from server.edge.convert import duration, timestamp
+from server.edge.convert import capabilities_to_pb, duration, timestamp
 from server.validation import (
     CheckFinished,
     CheckStarted,
@@ -35,13 +34,8 @@ def check_to_pb(c: CheckFinished) -> rpb.CheckResult:
 def endpoint_report_to_pb(r: EndpointReport, validate_time: datetime) -> rpb.EndpointReport:
     out = rpb.EndpointReport(endpoint_id=r.endpoint_id, base_url=r.base_url,
                              checks=[check_to_pb(c) for c in r.checks], passed=r.passed)
-    caps = r.capabilities
-    out.capabilities.CopyFrom(lpb.EndpointCapabilities(
-        reasoning=caps.reasoning, reasoning_dialect=caps.reasoning_dialect,
-        tool_calling=caps.tool_calling, image_input=caps.image_input,
-        reported_context_window_tokens=caps.reported_context_window_tokens,
-        continues_partial_answer=caps.continues_partial_answer,
-        validate_time=timestamp(validate_time)))
+    out.capabilities.CopyFrom(capabilities_to_pb(r.capabilities))
+    out.capabilities.validate_time.CopyFrom(timestamp(validate_time))
     if r.ttft_s is not None:
         out.time_to_first_token.CopyFrom(duration(r.ttft_s))
     return out

@@ -63,7 +63,7 @@ class ConformanceValidator:
         stored = await self._stored(llm)
         if stored is None or self._registry is None:
             return
-        capabilities = {r.endpoint_id: r.capabilities.as_dict() for r in passed
+        capabilities = {r.endpoint_id: r.capabilities for r in passed
                         if stored.endpoint(r.endpoint_id) == llm.endpoint(r.endpoint_id)}
         if not capabilities:
             return

@@ -52,7 +52,7 @@ def continue_final_message(body: dict[str, Any], endpoint: Endpoint) -> None:
     llama.cpp, Groq and Ollama continue a final assistant message as it is; vLLM needs
     ``continue_final_message`` (``prefill_dialect`` = ``continue_final_message``) and DeepSeek
     ``prefix: true`` on the message (``prefix``)."""
-    dialect = endpoint.capabilities.get("prefill_dialect", "")
+    dialect = endpoint.capabilities.prefill_dialect
     if dialect == "continue_final_message":
         body["continue_final_message"] = True
         body["add_generation_prompt"] = False

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from server.chat import Generation, ReasoningEffort
+from server.registry.endpoint_capabilities import Capabilities
 from server.registry.llm import ApiSpec, Endpoint, HeaderValue, Llm, RoutingPolicy, header_field
 from server.secret import Secret
 from server.store.base import LlmRecord
@@ -144,7 +145,7 @@ def to_record_body(llm: Llm, sealer: Sealer) -> dict[str, Any]:
                 "api_key": sealer.seal(ep.api_key, llm.account_id, llm.id, ep.id, "api_key"),
                 "api_key_hint": ep.key_hint,
                 "extra_headers": headers,
-                "capabilities": ep.capabilities,
+                "capabilities": ep.capabilities.stored(),
             }
         )
     return {
@@ -175,7 +176,7 @@ def from_record(record: LlmRecord, sealer: Sealer) -> Llm:
             extra_headers=tuple(_header_from_dict(h, sealer, (record.account_id, record.id,
                                                               e["id"]))
                                 for h in e.get("extra_headers", ())),
-            capabilities=e.get("capabilities", {}),
+            capabilities=Capabilities.from_stored(e.get("capabilities")),
         )
         for e in body["endpoints"]
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from server.chat import Generation
+from server.registry.endpoint_capabilities import Capabilities
 from server.secret import Secret
 
 # An extra header's value: a plain string, or a ``Secret`` when it was registered as secret
@@ -49,8 +49,8 @@ class Endpoint:
     # Declared assistant-prefill support; None: what validation detected (``capabilities``).
     continues_partial_answer: bool | None = None
     extra_headers: tuple[tuple[str, HeaderValue], ...] = ()
-    # What validation detected (reasoning dialect, tool calling, image input); display only.
-    capabilities: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # What validation detected (reasoning dialect, tool calling, image input, ...).
+    capabilities: Capabilities = field(default_factory=Capabilities, compare=False, hash=False)
 
     @property
     def key_hint(self) -> str:
@@ -70,7 +70,7 @@ class Endpoint:
         detected by validation."""
         if self.continues_partial_answer is not None:
             return self.continues_partial_answer
-        return bool(self.capabilities.get("continues_partial_answer"))
+        return bool(self.capabilities.continues_partial_answer)
 
     @property
     def destination(self) -> tuple[str, str, str]:

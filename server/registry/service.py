@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -30,6 +30,7 @@ from server.registry.drafts import (
     UrlGuard,
     check_draft,
 )
+from server.registry.endpoint_capabilities import Capabilities
 from server.registry.llm import Endpoint, HeaderValue, Llm
 from server.secret import Secret
 from server.store.base import LlmRecord, Store
@@ -147,7 +148,7 @@ class RegistryService:
                     context_window_tokens=e.context_window_tokens,
                     continues_partial_answer=e.continues_partial_answer,
                     extra_headers=_headers(e, old),
-                    capabilities=old.capabilities if old else {},
+                    capabilities=old.capabilities if old else Capabilities(),
                 )
             )
         return tuple(out)
@@ -299,10 +300,10 @@ class RegistryService:
             self._on_delete(existing)
 
     async def set_capabilities(self, account_id: str, llm_id: str,
-                               capabilities: dict[str, dict[str, object]]) -> None:
+                               capabilities: Mapping[str, Capabilities]) -> None:
         """Records what validation detected on each endpoint (best effort, last write wins)."""
         existing = await self.get(account_id, llm_id)
-        endpoints = tuple(replace(e, capabilities=dict(capabilities.get(e.id, e.capabilities)))
+        endpoints = tuple(replace(e, capabilities=capabilities.get(e.id, e.capabilities))
                           for e in existing.endpoints)
         await self.store_update(existing, replace(existing, endpoints=endpoints))
 

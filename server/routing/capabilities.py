@@ -32,7 +32,9 @@ def required_by(request: ChatRequest) -> tuple[str, ...]:
 
 def allows(endpoint: Endpoint, capability: str) -> bool:
     """False only when validation recorded that the endpoint lacks ``capability``."""
-    return endpoint.capabilities.get(capability) is not False
+    caps = endpoint.capabilities
+    recorded = {IMAGE_INPUT: caps.image_input, TOOL_CALLING: caps.tool_calling}.get(capability)
+    return recorded is not False
 
 
 def restrict(llm: Llm, needed: tuple[str, ...]) -> tuple[Llm, str]:

@@ -43,16 +43,13 @@ class EndpointState:
         self.learned_window_tokens = 0  # stated by the endpoint's own context-length error
 
 
-REPORTED_WINDOW = "reported_context_window_tokens"  # the capability validation records
-
-
 def window_tokens(ep: Endpoint, st: EndpointState | None) -> int:
     """The endpoint's context window as best known (0: unknown): what its own error stated,
     else the declared ``context_window_tokens``, else what the server reported at
     validation (``GET /v1/models``, llama.cpp's ``/props``)."""
     learned = st.learned_window_tokens if st is not None else 0
-    reported = ep.capabilities.get(REPORTED_WINDOW) or 0
-    return learned or ep.context_window_tokens or (reported if isinstance(reported, int) else 0)
+    reported = ep.capabilities.reported_context_window_tokens or 0
+    return learned or ep.context_window_tokens or reported
 
 
 # Skips that mean "tried already / cannot take it", not "unavailable for a while".

@@ -6,7 +6,6 @@ Domain code only: ``server.edge.validator`` turns the events into protos.
 """
 
 from server.validation.report import (
-    Capabilities,
     CheckFinished,
     CheckStarted,
     CheckStatus,
@@ -17,7 +16,6 @@ from server.validation.report import (
 from server.validation.suite import Validation, ValidationLimits
 
 __all__ = [
-    "Capabilities",
     "CheckFinished",
     "CheckStarted",
     "CheckStatus",

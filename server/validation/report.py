@@ -8,8 +8,9 @@ checks in catalogue order), then exactly one ``ValidationReport``.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+
+from server.registry.endpoint_capabilities import Capabilities
 
 
 class CheckStatus(enum.StrEnum):
@@ -43,29 +44,10 @@ class CheckFinished:
         return self.required and self.status is CheckStatus.FAIL
 
 
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    """Optional capabilities detected on one endpoint (``as_dict`` is what the registry
-    stores: keys ``reasoning``, ``reasoning_dialect``, ``tool_calling``, ``image_input``,
-    ``continues_partial_answer``)."""
-
-    reasoning: bool = False
-    reasoning_dialect: str = ""  # reasoning_content | reasoning | think_tags | thought_parts
-    tool_calling: bool = False
-    image_input: bool = False
-    # The window the server itself reported (GET /v1/models, llama.cpp's /props); 0: none.
-    reported_context_window_tokens: int = 0
-    continues_partial_answer: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "reasoning": self.reasoning,
-            "reasoning_dialect": self.reasoning_dialect,
-            "tool_calling": self.tool_calling,
-            "image_input": self.image_input,
-            "reported_context_window_tokens": self.reported_context_window_tokens,
-            "continues_partial_answer": self.continues_partial_answer,
-        }
+# What a validation that detected nothing records (a probe that did not run detected nothing).
+NOTHING_DETECTED = Capabilities(
+    reasoning=False, reasoning_dialect="", tool_calling=False, image_input=False,
+    reported_context_window_tokens=0, continues_partial_answer=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +55,7 @@ class EndpointReport:
     endpoint_id: str
     base_url: str
     checks: tuple[CheckFinished, ...]
-    capabilities: Capabilities = field(default_factory=Capabilities)
+    capabilities: Capabilities = NOTHING_DETECTED
     ttft_s: float | None = None  # measured time to first token of the streaming check
     prompt_tokens: int = 0  # the prompt size of that request (for the router's first sample)
 

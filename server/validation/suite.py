@@ -24,6 +24,7 @@ from aiohttp.abc import AbstractResolver
 
 from server.chat import ChatRequest, Generation
 from server.providers.adapters import adapter_for
+from server.registry.endpoint_capabilities import Capabilities
 from server.registry.llm import Endpoint
 from server.secret import Secret
 from server.timeouts import Timeouts
@@ -39,7 +40,7 @@ from server.validation.audit import StreamAudit, new_audit
 from server.validation.catalog import CheckVerdict
 from server.validation.network import Target, connect, handshake, resolve
 from server.validation.report import (
-    Capabilities,
+    NOTHING_DETECTED,
     CheckFinished,
     CheckStarted,
     CheckStatus,
@@ -130,7 +131,7 @@ class _EndpointRun:
         self.log_summary = log_summary
         self.resolver = resolver
         self.results: dict[str, CheckFinished] = {}
-        self.capabilities = Capabilities()
+        self.capabilities = NOTHING_DETECTED
         self.ttft_s: float | None = None
         self.prompt_tokens = 0
         self.reported_window_tokens = 0

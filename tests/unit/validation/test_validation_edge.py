@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -17,11 +17,11 @@ from server.edge.check_endpoint import check_endpoint
 from server.edge.validation_pb import event_to_pb, response_to_pb
 from server.edge.validator import ConformanceValidator
 from server.errors import DeadlineExceeded
+from server.registry.endpoint_capabilities import Capabilities
 from server.registry.llm import Endpoint, Llm
 from server.registry.service import RegistryService
 from server.routing.router import Router
 from server.validation import (
-    Capabilities,
     CheckFinished,
     CheckStarted,
     CheckStatus,
@@ -65,13 +65,13 @@ class Samples:
 class Registry:
     def __init__(self, stored: Llm) -> None:
         self.stored = stored
-        self.recorded: list[tuple[str, str, dict[str, dict[str, object]]]] = []
+        self.recorded: list[tuple[str, str, Mapping[str, Capabilities]]] = []
 
     async def get(self, account_id: str, llm_id: str) -> Llm:
         return self.stored
 
     async def set_capabilities(self, account_id: str, llm_id: str,
-                               capabilities: dict[str, dict[str, object]]) -> None:
+                               capabilities: Mapping[str, Capabilities]) -> None:
         self.recorded.append((account_id, llm_id, capabilities))
 
 
@@ -134,7 +134,7 @@ async def test_capabilities_are_recorded_for_the_stored_llm_only() -> None:
     validator = ConformanceValidator(registry=cast(RegistryService, registry),
                                      validation=Canned([report(GOOD)]))
     await collect(validator, stored)
-    assert registry.recorded == [("acct", "llm_1", {"ep_1": CAPS.as_dict()})]
+    assert registry.recorded == [("acct", "llm_1", {"ep_1": CAPS})]
     pending = dataclasses.replace(stored, update_time=NOW + timedelta(seconds=1))
     await collect(validator, pending)  # an UpdateLlm draft: its etag must not change
     draft = dataclasses.replace(stored, etag="")
