@@ -225,10 +225,13 @@ async def test_routing_between_llama_and_the_simulator_prefers_the_faster(
 
 
 async def test_probes_fit_a_256_token_llama_server(
-        tmp_path_factory: pytest.TempPathFactory, llama_small: LlamaServer) -> None:
+        tmp_path_factory: pytest.TempPathFactory, start_llama: StartLlama) -> None:
     from server.clock import FakeClock
     from tests.support import API_KEY, settings
 
+    # A server of its own: the shared 256-token one has served other tests' connections and
+    # over-long prompts, and this test counts every probe failure against the endpoint.
+    llama_small = start_llama(ctx_size=256)
     clock = FakeClock()
     app = Switchboard(settings(tmp_path_factory.mktemp("probes"), probes_per_hour=3600),
                       clock=clock)
