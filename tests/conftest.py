@@ -2,8 +2,8 @@
 ``make test`` and CI run everything.
 
 A suite is slow when it builds or starts a third-party program (Go, Node, LiteLLM, llama.cpp,
-a browser), installs packages, fuzzes, or runs for a fixed time (the soak and bench smokes,
-the demo).
+a browser), installs packages, fuzzes, loads or floods the server, or runs for a fixed time
+(the soak and bench smokes, the demo).
 """
 
 from __future__ import annotations
@@ -26,6 +26,13 @@ SLOW_FILES = frozenset({
 SLOW_DIRS = ("tests/llama/", "tests/unit/fuzz/")  # fuzz: atheris and the hypothesis fuzzers
 SLOW_TESTS = frozenset({
     "tests/integration/test_faults.py::test_soak_smoke_30s",
+    # Load and attack runs: 14 s of hung upstreams, 2,300 calls past the limit, a metadata flood.
+    "tests/integration/test_routing.py::test_a_failing_endpoint_costs_little_and_every_turn_succeeds",
+    "tests/security/test_overload.py::test_every_caller_beyond_the_limit_gets_retry_info",
+    "tests/security/test_metadata_flood.py::test_metadata_flood_keeps_rss_bounded",
+    # Minutes of outage and recovery played through the router, turn by turn.
+    "tests/integration/test_faults.py::test_a_recovered_endpoint_rejoins_its_tier_under_stateless_traffic",
+    "tests/integration/test_faults.py::test_an_endpoint_down_for_60s_costs_the_trickle_nothing",
 })
 
 
