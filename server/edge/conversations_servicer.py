@@ -218,12 +218,20 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
 
     @staticmethod
     def _event(event: object, call: rpc.Call) -> cpb.ConverseResponse:
+        # The deltas (nearly every message) are filled in place: a nested constructor builds
+        # the inner message, then copies it into the outer one (about 1 us more a message).
         if isinstance(event, AnswerText):
-            return cpb.ConverseResponse(text=cpb.TextDelta(message_id=event.message_id,
-                                                           delta=event.delta))
+            out = cpb.ConverseResponse()
+            text = out.text
+            text.message_id = event.message_id
+            text.delta = event.delta
+            return out
         if isinstance(event, AnswerReasoning):
-            return cpb.ConverseResponse(reasoning=cpb.ReasoningDelta(
-                reasoning_id=event.reasoning_id, delta=event.delta))
+            out = cpb.ConverseResponse()
+            reasoning = out.reasoning
+            reasoning.reasoning_id = event.reasoning_id
+            reasoning.delta = event.delta
+            return out
         if isinstance(event, ToolCallDelta):
             return cpb.ConverseResponse(tool_call=cpb.ToolCallDelta(
                 index=event.index, id=event.id, name=event.name,
