@@ -25,10 +25,10 @@ from server.providers._common import image_url, tool_schema
 
 def _content(message: Message) -> str | list[dict[str, Any]]:
     """A plain string when the message is only text, else a list of typed parts."""
-    parts = message.parts
-    if len(parts) == 1 and type(parts[0]) is TextPart:  # the common case, without a scan
-        return parts[0].text
-    if all(isinstance(p, TextPart) for p in parts):
+    given = message.parts
+    if len(given) == 1 and type(given[0]) is TextPart:  # the common case, without a scan
+        return given[0].text
+    if all(isinstance(p, TextPart) for p in given):
         return message.text
     parts: list[dict[str, Any]] = []
     for p in message.parts:
