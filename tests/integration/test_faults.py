@@ -607,11 +607,13 @@ async def test_a_recovered_endpoint_rejoins_its_tier_under_stateless_traffic(env
             await probes.tick()
             env.clock.advance(1.0)
         assert back is not None and back < 30, "A is back in use within 30 s of recovering"
+        # B rescued the blip: by its hedge (or, should a very slow host push A's hedge delay
+        # past its 0.5 s first-token timeout, by a failover)
         assert blip is not None and blip.served_by == b_id
-        assert [r.reason for r in blip.reply.routes][-1] == cpb.ROUTE_REASON_HEDGE
+        assert blip.reasons in (["FASTEST", "HEDGE"], ["FASTEST", "FAILOVER"]), blip.reasons
         # Keeps its traffic: every later turn routed by preference goes to A first and is
         # served by A, unless a hedge rescued it (an exploration turn may refresh B).
-        for i, o in enumerate(served[back:], start=back):
+        for i, o in enumerate(served[back + 1:], start=back + 1):
             first = o.reply.routes[0]
             if first.reason == cpb.ROUTE_REASON_EXPLORATION:
                 continue
