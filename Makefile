@@ -144,7 +144,8 @@ $(TS_MODULES): $(TS_CLIENT)/package-lock.json
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
 	sha256sum $(TS_CLIENT)/package-lock.json | cut -d' ' -f1 > $@
 
-# TypeScript (buf + ts-proto) and Go (protoc + protoc-gen-go{,-grpc}) stubs; both committed.
+# TypeScript (buf + ts-proto), Lab (buf + protoc-gen-es; both through clients/scripts/stubs.cjs)
+# and Go (protoc + protoc-gen-go{,-grpc}) stubs; all committed.
 generate-clients: $(TS_MODULES) $(LAB_MODULES) go-deps
 	cd $(TS_CLIENT) && node scripts/generate.js src/gen
 	cd $(LAB) && node scripts/generate.mjs src/gen
