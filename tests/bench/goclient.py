@@ -80,9 +80,11 @@ class GoDriver:
     @classmethod
     async def start(cls, name: str, binary: Path, target: str, api_key: str, llm_id: str,
                     logdir: Path, *, channels: int = 1, sessions: bool = False,
-                    deadline_s: float = 60.0) -> GoDriver:
+                    deadline_s: float = 60.0, window: int = 0) -> GoDriver:
+        """``window``: fixed HTTP/2 windows in bytes (grpc-go then sends no BDP pings); 0:
+        grpc-go's default."""
         argv = [str(binary), "-target", target, "-llm", llm_id, "-channels", str(channels),
-                "-prompt", PROMPT, "-system", SYSTEM_PROMPT,
+                "-prompt", PROMPT, "-system", SYSTEM_PROMPT, "-window", str(window),
                 "-session-turns", str(TURNS_PER_SESSION), "-deadline", f"{deadline_s:g}s"]
         if sessions:
             argv.append("-sessions")

@@ -109,6 +109,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    "the gRPC rows from the Go load generator)")
     p.add_argument("--channels", type=int, default=1,
                    help="gRPC channels the load generator spreads its workers over")
+    p.add_argument("--go-window", type=int, default=0, metavar="BYTES",
+                   help="the Go load generator's fixed HTTP/2 windows (no BDP pings); "
+                   "0: grpc-go's default")
     p.add_argument("--server-loop", choices=("uvloop", "asyncio"), default="uvloop")
     p.add_argument("--loadgen-loop", choices=("uvloop", "asyncio"), default="uvloop")
     p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
@@ -339,7 +342,7 @@ class Bench:
         try:
             driver = await GoDriver.start(target, LOADGEN, self.target, API_KEY, llm_id,
                                           self.workdir, channels=self.args.channels,
-                                          sessions=sessions)
+                                          sessions=sessions, window=self.args.go_window)
         except RuntimeError as exc:
             self.missing[target] = f"the Go load generator could not start: {exc}"
             self.notes.append(f"{report.NAMES[target]}: {self.missing[target]}")

@@ -91,15 +91,22 @@ func main() {
 	prompt := flag.String("prompt", "Hi!", "the user message of every turn")
 	systemPrompt := flag.String("system", "Be brief.", "the system prompt of every session")
 	deadline := flag.Duration("deadline", 60*time.Second, "deadline of each call")
+	window := flag.Int("window", 0, "fixed HTTP/2 stream and connection windows in bytes, which "+
+		"turns off grpc-go's BDP pings and dynamic window (0: grpc-go's default)")
 	flag.Parse()
 	apiKey := os.Getenv("SWITCHBOARD_API_KEY")
 	if apiKey == "" || *llmID == "" || *channels < 1 || *sessionTurns < 1 {
 		fmt.Fprintln(os.Stderr, "set SWITCHBOARD_API_KEY and -llm; -channels and -session-turns >= 1")
 		os.Exit(2)
 	}
+	options := []grpc.DialOption{grpc.WithInsecure()}
+	if *window > 0 {
+		options = append(options, grpc.WithInitialWindowSize(int32(*window)),
+			grpc.WithInitialConnWindowSize(int32(*window)))
+	}
 	clients := make([]*switchboard.Client, *channels)
 	for i := range clients {
-		c, err := switchboard.Dial(*target, apiKey, grpc.WithInsecure())
+		c, err := switchboard.Dial(*target, apiKey, options...)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "connect to %s: %v\n", *target, err)
 			os.Exit(1)
