@@ -63,6 +63,7 @@ from tests.bench.services import (
     UPSTREAM_KEY,
     Pace,
     start_floor,
+    start_http_floor,
     start_litellm,
     start_simulator,
     start_switchboard,
@@ -104,7 +105,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="default: the same as --concurrency")
     p.add_argument("--targets",
                    default="direct,tensorzero,switchboard,switchboard-go,frontdoor,connect,floor,"
-                   "session,session-go,litellm",
+                   "http-floor,session,session-go,litellm",
                    help="which targets to run (comma separated; switchboard-go and session-go: "
                    "the gRPC rows from the Go load generator)")
     p.add_argument("--channels", type=int, default=1,
@@ -179,6 +180,10 @@ class Bench:
         if "floor" in a.targets:
             self.floor, self.floor_target = start_floor(self.sim_url, w)
             self.procs.append(self.floor)
+        self.http_floor: Proc | None = None
+        if "http-floor" in a.targets:
+            self.http_floor, self.http_floor_url = start_http_floor(self.sim_url, w)
+            self.procs.append(self.http_floor)
         go_targets = [t for t in GO_TARGETS if t in a.targets]
         if go_targets and (why := build_loadgen(LOADGEN)) is not None:
             for target in go_targets:
@@ -280,6 +285,8 @@ class Bench:
                                     channels=a.channels, sessions=True)
         floor = SwitchboardDriver("floor", self.floor_target, API_KEY, llm_id,
                                   channels=a.channels) if self.floor is not None else None
+        http_floor = HttpSseDriver("http-floor", self.http_floor_url, MODEL, UPSTREAM_KEY) \
+            if self.http_floor is not None else None
         litellm = HttpSseDriver("litellm", self.litellm_root + "/v1", MODEL, LITELLM_KEY) \
             if self.litellm is not None else None
         front = HttpSseDriver("frontdoor", f"http://127.0.0.1:{self.http_port}/v1", llm_id,
@@ -303,6 +310,7 @@ class Bench:
                     (front, "frontdoor", self.server),
                     (connect, "connect", self.server),
                     (floor, "floor", self.floor),
+                    (http_floor, "http-floor", self.http_floor),
                     (session if c in a.session_concurrency and "session" in a.targets
                      else None, "session", self.server),
                     (go_session if c in a.session_concurrency else None, "session-go",
@@ -329,7 +337,7 @@ class Bench:
                 print(f"{a.streams} concurrent slow streams", flush=True)
                 self.streams = await self._hold_streams(slow_id)
         finally:
-            for d in (direct, sb, floor, session, litellm, front, connect, t0, go_sb,
+            for d in (direct, sb, floor, http_floor, session, litellm, front, connect, t0, go_sb,
                       go_session):
                 if d is not None:
                     await d.close()

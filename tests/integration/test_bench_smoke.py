@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 from switchboard.v1 import conversations_pb2 as cpb
@@ -28,7 +29,14 @@ from server.simulator import Behavior, Simulator
 from tests.bench.drivers import PROMPT, TURNS_PER_SESSION
 from tests.bench.goclient import GoDriver, build_loadgen
 from tests.bench.procs import ROOT, python_env
-from tests.bench.services import ANSWER, Pace, start_floor, start_simulator
+from tests.bench.services import (
+    ANSWER,
+    UPSTREAM_KEY,
+    Pace,
+    start_floor,
+    start_http_floor,
+    start_simulator,
+)
 from tests.support import API_KEY, create_llm, endpoint, running, settings
 
 CONVERSE = "switchboard.v1.Conversations/Converse"
@@ -61,8 +69,8 @@ def test_quick_bench_runs_every_process_and_reports_each_target(
     points = {(p["target"], p["load"]): p for p in report["points"]}
     go_rows = {("switchboard-go", 1), ("session-go", 1)} if loadgen else set()
     assert set(points) == {("direct", 1), ("tensorzero", 1), ("switchboard", 1),
-                           ("frontdoor", 1), ("connect", 1), ("floor", 1), ("session", 1),
-                           *go_rows}, report["notes"]
+                           ("frontdoor", 1), ("connect", 1), ("floor", 1), ("http-floor", 1),
+                           ("session", 1), *go_rows}, report["notes"]
     if loadgen:
         assert points[("switchboard-go", 1)]["loadgen_cpu_s_per_1k"] > 0, "the Go CPU, rusage"
         assert "| Switchboard gRPC (Go client) |" in done.stdout
@@ -101,6 +109,34 @@ async def test_relay_floor_sends_what_switchboard_sends_for_a_turn(tmp_path: Pat
     assert events[-2].usage.output_tokens > 0
     finished = events[-1].finished
     assert finished.complete and finished.finish_reason == cpb.FINISH_REASON_STOP
+
+
+async def test_http_floor_passes_a_turn_through_unchanged(tmp_path: Path) -> None:
+    """The ``http-floor`` target relays a real streamed answer byte for byte (the OpenAI
+    client reads it as it reads the simulator)."""
+    sim, sim_url = start_simulator("simulator", Pace(ttft_ms=5, chunks=20, gap_ms=5), tmp_path)
+    try:
+        floor, base_url = start_http_floor(sim_url, tmp_path)
+        try:
+            async with aiohttp.ClientSession() as http:
+                bodies = []
+                for url in (sim_url, base_url):
+                    async with http.post(url + "/chat/completions", headers={
+                            "Authorization": f"Bearer {UPSTREAM_KEY}"}, json={
+                            "model": "m", "stream": True,
+                            "messages": [{"role": "user", "content": "hi"}]}) as r:
+                        assert r.status == 200
+                        assert r.headers["Content-Type"].startswith("text/event-stream")
+                        bodies.append(await r.read())
+        finally:
+            floor.stop()
+    finally:
+        sim.stop()
+    events = [json.loads(line[6:]) for line in bodies[1].decode().split("\n\n")
+              if line.startswith("data: {")]
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events
+                   if e.get("choices"))
+    assert text == ANSWER and bodies[1].rstrip().endswith(b"data: [DONE]")
 
 
 def test_without_go_the_bench_says_why_its_go_rows_are_missing(tmp_path: Path) -> None:
