@@ -144,7 +144,8 @@ $(TS_MODULES): $(TS_CLIENT)/package-lock.json
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
 	sha256sum $(TS_CLIENT)/package-lock.json | cut -d' ' -f1 > $@
 
-# TypeScript (buf + ts-proto) and Go (protoc + protoc-gen-go{,-grpc}) stubs; both committed.
+# TypeScript (buf + ts-proto), Lab (buf + protoc-gen-es; both through clients/scripts/stubs.cjs)
+# and Go (protoc + protoc-gen-go{,-grpc}) stubs; all committed.
 generate-clients: $(TS_MODULES) $(LAB_MODULES) go-deps
 	cd $(TS_CLIENT) && node scripts/generate.js src/gen
 	cd $(LAB) && node scripts/generate.mjs src/gen
@@ -178,7 +179,18 @@ test: $(STAMP) check-generated lint typecheck buf-breaking go-deps browser-deps 
 test-fast: $(STAMP) grpcurl
 	$(BIN)/pytest -q -m "not slow"
 
-bench: $(STAMP)  # BENCH_ARGS="--quick" for a smoke run; --help lists the knobs
+# The bench's compiled gRPC load generator (clients/go/cmd/loadgen, tests/bench/goclient.py),
+# built offline like the Go client. Without Go (go-deps needs root and Debian's archive) the
+# bench still runs and its Go-client rows say why they are missing.
+GO_LOADGEN := .tools/go/bin/loadgen
+GO_SOURCES := $(shell find clients/go -name '*.go' 2>/dev/null)
+$(GO_LOADGEN): $(GO_SOURCES) clients/go/offline.sh
+	@$(MAKE) --no-print-directory go-deps \
+	  || echo "bench: go-deps failed; the Go-client rows will say why they are missing"
+	@if command -v go >/dev/null; then clients/go/offline.sh build-loadgen $@; \
+	else echo "bench: no Go toolchain; the Go-client rows will say why they are missing"; fi
+
+bench: $(STAMP) $(GO_LOADGEN)  # BENCH_ARGS="--quick" for a smoke run; --help lists the knobs
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 bench-router: $(STAMP)

@@ -10,10 +10,12 @@ import uvloop
 from server import logs
 from server.app import serve
 from server.config import ConfigError, load, unknown_variables
+from server.memory import limit_malloc_arenas
 from server.vault.redact import KnownSecrets, Redactor
 
 
 def main() -> int:
+    limit_malloc_arenas()  # before any thread allocates: grpc core's threads start later
     try:
         settings = load()
     except ConfigError as exc:

@@ -8,12 +8,14 @@ allocator keeps freed heap pages for reuse, so the process would stay at its pea
 happens while no call is refused, and nothing at all where the C library has no
 ``malloc_trim`` (musl, macOS).
 
-The heap itself stays smaller when glibc's mmap threshold is pinned at start-up with the
-environment variable ``MALLOC_MMAP_THRESHOLD_=131072`` (the Docker image sets it): glibc
-otherwise raises the threshold up to 32 MiB after large blocks are freed, so multi-megabyte
-metadata values move into the heap. Pinning it later with ``mallopt`` from Python measured
-worse than not pinning, so this module does not. (Measurements of the flood on the shared
-2-core development machine vary by a factor of two from run to run; README has the figures.)
+Two allocator settings keep the peak of such a flood down (measured with
+``tests/security/test_metadata_flood.py``; README has the figures). glibc's mmap threshold
+stays adaptive: pinned at 128 KiB (``MALLOC_MMAP_THRESHOLD_``, which the Docker image used to
+set), every multi-megabyte value became a fresh mapping whose page faults slowed the server
+so much that refused calls piled up, and the peak doubled. And glibc gets one malloc arena
+(``limit_malloc_arenas``, first thing in ``server.main``): with one arena per grpc core
+thread, the blocks freed in one arena are not reused by the next call's allocations in
+another and stay resident until the next trim.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import os
 from collections.abc import Callable
 
 import structlog
@@ -36,6 +39,27 @@ def _libc() -> ctypes.CDLL | None:
         return ctypes.CDLL(name)
     except OSError:
         return None
+
+
+# glibc's mallopt parameter for the most malloc arenas (malloc.h).
+_M_ARENA_MAX = -8
+MALLOC_ARENAS = 1
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Caps glibc's malloc arenas, unless ``MALLOC_ARENA_MAX`` was set; True if it did.
+
+    Call it before any thread allocates (``server.main`` does, first thing), or the threads
+    already have arenas of their own (glibc allows up to 8 per core). Unlike setting the mmap
+    or trim threshold, this leaves glibc's adaptive mmap threshold in place."""
+    if "MALLOC_ARENA_MAX" in os.environ:  # glibc read the operator's choice at start-up
+        return False
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
 def _malloc_trim() -> Callable[[], None] | None:
@@ -68,3 +92,4 @@ class MemoryTrimmer:
                 await asyncio.to_thread(trim)
                 self.trims += 1
                 log.debug("memory trimmed", refused_oversized=now)
+

@@ -3,6 +3,7 @@
 # under /usr/share/gocode/src (see README.md for why this is GOPATH mode and what to install).
 #
 #   clients/go/offline.sh build OUT        build cmd/example into OUT
+#   clients/go/offline.sh build-loadgen OUT  build cmd/loadgen (the bench's load generator)
 #   clients/go/offline.sh test             go vet + go test of the hand-written packages
 #   clients/go/offline.sh build-tests OUT  the switchboard package's test binary, into OUT
 #   clients/go/offline.sh generate         regenerate switchboardv1/ from protos/
@@ -41,9 +42,15 @@ case "${1:-}" in
     gopath
     go build -o "$out" "$module/cmd/example"
     ;;
+  build-loadgen)
+    mkdir -p "$(dirname "${2:?usage: offline.sh build-loadgen OUT}")"
+    out=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+    gopath
+    go build -o "$out" "$module/cmd/loadgen"
+    ;;
   test)
     gopath
-    go vet "$module/switchboard" "$module/cmd/example"
+    go vet "$module/switchboard" "$module/cmd/example" "$module/cmd/loadgen"
     go test "$module/switchboard"
     ;;
   build-tests)
@@ -66,7 +73,7 @@ case "${1:-}" in
     }
     ;;
   *)
-    sed -n '2,13p' "$0" >&2
+    sed -n '2,14p' "$0" >&2
     exit 2
     ;;
 esac

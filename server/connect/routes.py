@@ -1,4 +1,4 @@
-"""Serves gRPC servicers over the Connect protocol on the aiohttp listener.
+"""Serves gRPC servicers over the Connect protocol (and gRPC-Web) on the aiohttp listener.
 
 ``ConnectRoutes`` adds ``POST /<package.Service>/<Method>`` for every unary and
 server-streaming method of the services it is given, bound to the SAME servicer objects the
@@ -27,6 +27,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message as PbMessage
 from google.rpc import status_pb2
 
+from server.connect import grpc_web as gw
 from server.connect import protocol as cp
 from server.edge.interceptor import EdgeInterceptor
 from server.http.origin import cross_origin
@@ -121,6 +122,8 @@ class ConnectRoutes:
             refused = cross_origin(request)
             if refused:
                 return _error_response(cp.plain_error("permission_denied", refused))
+            if gw.is_grpc_web(request.headers.get("Content-Type", "")):
+                return await self._grpc_web(request, method)
             try:
                 shape = cp.shape_of(request.headers.get("Content-Type", ""))
                 if shape.streaming != method.streaming:
@@ -201,5 +204,44 @@ class ConnectRoutes:
         except TimeoutError:
             error = cp.plain_error("deadline_exceeded", "the call's Connect-Timeout-Ms passed")
         await response.write(cp.end_stream(error))
+        await response.write_eof()
+        return response
+
+    async def _grpc_web(self, request: web.Request, method: _Method) -> web.StreamResponse:
+        """The same call over gRPC-Web: unary and streaming alike are message envelopes and a
+        trailer envelope, always with HTTP 200 (``server.connect.grpc_web``)."""
+        content_type = request.headers.get("Content-Type", "")
+        shape = gw.WebShape(cp.Codec("proto"), False, "application/grpc-web+proto")
+        status = status_pb2.Status()
+        try:
+            shape = gw.shape_of(content_type)
+            timeout = gw.timeout_s(request.headers.get("grpc-timeout"))
+            payload = shape.request_message(await request.read(),
+                                            request.headers.get("grpc-encoding", "identity"))
+        except cp.ProtocolError as exc:
+            payload, status = b"", gw.status_of(exc)
+        response = web.StreamResponse(status=200, headers={"Content-Type": shape.content_type})
+        await response.prepare(request)
+        if status.code == 0:
+            metadata = tuple((k.lower(), v) for k, v in request.headers.items())
+            loop = asyncio.get_running_loop()
+            context = ConnectContext(metadata, None if timeout is None else loop.time() + timeout)
+            decoding = self._decoding(method, shape.codec)
+            try:
+                async with asyncio.timeout(timeout):
+                    if method.streaming:
+                        call = self._interceptor.wrap_stream(decoding, method.path, metadata)
+                        async for message in call(payload, context):
+                            await response.write(shape.frame(shape.codec.encode(message)))
+                    else:
+                        unary = self._interceptor.wrap_unary(decoding, method.path, metadata)
+                        result = await unary(payload, context)
+                        await response.write(shape.frame(shape.codec.encode(result)))
+            except Aborted as exc:
+                status = exc.status
+            except TimeoutError:
+                status = status_pb2.Status(code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0],
+                                           message="the call's grpc-timeout passed")
+        await response.write(shape.trailers(status))
         await response.write_eof()
         return response

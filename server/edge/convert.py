@@ -116,10 +116,11 @@ def generation_to_pb(g: Generation, out: lpb.GenerationConfig) -> None:
 
 
 def _header_from_pb(h: lpb.Header) -> tuple[str, HeaderValue | None]:
-    """A secret header's value as a ``Secret``; an empty one keeps the stored value (None)."""
-    if h.secret:
-        return h.name, Secret(h.value) if h.value else None
-    return h.name, h.value
+    """A secret header's value as a ``Secret``. An empty value keeps the stored one (None), so
+    an endpoint read with GetLlm (values are input-only) can be sent back as it is."""
+    if not h.value:
+        return h.name, None
+    return h.name, Secret(h.value) if h.secret else h.value
 
 
 def llm_draft_from_pb(llm: lpb.Llm, require_keys: bool = True) -> LlmDraft:

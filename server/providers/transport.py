@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncGenerator
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
@@ -114,6 +114,7 @@ class UpstreamClient:
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
+                trace_configs=[_POOL_TRACE],
                 # No session-wide deadline (aiohttp's default is total=300 s); every request
                 # sets its own connect timeout and the reads are bounded by our phases.
                 timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_read=None),
@@ -211,16 +212,27 @@ class UpstreamClient:
         self, http: HttpRequest, t: Timeouts, first_at: float, total_at: float, label: str
     ) -> aiohttp.ClientResponse:
         timeout = aiohttp.ClientTimeout(total=None, connect=t.connect_s, sock_connect=t.connect_s)
+        pooled = _Pooled()
         try:
             async with asyncio.timeout_at(first_at):
-                return await self.session().request(
-                    http.method,
-                    http.url,
-                    data=http.body,
-                    headers=dict(http.headers),
-                    timeout=timeout,
-                    allow_redirects=False,
-                )
+                while True:
+                    try:
+                        return await self.session().request(
+                            http.method,
+                            http.url,
+                            data=http.body,
+                            headers=dict(http.headers),
+                            timeout=timeout,
+                            allow_redirects=False,
+                            trace_request_ctx=pooled,
+                        )
+                    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                        # A pooled connection the upstream closed as this request went out
+                        # (servers close idle keep-alive connections after a few seconds):
+                        # nothing was answered, so send it once more on a new connection.
+                        if not pooled.reused or pooled.retried:
+                            raise
+                        pooled.reused, pooled.retried = False, True
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             phase = "total" if first_at >= total_at else "first_token"
             raise _transport_error(exc, phase, label, http.url, t) from exc
@@ -325,6 +337,25 @@ def _transport_error(
     else:
         what = f"the connection to {host} failed ({type(exc).__name__})"
     return UpstreamError(ErrorKind.CONNECTION, what)
+
+
+class _Pooled:
+    """One request's connection history: whether it went out on a pooled connection."""
+
+    __slots__ = ("retried", "reused")
+
+    def __init__(self) -> None:
+        self.reused = False
+        self.retried = False
+
+
+async def _on_reuse(_session: object, ctx: SimpleNamespace, _params: object) -> None:
+    if isinstance(ctx.trace_request_ctx, _Pooled):
+        ctx.trace_request_ctx.reused = True
+
+
+_POOL_TRACE = aiohttp.TraceConfig()
+_POOL_TRACE.on_connection_reuseconn.append(_on_reuse)
 
 
 _CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-goog-api-key", "x-api-key"})

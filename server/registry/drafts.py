@@ -34,7 +34,7 @@ class EndpointDraft:
     priority: int = 0
     context_window_tokens: int = 0
     continues_partial_answer: bool | None = None  # declared; None: what validation detected
-    # (name, value): a ``Secret`` for a secret header, None for "keep the stored secret value".
+    # (name, value): a ``Secret`` for a secret header, None for "keep the stored value".
     extra_headers: tuple[tuple[str, HeaderValue | None], ...] = ()
 
     def destination(self) -> tuple[str, str, str] | None:
@@ -131,11 +131,11 @@ def _check_secrets(e: EndpointDraft, path: str, v: Violations, old: Endpoint | N
             if why := _control(text):
                 v.add(f"{hp}.value", why)
             continue
-        stored = old.secret_header(name) if old is not None else None
+        stored = old.stored_header(name) if old is not None else None
         if stored is None:
-            v.add(f"{hp}.value", "is required: this endpoint has no stored secret header "
-                  f"{name[:100]!r} to keep")
-        elif moved:
+            v.add(f"{hp}.value", "is required: this endpoint has no stored header "
+                  f"{name[:100]!r} whose value an empty one would keep")
+        elif isinstance(stored, Secret) and moved:
             v.add(f"{hp}.value", f"must be given again because {moved} changed: the stored "
                   f"value ({stored.hint}) is only sent where it was registered")
 

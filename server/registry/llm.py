@@ -56,11 +56,11 @@ class Endpoint:
     def key_hint(self) -> str:
         return self.api_key.hint
 
-    def secret_header(self, name: str) -> Secret | None:
-        """The stored secret value of the header ``name`` (any case), if there is one."""
+    def stored_header(self, name: str) -> HeaderValue | None:
+        """The stored value of the header ``name`` (any case): a ``Secret`` or plain text."""
         wanted = name.strip().lower()
         for n, value in self.extra_headers:
-            if n.strip().lower() == wanted and isinstance(value, Secret):
+            if n.strip().lower() == wanted:
                 return value
         return None
 

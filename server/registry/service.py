@@ -64,11 +64,11 @@ def _decode_token(token: str) -> tuple[datetime, str]:
 
 
 def _headers(e: EndpointDraft, old: Endpoint | None) -> tuple[tuple[str, HeaderValue], ...]:
-    """The draft's headers, a kept secret (value None) taken from ``old`` (checked to exist)."""
+    """The draft's headers, a kept value (None) taken from ``old`` (checked to exist)."""
     out: list[tuple[str, HeaderValue]] = []
     for name, value in e.extra_headers:
         if value is None:
-            stored = old.secret_header(name) if old is not None else None
+            stored = old.stored_header(name) if old is not None else None
             assert stored is not None  # checked by check_draft
             value = stored
         out.append((name, value))

@@ -8,6 +8,16 @@ in flight; the share of attempts that failed over a time window; and when the la
 The first token is recorded when it arrives, not at stream end. Probe samples carry a lower
 weight than live ones (``probe_weight``): a probe's 1-token answer under no load is a weaker
 signal than a real turn.
+
+Bounded influence: a sample moves the EWMA as if it were at most ``outlier_factor`` times the
+current estimate (the quantile windows keep the raw value). TTFT is measured on the wall clock
+from here, so a busy host makes one first token late, and a hedge that the other endpoint wins
+books the whole wait; at full weight such a blip (0.29 s against 12 ms) raised a fast
+endpoint's estimate above its slower peer's in one step, the ranking then sent it no traffic,
+and no live sample could bring the estimate back. With the bound, a single blip costs little
+and a real slowdown still shows: each late sample raises the estimate by up to
+``ewma_alpha * (outlier_factor - 1)`` (30 % with the defaults), a 4x slower peer is passed
+after five of them.
 """
 
 from __future__ import annotations
@@ -25,7 +35,8 @@ class LatencyConfig:
 
     ``size_class_bounds`` splits prompts into classes by token count: the defaults give small
     (< 2k), medium (< 16k) and large. A class's own estimate is used once it has
-    ``min_class_samples`` samples; until then the overall estimate stands in.
+    ``min_class_samples`` samples; until then the overall estimate stands in. A sample moves
+    the EWMA as if it were at most ``outlier_factor`` times the current estimate.
     """
 
     ewma_alpha: float = 0.3
@@ -35,18 +46,30 @@ class LatencyConfig:
     min_class_samples: int = 5
     probe_weight: float = 0.3
     error_window_s: float = 60.0
+    outlier_factor: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.outlier_factor <= 1.0:
+            raise ValueError("outlier_factor must be above 1")
 
 
 class _TtftStats:
-    __slots__ = ("ewma", "window")
+    __slots__ = ("_outlier_factor", "ewma", "window")
 
     def __init__(self, config: LatencyConfig) -> None:
         self.ewma = Ewma(config.ewma_alpha)
         self.window = SampleWindow(config.ttft_window)
+        self._outlier_factor = config.outlier_factor
 
     def add(self, ttft_s: float, weight: float) -> None:
-        self.ewma.add(ttft_s, weight)
+        self.add_lower_bound(ttft_s, weight)
         self.window.add(ttft_s, weight)
+
+    def add_lower_bound(self, ttft_s: float, weight: float) -> None:
+        """The EWMA only: a wait without a first token is not a quantile sample."""
+        current = self.ewma.value
+        bounded = ttft_s if current is None else min(ttft_s, self._outlier_factor * current)
+        self.ewma.add(bounded, weight)
 
 
 class LatencyModel:
@@ -87,11 +110,17 @@ class LatencyModel:
         """An attempt ended after ``waited_s`` without a first token (timeout, hedge loser).
 
         The true TTFT is at least ``waited_s``; that is news only when it exceeds the current
-        estimate, and then it is recorded as a sample so a slowed endpoint stops looking fast.
+        estimate, and then it moves the EWMA so a slowed endpoint stops looking fast (bounded
+        like any sample: one lost hedge is not yet a slowdown). It stays out of the quantile
+        windows: the hedge delay is 3x their p95, and a lost hedge's wait is that delay plus
+        the winner's TTFT, so each loss would triple the next turn's hedge delay.
         """
         expected = self.expected_ttft_s(prompt_tokens)
         if expected is not None and waited_s > expected:
-            self.record_ttft(now, waited_s, prompt_tokens, is_probe)
+            weight = self._config.probe_weight if is_probe else 1.0
+            self._overall.add_lower_bound(waited_s, weight)
+            self._classes[self._class_of(prompt_tokens)].add_lower_bound(waited_s, weight)
+            self.last_sample_at = now
 
     def record_gaps(self, gaps_s: Iterable[float]) -> None:
         add = self._gaps.add

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from tests.bench.drivers import Driver, TurnResult
@@ -57,6 +57,16 @@ class _Window:
         if (run.started and not r.error and r.end >= run.started
                 and (not run.ended or r.end < run.ended)):
             run.completed += 1
+
+
+def replay(started: float, ended: float, results: Iterable[TurnResult]) -> Run:
+    """The run a window ``[started, ended)`` records of turns timed elsewhere (the Go load
+    generator, ``tests.bench.goclient``), by the same rules as the loops below."""
+    window = _Window(None)
+    window.run.started, window.run.ended = started, ended
+    for r in results:
+        window.record(r)
+    return window.run
 
 
 async def closed_loop(driver: Driver, concurrency: int, duration_s: float, warmup_s: float,

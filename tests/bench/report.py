@@ -2,7 +2,8 @@
 
 The gRPC targets are also checked, on lines of their own, for the grpc.aio relay floor
 (``tests.bench.relay_floor``): a target the floor misses too is out of reach of any grpc.aio
-relay on this host."""
+relay on this host. The gRPC targets are reported for both load generators, the Python grpc.aio
+client and the compiled Go one (``tests.bench.goclient``), each on its own line."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ from tests.bench.stats import Point
 
 NAMES = {"direct": "direct (baseline)",
          "tensorzero": "TensorZero embedded (in-process)",
-         "switchboard": "Switchboard gRPC", "session": "Switchboard gRPC, session turns",
+         "switchboard": "Switchboard gRPC (Python client)",
+         "switchboard-go": "Switchboard gRPC (Go client)",
+         "session": "Switchboard gRPC, session turns (Python client)",
+         "session-go": "Switchboard gRPC, session turns (Go client)",
          "frontdoor": "Switchboard OpenAI front door",
          "connect": "Switchboard Converse over Connect (HTTP port)",
-         "floor": "grpc.aio relay floor", "litellm": "LiteLLM proxy"}
+         "floor": "grpc.aio relay floor", "http-floor": "aiohttp relay floor",
+         "litellm": "LiteLLM proxy"}
 
 
 def _f(value: float, digits: int = 1) -> str:
@@ -39,8 +44,10 @@ def _errors(p: Point) -> str:
     return f"{p.errors} ({kinds})"
 
 
-def points_table(points: Sequence[Point], shape: str) -> str:
-    """One row per point; "added" columns compare with the direct point of the same load."""
+def points_table(points: Sequence[Point], shape: str,
+                 missing: dict[str, str] | None = None) -> str:
+    """One row per point; "added" columns compare with the direct point of the same load.
+    ``missing``: targets that did not run, each with a row saying why."""
     load_name = "concurrency" if shape == "closed" else "rate/s"
     lines = [
         f"| {load_name} | target | turns/s | vs direct | ttft p50 ms | ttft p99 ms | "
@@ -67,6 +74,9 @@ def points_table(points: Sequence[Point], shape: str) -> str:
                 f"{_f(p.ttft_p99_ms, 2)} | {_f(added50, 2)} | {_f(added99, 2)} | "
                 f"{_f(p.gap_p99_ms, 2)} | {_f(addgap, 2)} | {_f(p.proxy_cpu_s_per_1k, 2)} | "
                 f"{_f(p.proxy_rss_mb, 0)} | {_errors(p)} |")
+    for target, why in (missing or {}).items():
+        lines.append(f"| - | {NAMES.get(target, target)} | not run: {why.replace('|', '/')} |"
+                     + " - |" * 10)
     return "\n".join(lines)
 
 
@@ -107,35 +117,40 @@ def checks(points: Sequence[Point], streams: dict[str, Any] | None) -> list[Chec
         if base and got:
             a50 = got.ttft_p50_ms - base.ttft_p50_ms
             out.append(Check(f"c=1 added ttft p50: {NAMES[target]}", f"≤ {limit:g} ms",
-                             f"{a50:.2f} ms", a50 <= limit, floor=target == "floor"))
+                             f"{a50:.2f} ms", a50 <= limit, floor="floor" in target))
 
     grpc, t0, front = at("switchboard", 50), at("tensorzero", 50), at("frontdoor", 50)
     floor, session, direct = at("floor", 50), at("session", 50), at("direct", 50)
+    grpc_go, session_go = at("switchboard-go", 50), at("session-go", 50)
     connect = at("connect", 50)  # the same Converse on the HTTP port: not a target, a reference
-    for relay in (grpc, floor, connect):
+    for relay in (grpc, grpc_go, floor, connect):
         if relay and t0:
             out.append(Check(f"c=50 turns/s: {NAMES[relay.target]} vs TensorZero",
                              "≥ TensorZero's", f"{relay.turns_per_s:.1f} vs "
                              f"{t0.turns_per_s:.1f}", relay.turns_per_s >= t0.turns_per_s,
                              floor=relay is floor))
-    for relay in (grpc, floor, connect):
+    for relay in (grpc, grpc_go, floor, connect):
         if relay and front:
             ratio = relay.proxy_cpu_s_per_1k / front.proxy_cpu_s_per_1k
             out.append(Check(f"c=50 CPU per turn: {NAMES[relay.target]} vs the front door",
                              "≤ 1.3x", f"{relay.proxy_cpu_s_per_1k:.2f} vs "
                              f"{front.proxy_cpu_s_per_1k:.2f} ms ({ratio:.2f}x)", ratio <= 1.3,
                              floor=relay is floor))
-    if session and grpc:
-        rel = session.turns_per_s / grpc.turns_per_s
-        out.append(Check("c=50 session turns/s vs stateless", "≥ 95%", f"{rel:.0%}",
-                         rel >= 0.95))
+    for sessions, stateless, client in ((session, grpc, "Python"), (session_go, grpc_go, "Go")):
+        if sessions and stateless:
+            rel = sessions.turns_per_s / stateless.turns_per_s
+            out.append(Check(f"c=50 session turns/s vs stateless ({client} client)", "≥ 95%",
+                             f"{rel:.0%} ({sessions.turns_per_s:.1f} vs "
+                             f"{stateless.turns_per_s:.1f})", rel >= 0.95))
     added("frontdoor", 1.0)
-    for target in ("switchboard", "session", "floor"):
+    added("http-floor", 1.0)  # the thinnest HTTP relay: is the front door's target in reach?
+    for target in ("switchboard", "switchboard-go", "session", "session-go", "floor"):
         added(target, 1.3)
-    if front and direct:
-        rel = front.turns_per_s / direct.turns_per_s
-        out.append(Check("c=50 turns/s: the front door vs direct", "≥ 90%", f"{rel:.0%}",
-                         rel >= 0.9))
+    for relay in (front, at("http-floor", 50)):
+        if relay and direct:
+            rel = relay.turns_per_s / direct.turns_per_s
+            out.append(Check(f"c=50 turns/s: {NAMES[relay.target]} vs direct", "≥ 90%",
+                             f"{rel:.0%}", rel >= 0.9, floor=relay.target == "http-floor"))
     if streams:
         kb = streams["rss_per_stream_kb"]
         out.append(Check(f"{streams['streams']} concurrent streams", "0 errors, < 60 KB each",
@@ -166,8 +181,9 @@ def cpu_table(points: Sequence[Point]) -> str:
 
 
 def checks_table(items: Sequence[Check]) -> str:
-    """A floor line says whether the thinnest grpc.aio relay (``relay_floor``) meets the target
-    in the same run: where even it misses, no grpc.aio server on this host is likely to."""
+    """A floor line says whether the thinnest grpc.aio relay (``relay_floor``) or aiohttp relay
+    (``http_floor``) meets the target in the same run: where even it misses, no such server on
+    this host is likely to."""
     lines = ["| target | goal | measured | |", "|---|---|---|---|"]
     for c in items:
         if c.ok is None:

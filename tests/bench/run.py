@@ -13,7 +13,11 @@ their CPU and RSS are read from /proc; this process is the load generator, and i
 TensorZero's gateway (``tensorzero``: its Rust core runs in the caller's process, so its CPU is
 the load generator's). Switchboard is measured on both edges: gRPC ``Converse`` (stateless and
 session turns), the same Converse over the Connect protocol on its HTTP port, and the
-OpenAI-compatible front door on that port. Every point is measured
+OpenAI-compatible front door on that port. The gRPC rows run twice: from this process's
+grpc.aio client, and from a compiled grpc-go client in a process of its own
+(``tests.bench.goclient``: the same turns, timed the same way, its CPU from its own rusage), so
+that the client's share of the two cores can be told apart from the server's; without Go its
+rows say why they are missing. Every point is measured
 against the same simulator in the same run: "added" figures are the target minus the direct
 client at the same load.
 """
@@ -49,6 +53,7 @@ from tests.bench.drivers import (
     TurnResult,
     tensorzero_config,
 )
+from tests.bench.goclient import LOADGEN, GoDriver, GoPoint, build_loadgen
 from tests.bench.load import Run, closed_loop, open_loop
 from tests.bench.procs import Proc, host_busy_s
 from tests.bench.services import (
@@ -58,6 +63,7 @@ from tests.bench.services import (
     UPSTREAM_KEY,
     Pace,
     start_floor,
+    start_http_floor,
     start_litellm,
     start_simulator,
     start_switchboard,
@@ -66,6 +72,7 @@ from tests.bench.services import (
 from tests.bench.stats import Point, Usage, summarise
 
 UNSLICED = frozenset({"litellm"})  # its turns take seconds at load: measured in one window
+GO_TARGETS = ("switchboard-go", "session-go")  # the gRPC rows from the Go load generator
 
 
 def _ints(text: str) -> list[int]:
@@ -97,10 +104,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--litellm-concurrency", type=_ints, default=None,
                    help="default: the same as --concurrency")
     p.add_argument("--targets",
-                   default="direct,tensorzero,switchboard,frontdoor,connect,floor,session,litellm",
-                   help="which targets to run (comma separated)")
+                   default="direct,tensorzero,switchboard,switchboard-go,frontdoor,connect,floor,"
+                   "http-floor,session,session-go,litellm",
+                   help="which targets to run (comma separated; switchboard-go and session-go: "
+                   "the gRPC rows from the Go load generator)")
     p.add_argument("--channels", type=int, default=1,
                    help="gRPC channels the load generator spreads its workers over")
+    p.add_argument("--go-window", type=int, default=0, metavar="BYTES",
+                   help="the Go load generator's fixed HTTP/2 windows (no BDP pings); "
+                   "0: grpc-go's default")
     p.add_argument("--server-loop", choices=("uvloop", "asyncio"), default="uvloop")
     p.add_argument("--loadgen-loop", choices=("uvloop", "asyncio"), default="uvloop")
     p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
@@ -140,6 +152,8 @@ class Bench:
         self.streams: dict[str, Any] | None = None
         self.procs: list[Proc] = []
         self.notes: list[str] = []
+        self.missing: dict[str, str] = {}  # target -> why it did not run
+        self.coordinator_cpu_s: dict[str, float] = {}  # this process's CPU in Go windows
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -166,6 +180,16 @@ class Bench:
         if "floor" in a.targets:
             self.floor, self.floor_target = start_floor(self.sim_url, w)
             self.procs.append(self.floor)
+        self.http_floor: Proc | None = None
+        if "http-floor" in a.targets:
+            self.http_floor, self.http_floor_url = start_http_floor(self.sim_url, w)
+            self.procs.append(self.http_floor)
+        go_targets = [t for t in GO_TARGETS if t in a.targets]
+        if go_targets and (why := build_loadgen(LOADGEN)) is not None:
+            for target in go_targets:
+                self.missing[target] = why
+                a.targets.discard(target)
+            self.notes.append(f"The Go-client rows did not run: {why}")
         if self.litellm is not None:
             try:
                 self.litellm_root = wait_litellm(self.litellm)
@@ -180,7 +204,7 @@ class Bench:
 
     # -- measuring ---------------------------------------------------------------------------
 
-    async def _slice(self, driver: Driver, proxy: Proc | None, shape: str, load: float,
+    async def _slice(self, driver: Driver | GoDriver, proxy: Proc | None, shape: str, load: float,
                      duration: float, slices: int = 0) -> tuple[Run, tuple[float, ...]]:
         """One measured window; returns it and the CPU/RSS/other-load deltas over it."""
         a = self.args
@@ -196,15 +220,24 @@ class Bench:
         gc.collect()
         slices = slices or a.slices
         warmup = a.warmup if slices <= 1 else a.warmup / slices
-        if shape == "closed":
+        go: GoPoint | None = None
+        if isinstance(driver, GoDriver):  # closed loop only
+            go = await driver.closed_loop(int(load), duration, warmup, on_window)
+            run = go.run
+        elif shape == "closed":
             run = await closed_loop(driver, int(load), duration, warmup, on_window)
         else:
             run = await open_loop(driver, load, duration, warmup, on_window)
         (p0, s0, l0, _, o0), (p1, s1, l1, rss, o1) = marks["begin"], marks["end"]
-        return run, (p1 - p0, s1 - s0, l1 - l0, float(rss), o1 - o0)
+        loadgen = l1 - l0
+        if go is not None:  # the load generator is the Go process; this one only waited
+            self.coordinator_cpu_s[driver.name] = (
+                self.coordinator_cpu_s.get(driver.name, 0.0) + loadgen)
+            loadgen = go.cpu_s
+        return run, (p1 - p0, s1 - s0, loadgen, float(rss), o1 - o0)
 
     async def _points(self, shape: str, load: float,
-                      targets: Sequence[tuple[Driver, str, Proc | None]]) -> None:
+                      targets: Sequence[tuple[Driver | GoDriver, str, Proc | None]]) -> None:
         """Every target at ``load``; with ``--slices N``, N round-robin slices each."""
         slices = max(1, self.args.slices)
         runs: dict[str, list[tuple[Run, tuple[float, ...]]]] = {t: [] for _, t, _ in targets}
@@ -252,6 +285,8 @@ class Bench:
                                     channels=a.channels, sessions=True)
         floor = SwitchboardDriver("floor", self.floor_target, API_KEY, llm_id,
                                   channels=a.channels) if self.floor is not None else None
+        http_floor = HttpSseDriver("http-floor", self.http_floor_url, MODEL, UPSTREAM_KEY) \
+            if self.http_floor is not None else None
         litellm = HttpSseDriver("litellm", self.litellm_root + "/v1", MODEL, LITELLM_KEY) \
             if self.litellm is not None else None
         front = HttpSseDriver("frontdoor", f"http://127.0.0.1:{self.http_port}/v1", llm_id,
@@ -259,21 +294,27 @@ class Bench:
         connect = ConnectDriver("connect", f"http://127.0.0.1:{self.http_port}", API_KEY,
                                 llm_id) if "connect" in a.targets else None
         t0 = await self._tensorzero() if "tensorzero" in a.targets else None
+        go_sb = await self._go("switchboard-go", llm_id, sessions=False)
+        go_session = await self._go("session-go", llm_id, sessions=True)
         try:
             if litellm is not None:  # LiteLLM's first requests take seconds (lazy imports)
                 for _ in range(3):
                     await litellm.worker().turn()
             print("closed loop", flush=True)
             for c in a.concurrency:
-                closed: list[tuple[Driver | None, str, Proc | None]] = [
+                closed: list[tuple[Driver | GoDriver | None, str, Proc | None]] = [
                     (direct if "direct" in a.targets else None, "direct", None),
                     (t0, "tensorzero", None),
                     (sb if "switchboard" in a.targets else None, "switchboard", self.server),
+                    (go_sb, "switchboard-go", self.server),
                     (front, "frontdoor", self.server),
                     (connect, "connect", self.server),
                     (floor, "floor", self.floor),
+                    (http_floor, "http-floor", self.http_floor),
                     (session if c in a.session_concurrency and "session" in a.targets
                      else None, "session", self.server),
+                    (go_session if c in a.session_concurrency else None, "session-go",
+                     self.server),
                     (litellm if c in a.litellm_concurrency else None, "litellm", self.litellm),
                 ]
                 await self._points("closed", c, [(d, t, p) for d, t, p in closed if d])
@@ -296,9 +337,27 @@ class Bench:
                 print(f"{a.streams} concurrent slow streams", flush=True)
                 self.streams = await self._hold_streams(slow_id)
         finally:
-            for d in (direct, sb, floor, session, litellm, front, connect, t0):
+            for d in (direct, sb, floor, http_floor, session, litellm, front, connect, t0, go_sb,
+                      go_session):
                 if d is not None:
                     await d.close()
+
+    async def _go(self, target: str, llm_id: str, *, sessions: bool) -> GoDriver | None:
+        """The Go load generator for ``target``, started; None when that target is off or
+        could not start (the reason goes into the report)."""
+        if target not in self.args.targets:
+            return None
+        try:
+            driver = await GoDriver.start(target, LOADGEN, self.target, API_KEY, llm_id,
+                                          self.workdir, channels=self.args.channels,
+                                          sessions=sessions, window=self.args.go_window)
+        except RuntimeError as exc:
+            self.missing[target] = f"the Go load generator could not start: {exc}"
+            self.notes.append(f"{report.NAMES[target]}: {self.missing[target]}")
+            self.args.targets.discard(target)
+            return None
+        self.procs.append(driver.proc)  # its CPU is the bench's, not "other processes"
+        return driver
 
     async def _tensorzero(self) -> TensorZeroDriver | None:
         """TensorZero's embedded gateway on the simulator, warmed up; None if it cannot start."""
@@ -402,7 +461,8 @@ class Bench:
                  f"{a.duration:g} s per point after {a.warmup:g} s warm-up; upstream: "
                  f"{a.ttft_ms:g} ms to first token, {a.chunks} chunks {a.gap_ms:g} ms apart; "
                  f"{a.channels} gRPC channel(s); server loop {a.server_loop}.", "",
-                 "### Closed loop", "", report.points_table(self.points, "closed")]
+                 "### Closed loop", "",
+                 report.points_table(self.points, "closed", missing=self.missing)]
         if any(p.shape == "open" for p in self.points):
             parts += ["", "### Open loop (fixed arrival rate)", "",
                       report.points_table(self.points, "open")]
@@ -413,6 +473,13 @@ class Bench:
             parts += ["", "### Concurrent slow streams", "", report.streams_table(self.streams)]
         parts += ["", "### Targets", "",
                   report.checks_table(report.checks(self.points, self.streams))]
+        for target, cpu_s in self.coordinator_cpu_s.items():
+            turns = sum(p.turns for p in self.points if p.target == target)
+            if turns:
+                self.notes.append(
+                    f"{report.NAMES[target]}: the load generator column is the Go process's own "
+                    f"CPU (getrusage); this Python process used {cpu_s * 1000 / turns:.2f} ms "
+                    f"per turn meanwhile (it only waits for the Go process's lines).")
         other = [p.other_cpu_cores for p in self.points if not math.isnan(p.other_cpu_cores)]
         if other:
             self.notes.append(
@@ -472,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "machine": machine(), "args": {k: sorted(v) if isinstance(v, set) else v
                                                for k, v in vars(args).items()},
                 "points": [p.to_json() for p in bench.points], "streams": bench.streams,
-                "notes": bench.notes}, indent=2))
+                "missing": bench.missing, "notes": bench.notes}, indent=2))
     finally:
         if not args.keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -85,6 +85,18 @@ def start_floor(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
     return proc, banner.rsplit(" ", 1)[1]
 
 
+HTTP_FLOOR_BANNER = "HTTP FLOOR listening on"  # printed by tests.bench.http_floor
+
+
+def start_http_floor(upstream_base_url: str, logdir: Path) -> tuple[Proc, str]:
+    """The aiohttp relay floor (``tests.bench.http_floor``) over ``upstream_base_url``;
+    returns it and its OpenAI base URL."""
+    proc, banner = spawn("http-floor", python_argv(
+        "-m", "tests.bench.http_floor", "--upstream", upstream_base_url), logdir,
+        banner=HTTP_FLOOR_BANNER)
+    return proc, banner.rsplit(" ", 1)[1]
+
+
 def start_litellm(upstream_base_url: str, logdir: Path) -> Proc:
     """The LiteLLM proxy, offline: local cost map, master key, no database, one worker, on
     port 0; ``wait_litellm`` returns its root URL once it is up."""

@@ -1,12 +1,14 @@
 """Issue 9: fault injection, deadlines and cancellation against real simulators.
 
-Every scenario asserts four things: a bounded wall time, the attempts each endpoint received
-(from the simulators' request logs), that no truncated answer is reported as a success, and
-that a healthy turn works afterwards. The server runs on a ``FakeClock`` for its routing
-decisions, so "afterwards" means "once breakers and cooldowns allow", reached by advancing the
-clock instead of sleeping. Timeouts are small (``first_token_timeout_s`` 0.5 s) and hedge and
-stall bounds are derived from a few warm-up turns, so nothing waits for the 20 s or 30 s the
-faults would take.
+Every scenario asserts four things: what moved the turn on (the route reasons the caller saw,
+and which timer fired: an upstream's error, the hedge delay, a retry backoff, a timeout phase),
+the attempts each endpoint received (from the simulators' request logs), that no truncated
+answer is reported as a success, and that a healthy turn works afterwards. None measures the
+host's wall time: a busy CI machine makes every turn slower, not different. The server runs
+on a ``FakeClock`` for its routing decisions, so "afterwards" means "once breakers and
+cooldowns allow", reached by advancing the clock instead of sleeping. Timeouts are small
+(``first_token_timeout_s`` 0.5 s) and hedge and stall bounds are derived from a few warm-up
+turns, so nothing waits for the 20 s or 30 s the faults would take.
 
 The outage-then-recovery scenario under a steady trickle and a 30 s soak smoke run are at the
 end; ``tests/integration/test_routing.py`` has the routing basics these build on.
@@ -17,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +33,13 @@ from switchboard_client import AsyncClient, Reply
 
 from server.app import Switchboard
 from server.clock import FakeClock
-from server.simulator import Behavior, Fault, FaultKind, Simulator, Usage
+from server.simulator import Behavior, Fault, FaultKind, RecordedRequest, Simulator, Usage
 from tests.support import API_KEY, create_llm, endpoint, reason_and_retry, settings
 
 WORDS = " ".join(f"w{i}" for i in range(60))
 HEALTHY = Behavior(text=WORDS, chunks=60, chunk_gap_s=0.001)
 FIRST_TOKEN_S = 0.5
+GUARD_S = 10.0  # how long an awaited event may take before the test gives up: not a bound
 
 
 @dataclass
@@ -75,7 +77,6 @@ class Outcome:
     reply: Reply
     events: list[Any]
     error: grpc.aio.AioRpcError | None
-    elapsed_s: float
 
     @property
     def code(self) -> grpc.StatusCode:
@@ -95,26 +96,32 @@ class Outcome:
         assert self.reply.finished is not None
         return self.reply.finished.endpoint_id
 
+    @property
+    def reasons(self) -> list[str]:
+        """Why each attempt was started, in order: ``["FASTEST", "HEDGE"]`` says the hedge
+        timer fired; ``["FASTEST", "FAILOVER"]`` that the first endpoint's error came back
+        first; ``RETRY`` that a backoff was waited."""
+        return [cpb.RouteReason.Name(r.reason).removeprefix("ROUTE_REASON_")
+                for r in self.reply.routes]
+
 
 async def turn(client: AsyncClient, text: str = "hi", *, deadline_s: float | None = None,
                **target: Any) -> Outcome:
     """One turn, checked against the stream contract: an OK status always comes with a
     ``finished`` event; an error never follows one (no in-band error after a clean finish)."""
     reply, events, error = Reply(), [], None
-    started = time.monotonic()
     try:
         async for event in client.converse(text, timeout=deadline_s, **target):
             events.append(event)
             reply.apply(event)
     except grpc.aio.AioRpcError as exc:
         error = exc
-    elapsed = time.monotonic() - started
     finished = [e for e in events if isinstance(e, cpb.TurnFinished)]
     if error is None:
         assert len(finished) == 1 and isinstance(events[-1], cpb.TurnFinished), events[-3:]
     else:
         assert not finished, "a failed turn must not carry a finished event"
-    return Outcome(reply, events, error, elapsed)
+    return Outcome(reply, events, error)
 
 
 def complete(outcome: Outcome, text: str = WORDS) -> None:
@@ -128,6 +135,35 @@ def counts(*sims: Simulator) -> list[int]:
     return [len(s.requests) for s in sims]
 
 
+def hedge_delay_s(env: Env, ep: lpb.Endpoint) -> float:
+    """How long a turn now waits for ``ep``'s first token before starting the next endpoint."""
+    assert env.app.router is not None
+    return env.app.router.hedge_delay_s(ep.id)
+
+
+def stall_timeout_s(env: Env, ep: lpb.Endpoint) -> float:
+    """How long a gap in ``ep``'s stream may last before the stream counts as stalled."""
+    assert env.app.router is not None
+    return env.app.router.stall_timeout_s(ep.id)
+
+
+def backoffs(env: Env) -> list[float]:
+    """Records every retry backoff the router computes, in order; a RETRY route waited the
+    one computed for it (the only sleep in a turn). After the last failure of a turn one
+    more is computed and not used when nothing is left to retry."""
+    router = env.app.router
+    assert router is not None
+    waits: list[float] = []
+    real: Callable[[int], float] = router.backoff_s
+
+    def spy(attempt: int) -> float:
+        waits.append(real(attempt))
+        return waits[-1]
+
+    router.backoff_s = spy  # type: ignore[method-assign]
+    return waits
+
+
 async def healthy_afterwards(env: Env, llm: lpb.Llm, *sims: Simulator) -> None:
     """Faults cleared and cooldowns over (fake time): the preferred endpoint serves again."""
     for sim in sims:
@@ -135,8 +171,11 @@ async def healthy_afterwards(env: Env, llm: lpb.Llm, *sims: Simulator) -> None:
     env.clock.advance(120.0)  # past any breaker cooldown (<= 24 s) and Retry-After used here
     outcome = await turn(env.client, llm_id=llm.id)
     complete(outcome)
-    assert outcome.served_by == llm.endpoints[0].id
-    assert outcome.elapsed_s < 1.0
+    preferred = llm.endpoints[0].id
+    assert outcome.reply.routes[0].endpoint_id == preferred
+    assert not {"FAILOVER", "RETRY"} & set(outcome.reasons), outcome.reasons  # nothing failed
+    # served by it, unless a slow host delayed its first token past the hedge delay
+    assert outcome.served_by == preferred or outcome.reasons[-1] == "HEDGE", outcome.reasons
 
 
 async def warm_up(env: Env, llm: lpb.Llm, turns: int = 3) -> None:
@@ -164,7 +203,8 @@ async def test_429_fails_over_and_the_endpoint_cools_down(env: Env,
         llm = await two(env, a, b)
         first = await turn(env.client, llm_id=llm.id)
         complete(first)
-        assert first.served_by == llm.endpoints[1].id and first.elapsed_s < 0.5
+        assert first.served_by == llm.endpoints[1].id
+        assert first.reasons == ["FASTEST", "FAILOVER"], "on the 429, not after any wait"
         assert counts(a, b) == [1, 1]
         second = await turn(env.client, llm_id=llm.id)  # A is cooling down: not even tried
         complete(second)
@@ -180,7 +220,8 @@ async def test_429_on_the_only_endpoint_is_unavailable_with_the_upstreams_wait(
     async with Simulator("openai", dataclasses.replace(HEALTHY, fault=limited)) as a:
         llm = await create_llm(env.client, endpoint(a))
         first = await turn(env.client, llm_id=llm.id)
-        assert first.code == grpc.StatusCode.UNAVAILABLE and first.elapsed_s < 0.5
+        assert first.code == grpc.StatusCode.UNAVAILABLE
+        assert first.reasons == ["ONLY_AVAILABLE"], "no retry: the upstream said when"
         reason, delay = first.info()
         assert reason == "UPSTREAM_UNAVAILABLE"
         # without the header, OpenAI's message still says "Please try again in 20s"
@@ -188,7 +229,7 @@ async def test_429_on_the_only_endpoint_is_unavailable_with_the_upstreams_wait(
         assert delay == pytest.approx(wait)
         # during the cooldown the turn fails fast without touching the upstream
         second = await turn(env.client, llm_id=llm.id)
-        assert second.code == grpc.StatusCode.UNAVAILABLE and second.elapsed_s < 0.4
+        assert second.code == grpc.StatusCode.UNAVAILABLE and second.reasons == []
         reason, delay = second.info()
         assert reason == "NO_ENDPOINT_AVAILABLE"
         assert delay is not None and 0 < delay <= wait
@@ -200,11 +241,12 @@ async def test_500_once_then_healthy_is_retried_on_the_same_endpoint(env: Env) -
     once = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.SERVER_ERROR), fault_times=1)
     async with Simulator("openai", once) as a:
         llm = await create_llm(env.client, endpoint(a))
+        waits = backoffs(env)
         outcome = await turn(env.client, llm_id=llm.id)
         complete(outcome)
         assert outcome.reply.finished is not None and outcome.reply.finished.attempts == 2
-        assert [r.reason for r in outcome.reply.routes][-1] == cpb.ROUTE_REASON_RETRY
-        assert counts(a) == [2] and outcome.elapsed_s < 0.5  # one backoff of <= 0.1 s
+        assert outcome.reasons == ["ONLY_AVAILABLE", "RETRY"]
+        assert counts(a) == [2] and len(waits) == 1 and waits[0] <= 0.1  # one short backoff
         await healthy_afterwards(env, llm, a)
 
 
@@ -215,7 +257,8 @@ async def test_500_once_with_a_fallback_fails_over_at_once(env: Env) -> None:
         outcome = await turn(env.client, llm_id=llm.id)
         complete(outcome)
         assert outcome.served_by == llm.endpoints[1].id
-        assert counts(a, b) == [1, 1] and outcome.elapsed_s < 0.5
+        assert outcome.reasons == ["FASTEST", "FAILOVER"], "at once: no backoff, no retry"
+        assert counts(a, b) == [1, 1]
         await healthy_afterwards(env, llm, a, b)
 
 
@@ -223,10 +266,12 @@ async def test_503_persistent_stops_reaching_the_endpoint(env: Env) -> None:
     down = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.UNAVAILABLE))
     async with Simulator("openai", down) as a, Simulator("openai", HEALTHY) as b:
         llm = await two(env, a, b)
-        for _ in range(8):
+        for i in range(8):
             outcome = await turn(env.client, llm_id=llm.id)
             complete(outcome)
-            assert outcome.served_by == llm.endpoints[1].id and outcome.elapsed_s < 0.5
+            assert outcome.served_by == llm.endpoints[1].id
+            # A's 503 moves the turn on (no timer), then A's open circuit keeps it out
+            assert outcome.reasons == (["FASTEST", "FAILOVER"] if i < 3 else ["ONLY_AVAILABLE"])
         assert counts(a, b) == [3, 8], "the breaker opens after 3 consecutive failures"
         await healthy_afterwards(env, llm, a, b)
 
@@ -235,12 +280,15 @@ async def test_503_persistent_on_the_only_endpoint_is_bounded(env: Env) -> None:
     down = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.UNAVAILABLE))
     async with Simulator("openai", down) as a:
         llm = await create_llm(env.client, endpoint(a))
+        waits = backoffs(env)
         first = await turn(env.client, llm_id=llm.id)
-        assert first.code == grpc.StatusCode.UNAVAILABLE and first.elapsed_s < 1.0
+        assert first.code == grpc.StatusCode.UNAVAILABLE
         assert "503" in first.details or "overloaded" in first.details.lower()
         assert counts(a) == [3], "retried with backoff until the breaker opened"
+        assert first.reasons == ["ONLY_AVAILABLE", "RETRY", "RETRY"]
+        assert sum(waits[:2]) <= 0.3, waits  # the two RETRYs waited 0.1 s, then 0.2 s at most
         again = await turn(env.client, llm_id=llm.id)
-        assert again.code == grpc.StatusCode.UNAVAILABLE and again.elapsed_s < 0.4
+        assert again.code == grpc.StatusCode.UNAVAILABLE and again.reasons == []
         assert again.info()[1] is not None and counts(a) == [3]
         await healthy_afterwards(env, llm, a)
 
@@ -254,7 +302,8 @@ async def test_broken_transport_fails_over_before_any_output(env: Env, kind: Fau
         outcome = await turn(env.client, llm_id=llm.id)
         complete(outcome)
         assert not outcome.reply.failovers, "nothing was streamed, so nothing to discard"
-        assert counts(a, b) == [1, 1] and outcome.elapsed_s < 0.5
+        assert outcome.reasons == ["FASTEST", "FAILOVER"], "on the broken reply, no timer"
+        assert counts(a, b) == [1, 1]
         await healthy_afterwards(env, llm, a, b)
 
 
@@ -264,15 +313,17 @@ async def test_a_silent_endpoint_is_hedged_and_its_request_closed(env: Env,
                                                                   fault: Fault) -> None:
     async with Simulator("openai", HEALTHY) as a, Simulator("openai", HEALTHY) as b:
         llm = await two(env, a, b)
-        await warm_up(env, llm)  # A's hedge delay: the 0.25 s floor
+        await warm_up(env, llm)
+        assert hedge_delay_s(env, llm.endpoints[0]) < FIRST_TOKEN_S  # 0.25 s, the floor
         a.behavior = dataclasses.replace(HEALTHY, fault=fault)
         outcome = await turn(env.client, llm_id=llm.id)
         complete(outcome)
         assert outcome.served_by == llm.endpoints[1].id
-        assert [r.reason for r in outcome.reply.routes][-1] == cpb.ROUTE_REASON_HEDGE
-        assert outcome.elapsed_s < 0.25 + 0.4
+        # B was started by A's hedge timer; had A's 0.5 s first-token timeout fired first,
+        # B's route would read FAILOVER
+        assert outcome.reasons == ["FASTEST", "HEDGE"]
         assert counts(a, b) == [4, 1]
-        record = await a.wait_for_disconnect(index=-1, timeout=1.0)
+        record = await a.wait_for_disconnect(index=-1, timeout=GUARD_S)
         assert record.first_chunk_at is None  # it never spoke; the gateway hung up on it
         await healthy_afterwards(env, llm, a, b)
 
@@ -286,16 +337,17 @@ async def test_a_failed_hedge_moves_on_instead_of_waiting_for_the_silent_endpoin
             Simulator("openai", HEALTHY) as b, Simulator("openai", HEALTHY) as c:
         llm = await create_llm(env.client, endpoint(a, priority=0), endpoint(b, priority=1),
                                endpoint(c, priority=2))
-        await warm_up(env, llm)  # A's hedge delay: 0.25 s
+        await warm_up(env, llm)  # A's hedge delay: 0.25 s (at most 5 s), its timeout 30 s
         a.behavior = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.HANG))
         b.behavior = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.UNAVAILABLE))
         outcome = await turn(env.client, llm_id=llm.id)
         complete(outcome)
         assert outcome.served_by == llm.endpoints[2].id
-        assert [r.reason for r in outcome.reply.routes][1] == cpb.ROUTE_REASON_HEDGE
-        assert outcome.elapsed_s < 0.25 + 0.75, "C was tried when the hedge failed"
+        # C was started by A's re-armed hedge timer, not after A's 30 s first-token timeout
+        # (then its route would read FAILOVER)
+        assert outcome.reasons == ["FASTEST", "HEDGE", "HEDGE"], "C tried when the hedge failed"
         assert counts(a, b, c) == [4, 1, 1]
-        assert (await a.wait_for_disconnect(index=-1, timeout=1.0)).disconnected
+        assert (await a.wait_for_disconnect(index=-1, timeout=GUARD_S)).disconnected
         await healthy_afterwards(env, llm, a, b, c)
 
 
@@ -305,42 +357,51 @@ async def test_a_silent_only_endpoint_times_out_at_the_first_token_deadline(
         env: Env, fault: Fault) -> None:
     async with Simulator("openai", dataclasses.replace(HEALTHY, fault=fault)) as a:
         llm = await create_llm(env.client, endpoint(a))
+        waits = backoffs(env)
         outcome = await turn(env.client, llm_id=llm.id)
         assert outcome.code == grpc.StatusCode.UNAVAILABLE
-        assert "first_token timeout" in outcome.details
-        # three attempts of 0.5 s (then the breaker opens), with backoffs between them
-        assert counts(a) == [3]
-        assert 3 * FIRST_TOKEN_S <= outcome.elapsed_s < 3 * FIRST_TOKEN_S + 1.0
+        # three attempts ended by the 0.5 s first-token timer (then the breaker opens), with
+        # short backoffs between them: the configured phase, not the 20 s the upstream takes
+        assert f"sent no content within {FIRST_TOKEN_S:g}s (first_token timeout)" in \
+            outcome.details
+        assert counts(a) == [3] and outcome.reasons == ["ONLY_AVAILABLE", "RETRY", "RETRY"]
+        assert sum(waits[:2]) <= 0.3, waits
         for i in range(3):
-            assert (await a.wait_for_disconnect(index=i, timeout=1.0)).disconnected
+            assert (await a.wait_for_disconnect(index=i, timeout=GUARD_S)).disconnected
         await healthy_afterwards(env, llm, a)
 
 
 # -- failures after output -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fault", "max_s"), [
-    (Fault(FaultKind.CUT_AFTER, chunk=40), 1.0),
-    (Fault(FaultKind.CUT_AFTER, chunk=40, abrupt=False), 1.0),
-    (Fault(FaultKind.CUT_AFTER, chunk=999, abrupt=False), 1.0),  # all text, no finish/[DONE]
-    (Fault(FaultKind.MALFORMED_CHUNK_AT, chunk=30), 1.0),
-    (Fault(FaultKind.MIDSTREAM_ERROR_AT, chunk=30), 1.0),
-    (Fault(FaultKind.STALL_AFTER, chunk=30, seconds=30.0), 2.0 + 1.5),  # the 2 s stall floor
+@pytest.mark.parametrize("fault", [
+    Fault(FaultKind.CUT_AFTER, chunk=40),
+    Fault(FaultKind.CUT_AFTER, chunk=40, abrupt=False),
+    Fault(FaultKind.CUT_AFTER, chunk=999, abrupt=False),  # all text, no finish/[DONE]
+    Fault(FaultKind.MALFORMED_CHUNK_AT, chunk=30),
+    Fault(FaultKind.MIDSTREAM_ERROR_AT, chunk=30),
+    Fault(FaultKind.STALL_AFTER, chunk=30, seconds=30.0),
 ], ids=["cut-40-of-60", "clean-close-at-40", "eof-without-finish", "malformed-chunk",
         "in-band-error", "stall-30s"])
-async def test_a_broken_stream_restarts_on_the_fallback(env: Env, fault: Fault,
-                                                         max_s: float) -> None:
+async def test_a_broken_stream_restarts_on_the_fallback(env: Env, fault: Fault) -> None:
     async with Simulator("openai", HEALTHY) as a, Simulator("openai", HEALTHY) as b:
         llm = await two(env, a, b)
         await warm_up(env, llm)
+        stall_s = stall_timeout_s(env, llm.endpoints[0])
+        assert stall_s < 10.0  # learned from the warm-up's gaps (2 s floor), not the default
         a.behavior = dataclasses.replace(HEALTHY, fault=fault)
         outcome = await turn(env.client, llm_id=llm.id)
         complete(outcome)
-        assert outcome.elapsed_s < max_s
         assert outcome.served_by == llm.endpoints[1].id
         assert counts(a, b) == [4, 1]
         (failover,) = outcome.reply.failovers
         assert failover.discard_message_ids and failover.cause
+        # which timer fired: none when the stream broke, the learned stall bound (not the
+        # 30 s stall, nor the 30 s between-chunks timeout) when it went silent
+        if fault.kind is FaultKind.STALL_AFTER:
+            assert f"sent nothing for {stall_s:g}s" in failover.cause, failover.cause
+        else:
+            assert "timeout" not in failover.cause, failover.cause
         broken_ids = {e.message_id for e in outcome.events if isinstance(e, cpb.TextDelta)}
         assert set(failover.discard_message_ids) < broken_ids  # only the broken answer goes
         await healthy_afterwards(env, llm, a, b)
@@ -353,7 +414,7 @@ async def test_a_stream_without_done_but_with_a_finish_reason_is_complete(env: E
         outcome = await turn(env.client, llm_id=llm.id)
         complete(outcome)
         assert outcome.served_by == llm.endpoints[0].id
-        assert counts(a, b) == [1, 0] and outcome.elapsed_s < 0.5
+        assert counts(a, b) == [1, 0] and outcome.reasons == ["FASTEST"]
         await healthy_afterwards(env, llm, a, b)
 
 
@@ -372,7 +433,7 @@ async def test_a_fallback_that_rejects_the_restarted_turn_ends_with_a_clear_erro
         details = outcome.details
         assert "broke after output" in details and "HTTP 400" in details
         assert "restart" in details and "retry the turn" in details
-        assert counts(a, b) == [1, 1] and outcome.elapsed_s < 1.0
+        assert counts(a, b) == [1, 1] and outcome.reasons == ["FASTEST", "FAILOVER"]
         await healthy_afterwards(env, llm, a, b)
 
 
@@ -417,8 +478,8 @@ async def test_context_length_goes_only_to_a_larger_window(env: Env) -> None:
         outcome = await turn(env.client, llm_id=llm.id)
         complete(outcome)
         assert outcome.served_by == llm.endpoints[2].id
-        assert outcome.reply.routes[-1].reason == cpb.ROUTE_REASON_LARGER_CONTEXT_WINDOW
-        assert counts(a, small, large) == [1, 0, 1] and outcome.elapsed_s < 0.5
+        assert outcome.reasons == ["FASTEST", "LARGER_CONTEXT_WINDOW"]
+        assert counts(a, small, large) == [1, 0, 1]
         await healthy_afterwards(env, llm, a, small, large)
 
 
@@ -431,7 +492,7 @@ async def test_context_length_without_a_larger_window_is_invalid_argument(env: E
         assert outcome.code == grpc.StatusCode.INVALID_ARGUMENT
         assert outcome.info()[0] == "CONTEXT_LENGTH_EXCEEDED"
         assert "128000" in outcome.details  # the limit the provider named
-        assert counts(a, b) == [1, 0] and outcome.elapsed_s < 0.5
+        assert counts(a, b) == [1, 0] and outcome.reasons == ["FASTEST"]
         await healthy_afterwards(env, llm, a, b)
 
 
@@ -449,7 +510,7 @@ async def test_content_filter_fails_with_the_providers_reason_and_is_not_retried
         provider_words = ("content management policy", "ResponsibleAIPolicyViolation",
                           "blockReason", "SAFETY", "filter")
         assert any(w in outcome.details for w in provider_words), outcome.details
-        assert counts(a, b) == [1, 0] and outcome.elapsed_s < 0.5
+        assert counts(a, b) == [1, 0] and outcome.reasons == ["FASTEST"]
         await healthy_afterwards(env, llm, a, b)
 
 
@@ -460,8 +521,9 @@ async def test_an_endpoint_down_for_60s_costs_the_trickle_nothing(env: Env) -> N
     """Two callers every simulated second; A resets every connection for 60 s, then recovers.
 
     test_routing.py checks that A is back within 30 s; this checks what the callers see: no
-    turn fails, none waits on A (wall time), at most two attempts each, A is contacted only at
-    the breaker's growing intervals, and after recovery A takes all traffic again."""
+    turn fails, none waits on A (A's reset moves it on, never the hedge timer), at most two
+    attempts each, A is contacted only at the breaker's growing intervals, and after recovery
+    A takes all traffic again."""
     fast = Behavior(text="ok", ttft_s=0.01)
     async with Simulator("openai", fast) as a, \
             Simulator("openai", dataclasses.replace(fast, ttft_s=0.03)) as b:
@@ -474,7 +536,7 @@ async def test_an_endpoint_down_for_60s_costs_the_trickle_nothing(env: Env) -> N
             outcomes = await asyncio.gather(*(turn(env.client, llm_id=llm.id) for _ in range(2)))
             for o in outcomes:
                 complete(o, "ok")
-                assert o.served_by == b_id and o.elapsed_s < 0.5
+                assert o.served_by == b_id and "HEDGE" not in o.reasons, o.reasons
                 assert o.reply.finished is not None and o.reply.finished.attempts <= 2
             contacted += [env.clock.monotonic()] * (len(a.requests) - seen)
             env.clock.advance(1.0)
@@ -502,84 +564,118 @@ async def test_a_recovered_endpoint_rejoins_its_tier_under_stateless_traffic(env
 
     Recent stateless turns keep the LLM active for probes (issue 19), so a probe or, after
     ``live_trial_after_s``, a live turn takes A's half-open trial (ranked by A's latency
-    score). A, the faster endpoint, must be back in use within 30 s of recovering."""
-    assert env.app.probes is not None
+    score). A, the faster endpoint, must be back in use within 30 s of recovering, and then
+    keep every turn routed by preference.
+
+    What was wrong (loaded CI runs: A served 21 turns after rejoining, then B the last 3): one
+    late first token flipped routing for good. A hedge that B won booked A's wait (0.25 s hedge
+    delay + B's 40 ms) as a full TTFT sample, raising A's 12 ms estimate to ~95 ms, above B's;
+    the ranking then sent A nothing, so no sample could correct it. A busy host, not A, had
+    made that first token late. Here the blip is made on purpose (A answers one turn after
+    5 s, B's hedge wins it); the router bounds each sample's pull on the estimate
+    (``LatencyConfig.outlier_factor``), see tests/unit/routing/test_rejoin.py."""
+    router, probes = env.app.router, env.app.probes
+    assert router is not None and probes is not None
     fast = Behavior(text="ok", ttft_s=0.01)
     async with Simulator("openai", fast) as a, \
             Simulator("openai", dataclasses.replace(fast, ttft_s=0.04)) as b:
         llm = await create_llm(env.client, endpoint(a), endpoint(b))
-        a_id = llm.endpoints[0].id
+        a_id, b_id = (e.id for e in llm.endpoints)
         for _ in range(6):
             complete(await turn(env.client, llm_id=llm.id), "ok")
         a.behavior = dataclasses.replace(fast, fault=Fault(FaultKind.UNAVAILABLE))
         for _ in range(60):
             outcome = await turn(env.client, llm_id=llm.id)
             complete(outcome, "ok")
-            assert outcome.elapsed_s < 0.5
-            await env.app.probes.tick()
+            assert outcome.served_by == b_id
+            # A's 503 moved the turn on, not a timer: no hedge, never a timeout waited out
+            assert "HEDGE" not in outcome.reasons, outcome.reasons
+            await probes.tick()
             env.clock.advance(1.0)
         a.behavior = fast
-        served: list[bool] = []
-        for _ in range(40):
+        served: list[Outcome] = []
+        back: int | None = None
+        blip: Outcome | None = None
+        for i in range(40):
+            if back is not None and i == back + 5:  # one first token late: B's hedge wins it
+                a.behavior = dataclasses.replace(fast, ttft_s=5.0)
             outcome = await turn(env.client, llm_id=llm.id)
+            a.behavior = fast
             complete(outcome, "ok")
-            served.append(outcome.served_by == a_id)
-            await env.app.probes.tick()
+            served.append(outcome)
+            if back is None and outcome.served_by == a_id:
+                back = i
+            elif back is not None and i == back + 5:
+                blip = outcome
+            await probes.tick()
             env.clock.advance(1.0)
-        assert any(served[:30]), "A is back in use within 30 s of recovering"
-        # Known defect, not asserted here: in a full-suite run A sometimes loses the last few
-        # turns to B again after rejoining (seen as [True x21, False x3]); see the closing note.
+        assert back is not None and back < 30, "A is back in use within 30 s of recovering"
+        # B rescued the blip: by its hedge (or, should a very slow host push A's hedge delay
+        # past its 0.5 s first-token timeout, by a failover)
+        assert blip is not None and blip.served_by == b_id
+        assert blip.reasons in (["FASTEST", "HEDGE"], ["FASTEST", "FAILOVER"]), blip.reasons
+        # Keeps its traffic: every later turn routed by preference goes to A first and is
+        # served by A, unless a hedge rescued it (an exploration turn may refresh B).
+        for i, o in enumerate(served[back + 1:], start=back + 1):
+            first = o.reply.routes[0]
+            if first.reason == cpb.ROUTE_REASON_EXPLORATION:
+                continue
+            rescued = o.reply.routes[-1].reason == cpb.ROUTE_REASON_HEDGE
+            assert first.endpoint_id == a_id, (i, "routed to B", router.snapshot(a_id))
+            assert o.served_by == a_id or rescued, (i, [r.reason for r in o.reply.routes])
 
 
 # -- deadlines and cancellation --------------------------------------------------------------
 
 
-async def _gone_within(env: Env, sims: Sequence[Simulator], since: float, limit_s: float
-                       ) -> None:
-    """Every recorded request has ended, and the turn left the server, within ``limit_s``."""
+SILENT = dataclasses.replace(HEALTHY, ttft_s=30.0)  # would answer long after any guard
+
+
+def hung_up(record: RecordedRequest, *, before_first_chunk: bool = False) -> bool:
+    """The gateway closed this upstream request before the upstream had finished it."""
+    cut_early = record.first_chunk_at is None if before_first_chunk else record.chunks_sent < 60
+    return record.disconnected and record.completed_at is None and cut_early
+
+
+async def _all_closed(env: Env, sims: Sequence[Simulator]) -> None:
+    """Every recorded request has ended and the turn has left the server (both awaited as
+    events; how each request ended is for the caller to assert)."""
     assert env.app.turns is not None
     for sim in sims:
         for i in range(len(sim.requests)):
-            record = await sim.wait_for_end(index=i, timeout=2.0)
-            ended = record.disconnected_at or record.completed_at
-            assert ended is not None and ended - since < limit_s, (i, ended, since)
-    for _ in range(400):  # the handler unwinds right after the upstream is closed
-        if not env.app.turns.in_flight:
-            break
-        await asyncio.sleep(0.005)
+            await sim.wait_for_end(index=i, timeout=GUARD_S)
+    await asyncio.wait_for(env.app.turns.idle(), GUARD_S)
     assert env.app.turns.in_flight == 0
-    assert time.monotonic() - since < limit_s + 0.1
 
 
 async def test_deadline_during_a_hedge_closes_both_requests(env: Env) -> None:
     async with Simulator("openai", HEALTHY) as a, Simulator("openai", HEALTHY) as b:
         llm = await two(env, a, b)
         await warm_up(env, llm)
-        a.behavior = b.behavior = dataclasses.replace(HEALTHY, ttft_s=5.0)
-        deadline_s = 0.45  # the hedge starts at 0.25 s; both are waiting when it passes
+        a.behavior = b.behavior = SILENT
+        # the hedge starts at A's hedge delay (0.25 s unless the host is slow); both are
+        # waiting when the deadline passes half a second later
+        deadline_s = hedge_delay_s(env, llm.endpoints[0]) + 0.5
         outcome = await turn(env.client, llm_id=llm.id, deadline_s=deadline_s)
         assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert outcome.elapsed_s < deadline_s + 0.1
-        assert [r.reason for r in outcome.reply.routes][-1] == cpb.ROUTE_REASON_HEDGE
+        assert outcome.reasons == ["FASTEST", "HEDGE"]
         assert counts(a, b) == [4, 1]
-        started = time.monotonic() - outcome.elapsed_s
-        await _gone_within(env, [a, b], started + deadline_s, 0.1)
-        assert a.requests[-1].disconnected and b.requests[-1].disconnected
+        await _all_closed(env, [a, b])
+        assert hung_up(a.requests[-1], before_first_chunk=True)
+        assert hung_up(b.requests[-1], before_first_chunk=True)
         await healthy_afterwards(env, llm, a, b)
 
 
 async def test_deadline_during_backoff_between_retries(env: Env) -> None:
     assert env.app.router is not None
-    env.app.router.backoff_s = lambda attempt: 1.0  # type: ignore[method-assign]
+    env.app.router.backoff_s = lambda attempt: 30.0  # type: ignore[method-assign]
     once = dataclasses.replace(HEALTHY, fault=Fault(FaultKind.SERVER_ERROR), fault_times=1)
     async with Simulator("openai", once) as a:
         llm = await create_llm(env.client, endpoint(a))
-        deadline_s = 0.3
-        outcome = await turn(env.client, llm_id=llm.id, deadline_s=deadline_s)
+        outcome = await turn(env.client, llm_id=llm.id, deadline_s=0.3)
         assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert outcome.elapsed_s < deadline_s + 0.1
-        started = time.monotonic() - outcome.elapsed_s
-        await _gone_within(env, [a], started + deadline_s, 0.1)
+        # the turn left the server inside the 30 s backoff, and sent no retry after it
+        await _all_closed(env, [a])
         assert counts(a) == [1], "no retry after the deadline"
         del env.app.router.backoff_s
         await healthy_afterwards(env, llm, a)
@@ -589,13 +685,11 @@ async def test_deadline_mid_stream_closes_the_upstream(env: Env) -> None:
     paced = dataclasses.replace(HEALTHY, chunk_gap_s=0.05)  # 3 s of streaming
     async with Simulator("openai", paced) as a:
         llm = await create_llm(env.client, endpoint(a))
-        deadline_s = 0.5
-        outcome = await turn(env.client, llm_id=llm.id, deadline_s=deadline_s)
+        outcome = await turn(env.client, llm_id=llm.id, deadline_s=0.5)
         assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert outcome.reply.text and not outcome.reply.complete
-        started = time.monotonic() - outcome.elapsed_s
-        await _gone_within(env, [a], started + deadline_s, 0.1)
-        assert a.requests[0].disconnected and counts(a) == [1]
+        await _all_closed(env, [a])
+        assert hung_up(a.requests[0]) and counts(a) == [1]
         await healthy_afterwards(env, llm, a)
 
 
@@ -604,21 +698,19 @@ async def test_deadline_after_a_failover_closes_the_restarted_stream(env: Env) -
     paced = dataclasses.replace(HEALTHY, chunk_gap_s=0.05)
     async with Simulator("openai", cut) as a, Simulator("openai", paced) as b:
         llm = await two(env, a, b)
-        deadline_s = 0.5
-        outcome = await turn(env.client, llm_id=llm.id, deadline_s=deadline_s)
+        outcome = await turn(env.client, llm_id=llm.id, deadline_s=0.5)
         assert outcome.code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert outcome.reply.failovers
-        started = time.monotonic() - outcome.elapsed_s
-        await _gone_within(env, [a, b], started + deadline_s, 0.1)
-        assert b.requests[0].disconnected
+        await _all_closed(env, [a, b])
+        assert hung_up(b.requests[0])
         await healthy_afterwards(env, llm, a, b)
 
 
-async def test_cancel_during_a_hedge_closes_both_requests_within_100ms(env: Env) -> None:
+async def test_cancel_during_a_hedge_closes_both_requests(env: Env) -> None:
     async with Simulator("openai", HEALTHY) as a, Simulator("openai", HEALTHY) as b:
         llm = await two(env, a, b)
         await warm_up(env, llm)
-        a.behavior = b.behavior = dataclasses.replace(HEALTHY, ttft_s=5.0)
+        a.behavior = b.behavior = SILENT
 
         async def until_hedged() -> None:
             async for event in env.client.converse("hi", llm_id=llm.id):
@@ -627,11 +719,11 @@ async def test_cancel_during_a_hedge_closes_both_requests_within_100ms(env: Env)
                     await b.wait_for_requests(1)
                     return  # leaving the stream cancels the call
 
-        await asyncio.wait_for(until_hedged(), timeout=2.0)
-        cancelled_at = time.monotonic()
-        await _gone_within(env, [a, b], cancelled_at, 0.1)
+        await asyncio.wait_for(until_hedged(), timeout=GUARD_S)
+        await _all_closed(env, [a, b])
         assert counts(a, b) == [4, 1]
-        assert a.requests[-1].disconnected and b.requests[-1].disconnected
+        assert hung_up(a.requests[-1], before_first_chunk=True)
+        assert hung_up(b.requests[-1], before_first_chunk=True)
         await healthy_afterwards(env, llm, a, b)
 
 

@@ -252,10 +252,13 @@ async def test_turn_timeout_bounds_a_turn_without_a_caller_deadline(tmp_path: Pa
                                     grpc.StatusCode.UNAVAILABLE)
         assert "turn_timeout_s of 1s" in (err.value.details() or "")
         assert error_details(err.value)["info"].reason == "TURN_TIMEOUT"
-        assert 1.0 <= elapsed < 1.3, f"the turn took {elapsed:.2f}s with turn_timeout_s=1"
+        # not before the limit; that it was this timer, not a slow host, the reason says
+        assert elapsed >= 1.0, f"the turn took {elapsed:.2f}s with turn_timeout_s=1"
         for i in range(len(sim.requests)):
-            assert (await sim.wait_for_end(index=i, timeout=1.0)).disconnected
-        assert app.turns is not None and app.turns.in_flight == 0
+            record = await sim.wait_for_end(index=i, timeout=5.0)
+            assert record.disconnected and record.chunks_sent < 400  # the 20 s stream was cut
+        assert app.turns is not None
+        await asyncio.wait_for(app.turns.idle(), 5.0)
 
 
 # -- output tokens ---------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import time
@@ -52,11 +51,8 @@ async def test_routes_to_fastest_and_follows_a_slowdown(client: AsyncClient) -> 
         counts = Counter([served_by(await client.reply("hi", llm_id=llm.id)) for _ in range(60)])
         assert counts[ids[0]] >= 0.95 * 60, counts
         fast.behavior = dataclasses.replace(base, ttft_s=0.2)
-        started = time.monotonic()
         picks = [served_by(await client.reply("hi", llm_id=llm.id)) for _ in range(10)]
-        assert picks[-1] == ids[1], picks
-        moved_at = picks.index(ids[1])
-        assert moved_at < 10 or time.monotonic() - started < 5.0
+        assert picks[-1] == ids[1], picks  # moved to mid within 10 turns, and stays there
 
 
 @pytest.mark.parametrize("mode", ["refused", "503", "reset", "hang"])
@@ -149,19 +145,25 @@ async def test_single_endpoint_cut_is_unavailable_never_partial_success(
         assert "discard" in (err.value.details() or "")
 
 
-async def test_retry_after_is_honoured(client: AsyncClient) -> None:
+async def test_retry_after_is_honoured(
+        fake_clock_server: tuple[Switchboard, FakeClock]) -> None:
+    """A turn every 0.1 s of router time (the fake clock: a loaded host cannot make the
+    turns sparser): A is asked once, then not again until its Retry-After of 2 s passed."""
+    app, clock = fake_clock_server
     healthy = Behavior(text=TEXT, chunks=2, ttft_s=0.01)
     limited = Behavior(text=TEXT, fault=Fault(FaultKind.RATE_LIMITED, retry_after_s=2.0))
-    async with Simulator("openai", limited) as a, Simulator("openai", healthy) as b:
+    async with AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client, \
+            Simulator("openai", limited) as a, Simulator("openai", healthy) as b:
         llm = await create_llm(client, endpoint(a, priority=0), endpoint(b, priority=1))
-        started = time.monotonic()
-        while time.monotonic() - started < 2.6:
+        asked_at: list[float] = []
+        for _ in range(26):
+            seen = len(a.requests)
             reply = await client.reply("hi", llm_id=llm.id)
             assert reply.complete
-            await asyncio.sleep(0.05)
-        times = [r.received_at for r in a.requests]
-        assert len(times) == 2, "one 429, then nothing until Retry-After passed"
-        assert times[1] - times[0] >= 2.0
+            asked_at += [clock.monotonic()] * (len(a.requests) - seen)
+            clock.advance(0.1)
+        assert len(asked_at) == 2, "one 429, then nothing until Retry-After passed"
+        assert asked_at[1] - asked_at[0] >= 2.0
 
 
 @pytest.mark.parametrize("kind", [FaultKind.UNAVAILABLE, FaultKind.RATE_LIMITED])

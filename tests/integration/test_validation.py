@@ -10,7 +10,6 @@ nothing.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 
 import grpc
@@ -258,17 +257,23 @@ async def test_a_validator_bug_fails_one_check_instead_of_the_rpc(
 # -- over gRPC ----------------------------------------------------------------------------------
 
 
-async def test_three_endpoints_answering_in_100_ms_validate_in_under_5_s(
+async def test_three_endpoints_answering_in_100_ms_are_validated_side_by_side(
         client: AsyncClient) -> None:
+    """What keeps validation of three 100 ms endpoints well under 5 s: the endpoints are
+    checked at the same time, not one after the other. Asserted by the order of the requests
+    the upstreams saw (each one's first request came before any one's last ended), not by
+    the host's clock."""
     behavior = Behavior(text="pong", ttft_s=0.1)
     async with Simulator("openai", behavior) as a, Simulator("groq", behavior) as b, \
             Simulator("gemini", behavior) as c:
         llm = lpb.Llm(display_name="three", endpoints=[
             endpoint(a, "openai"), endpoint(b, "groq"), endpoint(c, "gemini")])
-        started = time.monotonic()
         response = await client.create_llm(llm)
-        elapsed = time.monotonic() - started
-    assert elapsed < 5.0, f"validation took {elapsed:.2f}s"
+        sims = (a, b, c)
+    last_start = max(min(r.received_at for r in s.requests) for s in sims)
+    first_end = min(max(r.completed_at or r.disconnected_at or 0.0 for r in s.requests)
+                    for s in sims)
+    assert last_start < first_end, "one endpoint's checks ended before another's began"
     assert response.validation.passed and len(response.validation.endpoints) == 3
     for r in response.validation.endpoints:
         assert r.passed and r.time_to_first_token.ToMilliseconds() >= 100

@@ -57,8 +57,7 @@ async def test_secret_header_is_sealed_sent_and_only_hinted(
         # An update that leaves the secret value empty keeps the stored one.
         got.display_name = "renamed"
         for header in got.endpoints[0].extra_headers:
-            header.value = "" if header.secret else header.value_hint  # plain values again
-            header.value_hint = ""
+            header.value_hint = ""  # output only; the empty values keep the stored ones
         updated = (await client.update_llm(got, ["display_name", "endpoints"],
                                            skip_validation=True)).llm
         assert headers_of(updated)["X-Api-Key"].value_hint == "..." + CANARY[-4:]
@@ -66,8 +65,33 @@ async def test_secret_header_is_sealed_sent_and_only_hinted(
         server.registry._cache.clear()  # type: ignore[union-attr]  # read the stored row
         assert (await client.reply("again", llm_id=created.id)).text == "ok"
         assert sim.requests[-1].headers["X-Api-Key"] == CANARY
+        assert sim.requests[-1].headers["X-Team"] == "blue"
     assert CANARY.encode() not in db_bytes(tmp_path)
     assert CANARY[-12:-4].encode() not in db_bytes(tmp_path)
+
+
+async def test_an_endpoint_read_with_get_llm_updates_unchanged(client: AsyncClient) -> None:
+    """GetLlm returns header values only as hints (``value`` is input-only): sending the
+    endpoint back must keep every header's stored value, plain ones too, not blank them."""
+    async with Simulator("openai", Behavior(text="ok")) as sim:
+        created = await create_llm(client, endpoint(sim, extra_headers=[
+            lpb.Header(name="OpenAI-Organization", value="org-blue")]))
+        got = await client.get_llm(created.id)
+        got.display_name = "renamed"
+        updated = (await client.update_llm(got, ["display_name", "endpoints"],
+                                           skip_validation=True)).llm
+        assert headers_of(updated)["OpenAI-Organization"].value_hint == "org-blue"
+        assert (await client.reply("hi", llm_id=created.id)).text == "ok"
+        assert sim.requests[-1].headers["OpenAI-Organization"] == "org-blue"
+
+        # A header the endpoint never had cannot be "kept".
+        del updated.endpoints[0].extra_headers[:]
+        updated.endpoints[0].extra_headers.add(name="X-New")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await client.update_llm(updated, ["endpoints"], skip_validation=True)
+        st = status_of(err.value)
+        assert st.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "X-New" in st.violations["llm.endpoints[0].extra_headers[0].value"]
 
 
 async def test_a_new_secret_header_needs_a_value(client: AsyncClient) -> None:

@@ -305,6 +305,8 @@ type Header struct {
 	// The header name, for example `OpenAI-Organization`.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The header value; when `secret` is set it is encrypted at rest and never returned.
+	// Empty in UpdateLlm keeps the stored value of this endpoint's header of the same name, so
+	// an endpoint read with GetLlm can be sent back unchanged.
 	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	// Whether the value is a secret.
 	Secret bool `protobuf:"varint,3,opt,name=secret,proto3" json:"secret,omitempty"`

@@ -1,14 +1,15 @@
 // connect-es in Node against a running Switchboard: ListLlms, a streamed Converse, and the
-// error model (code + ErrorInfo reason from the details). Prints one JSON object.
-//   node connect_node.mjs <base url> <api key> <llm id>
+// error model (code + ErrorInfo reason from the details), over the Connect protocol or
+// gRPC-Web. Prints one JSON object.
+//   node connect_node.mjs <base url> <api key> <llm id> [connect|grpc-web]
 import { createClient, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import { Code } from "@connectrpc/connect";
 import { LlmRegistry } from "../src/gen/switchboard/v1/registry_pb.js";
 import { Conversations, Role } from "../src/gen/switchboard/v1/conversations_pb.js";
 
-const [baseUrl, apiKey, llmId] = process.argv.slice(2);
+const [baseUrl, apiKey, llmId, protocol = "connect"] = process.argv.slice(2);
 
 function auth(key: string): Interceptor {
   return (next) => async (req) => {
@@ -18,7 +19,8 @@ function auth(key: string): Interceptor {
 }
 
 function transport(key: string) {
-  return createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [auth(key)] });
+  const options = { baseUrl, httpVersion: "1.1" as const, interceptors: [auth(key)] };
+  return protocol === "grpc-web" ? createGrpcWebTransport(options) : createConnectTransport(options);
 }
 
 async function main(): Promise<void> {
@@ -48,7 +50,7 @@ async function main(): Promise<void> {
   } catch (err) {
     badKey = Code[ConnectError.from(err).code];
   }
-  console.log(JSON.stringify({ names, kinds, text, reasoning, error, badKey }));
+  console.log(JSON.stringify({ protocol, names, kinds, text, reasoning, error, badKey }));
 }
 
 main().catch((err) => {

@@ -186,7 +186,10 @@ class Header(_message.Message):
     name: _builtins.str
     """The header name, for example `OpenAI-Organization`."""
     value: _builtins.str
-    """The header value; when `secret` is set it is encrypted at rest and never returned."""
+    """The header value; when `secret` is set it is encrypted at rest and never returned.
+    Empty in UpdateLlm keeps the stored value of this endpoint's header of the same name, so
+    an endpoint read with GetLlm can be sent back unchanged.
+    """
     secret: _builtins.bool
     """Whether the value is a secret."""
     value_hint: _builtins.str

@@ -393,3 +393,74 @@ async def test_upstream_cookies_are_never_sent_back(replay_server: ReplayServer)
         for _ in range(2):
             [ev async for ev in stream(c, f"http://llm.internal.test:{port}/v1")]
     assert [r.headers.get("Cookie") for r in replay_server.requests] == [None, None]
+
+
+class ClosesIdleConnections:
+    """A raw HTTP/1.1 upstream that, like cpp-httplib (llama.cpp), uvicorn (vLLM) and others
+    after their few-second keep-alive, closes a pooled connection just as the next request
+    arrives on it: the request is read and never answered. ``close_after`` requests per
+    connection are answered; ``fresh_closes`` makes it close a new connection's first request."""
+
+    def __init__(self, close_after: int = 1, fresh_closes: bool = False) -> None:
+        self.close_after = close_after
+        self.fresh_closes = fresh_closes
+        self.requests_by_connection: list[int] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> ClosesIdleConnections:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        index = len(self.requests_by_connection)
+        self.requests_by_connection.append(0)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                await reader.readexactly(length)
+                self.requests_by_connection[index] += 1
+                served = self.requests_by_connection[index]
+                if self.fresh_closes or served > self.close_after:
+                    return  # read, never answered: the connection closes under the client
+                body = CHUNK + FINISH
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+
+async def test_a_pooled_connection_closed_by_the_upstream_is_retried_once_on_a_new_one(
+    client: UpstreamClient,
+) -> None:
+    """Self-hosted servers close idle keep-alive connections after a few seconds; a turn that
+    lands on one just then must not fail (or fail over) for it: a voice user's next turn often
+    comes a few seconds after the last one."""
+    async with ClosesIdleConnections(close_after=1) as upstream:
+        for _ in range(2):
+            events = [ev async for ev in stream(client, upstream.url)]
+            assert events[0] == TextDelta("Hel")
+    # The second turn was sent on the pooled connection, lost, and sent again on a new one.
+    assert upstream.requests_by_connection == [2, 1]
+
+
+async def test_a_new_connection_closed_before_the_answer_is_not_sent_again(
+    client: UpstreamClient,
+) -> None:
+    """The retry is only for a pooled connection: a server that drops a fresh connection after
+    reading the request has seen it, so it fails at once (and the router may fall back)."""
+    async with ClosesIdleConnections(fresh_closes=True) as upstream:
+        _, err = await run(client, upstream.url)
+    assert err.kind is ErrorKind.CONNECTION
+    assert "closed the connection" in str(err)
+    assert upstream.requests_by_connection == [1]

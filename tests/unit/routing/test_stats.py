@@ -132,7 +132,31 @@ def test_a_missed_first_token_raises_the_estimate_only_when_it_is_news() -> None
     m.record_missed(1.0, 0.05, 500, is_probe=False)  # failed fast: no news about speed
     assert m.expected_ttft_s(500) == pytest.approx(0.1)
     m.record_missed(2.0, 2.0, 500, is_probe=False)  # waited 2 s in vain: it is slower
-    assert (m.expected_ttft_s(500) or 0) > 0.5
+    assert m.expected_ttft_s(500) == pytest.approx(0.13)  # by at most 30 % at a time
+    assert m.last_sample_at == 2.0
+    # a lower bound, not a first-token time: the hedge delay's quantile never sees it
+    assert m.ttft_window_len() == 1 and m.ttft_quantile_s(0.95) == pytest.approx(0.1)
+    for t in range(3, 8):
+        m.record_missed(float(t), 2.0, 500, is_probe=False)
+    assert (m.expected_ttft_s(500) or 0) > 0.4  # it keeps waiting in vain: a slowdown
+
+
+def test_one_outlier_moves_the_estimate_by_a_bounded_step() -> None:
+    """A first token 30x late (a busy host) moves the EWMA as a 2x sample would; the quantile
+    window keeps the raw value, and a lasting change still shows within a few samples."""
+    m = LatencyModel(LatencyConfig())
+    for t in range(5):
+        m.record_ttft(float(t), 0.01, 500, is_probe=False)
+    m.record_ttft(5.0, 0.3, 500, is_probe=False)
+    assert m.expected_ttft_s(500) == pytest.approx(0.013)
+    assert m.ttft_quantile_s(0.95) == pytest.approx(0.3)
+    for t in range(6, 11):
+        m.record_ttft(float(t), 0.3, 500, is_probe=False)
+    assert (m.expected_ttft_s(500) or 0) > 0.04
+    m.record_ttft(11.0, 0.001, 500, is_probe=False)  # faster is never bounded
+    assert (m.expected_ttft_s(500) or 1) < 0.035
+    with pytest.raises(ValueError):
+        LatencyConfig(outlier_factor=1.0)
 
 
 def test_gaps_keep_a_bounded_window() -> None:

@@ -87,6 +87,8 @@ export type Header = Message<"switchboard.v1.Header"> & {
 
   /**
    * The header value; when `secret` is set it is encrypted at rest and never returned.
+   * Empty in UpdateLlm keeps the stored value of this endpoint's header of the same name, so
+   * an endpoint read with GetLlm can be sent back unchanged.
    *
    * @generated from field: string value = 2;
    */

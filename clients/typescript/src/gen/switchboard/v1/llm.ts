@@ -203,7 +203,11 @@ export interface GenerationConfig {
 export interface Header {
   /** The header name, for example `OpenAI-Organization`. */
   name: string;
-  /** The header value; when `secret` is set it is encrypted at rest and never returned. */
+  /**
+   * The header value; when `secret` is set it is encrypted at rest and never returned.
+   * Empty in UpdateLlm keeps the stored value of this endpoint's header of the same name, so
+   * an endpoint read with GetLlm can be sent back unchanged.
+   */
   value: string;
   /** Whether the value is a secret. */
   secret: boolean;
