@@ -7,7 +7,11 @@
   Pointed at Switchboard's HTTP port it measures the OpenAI-compatible front door.
 * ``SwitchboardDriver``: ``Conversations.Converse`` over gRPC, stateless (``llm_id`` +
   messages) or session turns (a session is reused for a few turns, then replaced, so the
-  history stays the size of a short conversation; creating it is not timed).
+  history stays the size of a short conversation; creating it is not timed), or stateless
+  turns carrying that same conversation (``history=True``: the client keeps the system
+  prompt, its questions and the answers, and resends them all with each turn, starting over
+  every ``TURNS_PER_SESSION`` turns: what a stateless caller does to hold the conversation a
+  session holds for it).
 * ``ConnectDriver``: the same ``Conversations.Converse`` over the Connect protocol
   (``application/connect+proto`` envelopes) on Switchboard's aiohttp listener: the gRPC
   edge's servicers and interceptor, the HTTP edge's transport.
@@ -42,6 +46,7 @@ from server.registry.llm import ApiSpec, Endpoint
 from server.secret import Secret
 
 PROMPT = "What is the weather like in Lisbon today? Answer in one sentence."
+SYSTEM_PROMPT = "Be brief."
 TURNS_PER_SESSION = 8
 
 
@@ -269,7 +274,10 @@ class SwitchboardDriver:
     """Converse over ``channels`` gRPC channels (workers are spread over them)."""
 
     def __init__(self, name: str, target: str, api_key: str, llm_id: str, *,
-                 channels: int = 1, sessions: bool = False, deadline_s: float = 60.0) -> None:
+                 channels: int = 1, sessions: bool = False, history: bool = False,
+                 deadline_s: float = 60.0) -> None:
+        if sessions and history:
+            raise ValueError("session turns keep their history on the server: pick one")
         self.name = name
         self._channels = [grpc.aio.insecure_channel(target) for _ in range(max(1, channels))]
         self._stubs = [cgrpc.ConversationsStub(c) for c in self._channels]
@@ -277,8 +285,11 @@ class SwitchboardDriver:
         self._metadata = (("authorization", f"Bearer {api_key}"),)
         self._llm_id = llm_id
         self._sessions = sessions
+        self._history = history
         self._deadline_s = deadline_s
         self._message = cpb.Message(role=cpb.ROLE_USER, parts=[cpb.ContentPart(text=PROMPT)])
+        self._system = cpb.Message(role=cpb.ROLE_SYSTEM,
+                                   parts=[cpb.ContentPart(text=SYSTEM_PROMPT)])
 
     def worker(self) -> _SwitchboardWorker:
         return _SwitchboardWorker(self, next(self._next))
@@ -304,12 +315,24 @@ class _SwitchboardWorker:
             await self._stub.EndSession(cpb.EndSessionRequest(session_id=self._session_id),
                                         metadata=d._metadata)
         created = await self._stub.CreateSession(
-            cpb.CreateSessionRequest(llm_id=d._llm_id, system_prompt="Be brief."),
+            cpb.CreateSessionRequest(llm_id=d._llm_id, system_prompt=SYSTEM_PROMPT),
             metadata=d._metadata)
         self._session_id = created.session.id
         self._turns = 0
         self._request = cpb.ConverseRequest(session_id=self._session_id,
                                             messages=[d._message])
+
+    def _with_history(self) -> None:
+        """The next stateless request: the conversation so far plus the new question (the
+        previous turn's answer was appended when it finished); a new one every
+        ``TURNS_PER_SESSION`` turns, as session turns get a new session."""
+        d = self._d
+        messages = self._request.messages
+        if self._turns >= TURNS_PER_SESSION or not messages or messages[0].role != cpb.ROLE_SYSTEM:
+            del messages[:]
+            messages.append(d._system)
+            self._turns = 0
+        messages.append(d._message)
 
     async def turn(self, scheduled: float | None = None) -> TurnResult:
         d = self._d
@@ -319,9 +342,13 @@ class _SwitchboardWorker:
             except grpc.aio.AioRpcError as exc:
                 return TurnResult(time.perf_counter(), error=f"session {exc.code().name}")
             self._turns += 1
+        elif d._history:
+            self._with_history()
+            self._turns += 1
         result = TurnResult(scheduled if scheduled is not None else time.perf_counter())
         marks = result.marks
         complete = False
+        answer: list[str] = []
         try:
             call = self._stub.Converse(self._request, metadata=d._metadata,
                                        timeout=d._deadline_s)
@@ -329,14 +356,21 @@ class _SwitchboardWorker:
                 kind = response.WhichOneof("event")
                 if kind == "text":
                     marks.append(time.perf_counter())
+                    if d._history:
+                        answer.append(response.text.delta)
                 elif kind == "finished":
                     complete = response.finished.complete
             if not complete:
                 result.error = "incomplete"
+            elif d._history:  # the answer joins the conversation, as a session records it
+                self._request.messages.append(cpb.Message(
+                    role=cpb.ROLE_ASSISTANT, parts=[cpb.ContentPart(text="".join(answer))]))
         except grpc.aio.AioRpcError as exc:
             result.error = exc.code().name
         except Exception as exc:
             result.error = type(exc).__name__
+        if d._history and result.error:  # unanswered: the question leaves the conversation
+            del self._request.messages[-1]
         result.end = time.perf_counter()
         if marks:
             result.first = marks[0]

@@ -1,6 +1,6 @@
 """What one turn costs the Switchboard process, per edge, in measures that survive a busy host.
 
-    python -m tests.bench.edge_cost [--edge grpc|session|http|connect] [--turns 400]
+    python -m tests.bench.edge_cost [--edge grpc|session|history|http|connect] [--turns 400]
                                     [--concurrency 1] [--under callgrind|strace] [--gap-ms 2]
 
 Starts the simulator and ``python -m server.main`` (optionally under ``valgrind
@@ -53,7 +53,9 @@ from tests.bench.services import (
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tests.bench.edge_cost", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--edge", choices=("grpc", "session", "http", "connect"), default="grpc")
+    p.add_argument("--edge", choices=("grpc", "session", "history", "http", "connect"),
+                   default="grpc", help="history: stateless gRPC turns resending the "
+                   "conversation a session would hold")
     p.add_argument("--turns", type=int, default=400)
     p.add_argument("--warmup", type=int, default=40)
     p.add_argument("--concurrency", type=int, default=1)
@@ -102,7 +104,7 @@ async def _measure(a: argparse.Namespace, server: Proc, target: str, http_port: 
         driver = ConnectDriver("connect", f"http://127.0.0.1:{http_port}", API_KEY, llm_id)
     else:
         driver = SwitchboardDriver(a.edge, target, API_KEY, llm_id, sessions=a.edge == "session",
-                                   deadline_s=600)
+                                   history=a.edge == "history", deadline_s=600)
     try:
         await _turns(driver, a.warmup, a.concurrency)
         spy = None

@@ -20,6 +20,8 @@ NAMES = {"direct": "direct (baseline)",
          "switchboard-go": "Switchboard gRPC (Go client)",
          "session": "Switchboard gRPC, session turns (Python client)",
          "session-go": "Switchboard gRPC, session turns (Go client)",
+         "switchboard-history":
+             "Switchboard gRPC, stateless with the session's history (Python client)",
          "frontdoor": "Switchboard OpenAI front door",
          "connect": "Switchboard Converse over Connect (HTTP port)",
          "floor": "grpc.aio relay floor", "http-floor": "aiohttp relay floor",
@@ -142,6 +144,12 @@ def checks(points: Sequence[Point], streams: dict[str, Any] | None) -> list[Chec
             out.append(Check(f"c=50 session turns/s vs stateless ({client} client)", "≥ 95%",
                              f"{rel:.0%} ({sessions.turns_per_s:.1f} vs "
                              f"{stateless.turns_per_s:.1f})", rel >= 0.95))
+    history = at("switchboard-history", 50)  # the same conversation, resent by the client
+    if session and history:
+        rel = session.turns_per_s / history.turns_per_s
+        out.append(Check("c=50 session turns vs stateless turns carrying the same history "
+                         "(Python client)", "≥ 95%", f"{rel:.0%} ({session.turns_per_s:.1f} vs "
+                         f"{history.turns_per_s:.1f})", rel >= 0.95))
     added("frontdoor", 1.0)
     added("http-floor", 1.0)  # the thinnest HTTP relay: is the front door's target in reach?
     for target in ("switchboard", "switchboard-go", "session", "session-go", "floor"):

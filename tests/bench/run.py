@@ -11,8 +11,9 @@ floor (``tests.bench.relay_floor``: the thinnest grpc.aio relay of the same turn
 grpc.aio server can do on this host) and the LiteLLM proxy each run in their own process, so
 their CPU and RSS are read from /proc; this process is the load generator, and it embeds
 TensorZero's gateway (``tensorzero``: its Rust core runs in the caller's process, so its CPU is
-the load generator's). Switchboard is measured on both edges: gRPC ``Converse`` (stateless and
-session turns), the same Converse over the Connect protocol on its HTTP port, and the
+the load generator's). Switchboard is measured on both edges: gRPC ``Converse`` (stateless,
+session turns, and stateless turns resending the conversation a session would hold), the same
+Converse over the Connect protocol on its HTTP port, and the
 OpenAI-compatible front door on that port. The gRPC rows run twice: from this process's
 grpc.aio client, and from a compiled grpc-go client in a process of its own
 (``tests.bench.goclient``: the same turns, timed the same way, its CPU from its own rusage), so
@@ -105,7 +106,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="default: the same as --concurrency")
     p.add_argument("--targets",
                    default="direct,tensorzero,switchboard,switchboard-go,frontdoor,connect,floor,"
-                   "http-floor,session,session-go,litellm",
+                   "http-floor,session,session-go,switchboard-history,litellm",
                    help="which targets to run (comma separated; switchboard-go and session-go: "
                    "the gRPC rows from the Go load generator)")
     p.add_argument("--channels", type=int, default=1,
@@ -283,6 +284,8 @@ class Bench:
         sb = SwitchboardDriver("switchboard", self.target, API_KEY, llm_id, channels=a.channels)
         session = SwitchboardDriver("session", self.target, API_KEY, llm_id,
                                     channels=a.channels, sessions=True)
+        history = SwitchboardDriver("switchboard-history", self.target, API_KEY, llm_id,
+                                    channels=a.channels, history=True)
         floor = SwitchboardDriver("floor", self.floor_target, API_KEY, llm_id,
                                   channels=a.channels) if self.floor is not None else None
         http_floor = HttpSseDriver("http-floor", self.http_floor_url, MODEL, UPSTREAM_KEY) \
@@ -315,6 +318,8 @@ class Bench:
                      else None, "session", self.server),
                     (go_session if c in a.session_concurrency else None, "session-go",
                      self.server),
+                    (history if c in a.session_concurrency and "switchboard-history" in a.targets
+                     else None, "switchboard-history", self.server),
                     (litellm if c in a.litellm_concurrency else None, "litellm", self.litellm),
                 ]
                 await self._points("closed", c, [(d, t, p) for d, t, p in closed if d])
@@ -337,8 +342,8 @@ class Bench:
                 print(f"{a.streams} concurrent slow streams", flush=True)
                 self.streams = await self._hold_streams(slow_id)
         finally:
-            for d in (direct, sb, floor, http_floor, session, litellm, front, connect, t0, go_sb,
-                      go_session):
+            for d in (direct, sb, floor, http_floor, session, history, litellm, front, connect,
+                      t0, go_sb, go_session):
                 if d is not None:
                     await d.close()
 

@@ -70,7 +70,8 @@ def test_quick_bench_runs_every_process_and_reports_each_target(
     go_rows = {("switchboard-go", 1), ("session-go", 1)} if loadgen else set()
     assert set(points) == {("direct", 1), ("tensorzero", 1), ("switchboard", 1),
                            ("frontdoor", 1), ("connect", 1), ("floor", 1), ("http-floor", 1),
-                           ("session", 1), *go_rows}, report["notes"]
+                           ("session", 1), ("switchboard-history", 1),
+                           *go_rows}, report["notes"]
     if loadgen:
         assert points[("switchboard-go", 1)]["loadgen_cpu_s_per_1k"] > 0, "the Go CPU, rusage"
         assert "| Switchboard gRPC (Go client) |" in done.stdout
@@ -231,3 +232,31 @@ async def test_go_load_generator_reports_failed_turns_as_errors(
         assert not sim.requests
     assert point.run.completed == 0 and point.run.results
     assert {turn.error for turn in point.run.results} == {"UNAUTHENTICATED"}
+
+
+async def test_stateless_history_turns_send_what_session_turns_send(tmp_path: Path) -> None:
+    """The bench's ``switchboard-history`` target is compared with session turns, so it must
+    put the same conversation upstream: the system prompt, the earlier questions and answers,
+    the new question, starting over every TURNS_PER_SESSION turns."""
+    from tests.bench.drivers import SwitchboardDriver
+
+    turns = TURNS_PER_SESSION + 3
+    sent: dict[bool, list[list[tuple[str, str]]]] = {}
+    async with running(settings(tmp_path)) as app, \
+            AsyncClient(f"127.0.0.1:{app.port}", API_KEY) as client, \
+            Simulator("openai", Behavior(text=ANSWER, chunks=4)) as sim:
+        llm = await create_llm(client, endpoint(sim), name="history")
+        for sessions in (True, False):
+            driver = SwitchboardDriver("d", f"127.0.0.1:{app.port}", API_KEY, llm.id,
+                                       sessions=sessions, history=not sessions)
+            worker = driver.worker()
+            try:
+                for _ in range(turns):
+                    assert not (await worker.turn()).error
+            finally:
+                await driver.close()
+            sent[sessions] = [[(m["role"], m["content"]) for m in r.body["messages"]]
+                              for r in sim.requests[-turns:]]
+    assert sent[False] == sent[True]
+    assert [len(m) for m in sent[False]] == [2 + 2 * (i % TURNS_PER_SESSION)
+                                             for i in range(turns)]
