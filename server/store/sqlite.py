@@ -147,6 +147,10 @@ class SqliteStore(SqliteSessions):
             self._conn = None
         self._executor.shutdown(wait=True)
 
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> int:
+        """One statement, its own transaction (autocommit): the rows it changed."""
+        return self._db.execute(sql, params).rowcount
+
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         db = self._db
         db.execute("BEGIN IMMEDIATE")

@@ -40,6 +40,9 @@ class SqliteSessions:
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         raise NotImplementedError
 
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> int:
+        raise NotImplementedError
+
     async def create_session(self, record: SessionRecord) -> None:
         await self._run(
             self._write,
@@ -90,56 +93,41 @@ class SqliteSessions:
     async def claim_turn(self, session_id: str, turn_id: str, now: datetime,
                          hold_until: datetime) -> TurnClaim | None:
         def run() -> TurnClaim | None:
+            # One conditional UPDATE claims (a statement is its own transaction); only a
+            # session held by another turn, or gone, needs the row read.
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute(
-                    "SELECT version, running_turn_id, running_until FROM sessions WHERE id = ?",
-                    (session_id,)).fetchone()
-                if row is None:
-                    db.execute("ROLLBACK")
-                    return None
-                until = _dt(row["running_until"]) if row["running_until"] else None
-                held = row["running_turn_id"] and until is not None and until >= now
-                if held and row["running_turn_id"] != turn_id:
-                    db.execute("ROLLBACK")
-                    return TurnClaim(False, row["version"], row["running_turn_id"], until)
-                db.execute(
-                    "UPDATE sessions SET running_turn_id = ?, running_until = ?, "
-                    "version = version + 1 WHERE id = ?", (turn_id, _ts(hold_until), session_id))
-                db.execute("COMMIT")
-                return TurnClaim(True, row["version"] + 1, turn_id, hold_until)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            claimed = db.execute(
+                "UPDATE sessions SET running_turn_id = ?1, running_until = ?2, "
+                "version = version + 1 WHERE id = ?3 AND (running_turn_id = '' OR "
+                "running_turn_id = ?1 OR running_until IS NULL OR running_until < ?4) "
+                "RETURNING version", (turn_id, _ts(hold_until), session_id, _ts(now))).fetchall()
+            if claimed:
+                return TurnClaim(True, claimed[0][0], turn_id, hold_until)
+            row = db.execute(
+                "SELECT version, running_turn_id, running_until FROM sessions WHERE id = ?",
+                (session_id,)).fetchone()
+            if row is None:
+                return None
+            until = _dt(row["running_until"]) if row["running_until"] else None
+            return TurnClaim(False, row["version"], row["running_turn_id"], until)
 
         return await self._run(run)
 
     async def end_turn(self, session_id: str, turn_id: str, expected_version: int,
                        new_messages: list[dict[str, Any]], expire_time: datetime) -> bool:
-        def run() -> bool:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute(
-                    "SELECT messages FROM sessions WHERE id = ? AND version = ? "
-                    "AND running_turn_id = ?", (session_id, expected_version, turn_id)).fetchone()
-                if row is None:
-                    db.execute("ROLLBACK")
-                    return False
-                messages = orjson.loads(row["messages"]) + new_messages
-                db.execute(
-                    "UPDATE sessions SET messages = ?, turn_count = turn_count + ?, "
-                    "version = version + 1, expire_time = ?, running_turn_id = '', "
-                    "running_until = NULL WHERE id = ?",
-                    (_json(messages), 1 if new_messages else 0, _ts(expire_time), session_id))
-                db.execute("COMMIT")
-                return True
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-        return await self._run(run)
+        # The new messages are appended to the stored JSON array's text (every writer stores
+        # it compact, as orjson writes it), so the history is neither parsed nor written again.
+        count = await self._run(
+            self._execute,
+            "UPDATE sessions SET messages = CASE WHEN ?1 = '[]' THEN messages "
+            "WHEN messages = '[]' THEN ?1 "
+            "ELSE substr(messages, 1, length(messages) - 1) || ',' || substr(?1, 2) END, "
+            "turn_count = turn_count + ?2, version = version + 1, expire_time = ?3, "
+            "running_turn_id = '', running_until = NULL "
+            "WHERE id = ?4 AND version = ?5 AND running_turn_id = ?6",
+            (_json(new_messages), 1 if new_messages else 0, _ts(expire_time), session_id,
+             expected_version, turn_id))
+        return count == 1
 
     async def replace_session(self, record: SessionRecord, expected_version: int) -> bool:
         count = await self._run(

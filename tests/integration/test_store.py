@@ -409,6 +409,37 @@ async def test_a_turn_claims_a_session_and_writes_its_history_at_the_claimed_ver
     assert await store.claim_turn("ses_missing", "turn_c", T0, hold) is None
 
 
+async def test_turns_append_to_the_stored_history_whatever_it_holds(store: Store) -> None:
+    """``end_turn`` appends to the history as stored (SQLite appends to the JSON text in
+    place): after turns, an empty turn and a replaced history, the history reads back whole."""
+    await store.create_llm(llm("llm_1"))
+    await store.create_session(session("ses_1", "llm_1"))
+    hold = T0 + timedelta(minutes=5)
+
+    async def turn(turn_id: str, messages: list[dict[str, Any]]) -> None:
+        claim = await store.claim_turn("ses_1", turn_id, T0, hold)
+        assert claim is not None and claim.claimed
+        assert await store.end_turn("ses_1", turn_id, claim.version, messages, hold)
+
+    tricky = [msg("user", 'a "quoted" ], [nested] \\ and ünïcödé 🎙'), msg("assistant", "[]")]
+    await turn("turn_1", tricky)
+    await turn("turn_2", [])
+    await turn("turn_3", [msg("user", "second")])
+    got = await store.get_session("acct_a", "ses_1")
+    assert got is not None and got.messages == [*tricky, msg("user", "second")]
+    assert got.turn_count == 2
+    replaced = replace(got, messages=[msg("user", "only")])
+    assert await store.replace_session(replaced, got.version)
+    await turn("turn_4", [msg("assistant", "after")])
+    got = await store.get_session("acct_a", "ses_1")
+    assert got is not None and got.messages == [msg("user", "only"), msg("assistant", "after")]
+    emptied = replace(got, messages=[])
+    assert await store.replace_session(emptied, got.version)
+    await turn("turn_5", [msg("user", "fresh")])
+    got = await store.get_session("acct_a", "ses_1")
+    assert got is not None and got.messages == [msg("user", "fresh")]
+
+
 async def test_a_lapsed_hold_can_be_taken_over(store: Store) -> None:
     await store.create_llm(llm("llm_1"))
     await store.create_session(session("ses_1", "llm_1"))
