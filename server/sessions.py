@@ -248,10 +248,7 @@ class SessionService:
         if not ok or version - session.version not in (0, 1):  # 1: a cached copy, confirmed
             self.cache.drop(session.account_id, session.id)
             return
-        self.cache.put(dataclasses.replace(
-            session, messages=(*session.messages, *messages), version=version + 1,
-            turn_count=session.turn_count + (1 if messages else 0), expire_time=expire,
-            running_turn_id="", running_until=None))
+        self.cache.put(session.after_turn(messages, version + 1, expire))
 
     async def _read_hold(self, account_id: str, session_id: str, turn_id: str
                          ) -> datetime | None:
