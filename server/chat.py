@@ -75,7 +75,10 @@ class Message:
 
     @property
     def text(self) -> str:
-        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+        parts = self.parts
+        if len(parts) == 1 and type(parts[0]) is TextPart:  # most messages: one text part
+            return parts[0].text
+        return "".join(p.text for p in parts if isinstance(p, TextPart))
 
     def size_bytes(self) -> int:
         n = 0

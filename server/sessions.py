@@ -134,7 +134,7 @@ class SessionService:
         cached = None if barge_in else self.cache.get(account_id, session_id)
         handle: SessionTurn | None = None
         if cached is not None:
-            claim = asyncio.ensure_future(
+            claim = asyncio.create_task(
                 self.holds.claim(session_id, turn_id, barge_in=False, hold_s=hold_s))
             handle = SessionTurn(cached, turn_id, -1, new_messages, claim=claim)
         else:
@@ -207,7 +207,7 @@ class SessionService:
                 await self._end(turn.session, turn.session.id, turn.turn_id, version,
                                 turn.messages(None))
 
-        task = asyncio.ensure_future(release())
+        task = asyncio.create_task(release())
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
@@ -221,7 +221,7 @@ class SessionService:
     async def _end_shielded(self, session: Session | None, session_id: str, turn_id: str,
                             version: int, messages: list[Message]) -> None:
         """The history write runs to the end even when the caller's task is cancelled again."""
-        task = asyncio.ensure_future(self._end(session, session_id, turn_id, version, messages))
+        task = asyncio.create_task(self._end(session, session_id, turn_id, version, messages))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
         await asyncio.shield(task)

@@ -193,29 +193,45 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServicer):
                 started.started.history_messages_omitted = first.history_omitted
             yield started
             if first is not None:
-                yield await self._respond(first, held, call)
+                if held is not None:
+                    await self._record(first, held)
+                yield self._event(first, call)
+            if held is None:  # stateless: nothing to record, no await per event
+                async for event in turn.events:
+                    yield self._event(event, call)
+                return
             async for event in turn.events:
-                yield await self._respond(event, held, call)
+                if type(event) is AnswerText:
+                    held.streamed(event.message_id, event.delta)
+                else:
+                    await self._record(event, held)
+                yield self._event(event, call)
 
-    async def _respond(self, event: TurnEvent, held: SessionTurn | None, call: rpc.Call
-                       ) -> cpb.ConverseResponse:
-        if held is not None:
-            if isinstance(event, AnswerText):
-                held.streamed(event.message_id, event.delta)
-            elif isinstance(event, Failover) and event.discard_message_ids:
-                held.restarted()
-            elif isinstance(event, TurnFinished):
-                await self._sessions.finish_turn(held, event.message)
-        return self._event(event, call)
+    async def _record(self, event: TurnEvent, held: SessionTurn) -> None:
+        """What the session's history needs to know of an event before it is sent."""
+        if isinstance(event, AnswerText):
+            held.streamed(event.message_id, event.delta)
+        elif isinstance(event, Failover) and event.discard_message_ids:
+            held.restarted()
+        elif isinstance(event, TurnFinished):
+            await self._sessions.finish_turn(held, event.message)
 
     @staticmethod
     def _event(event: object, call: rpc.Call) -> cpb.ConverseResponse:
+        # The deltas (nearly every message) are filled in place: a nested constructor builds
+        # the inner message, then copies it into the outer one (about 1 us more a message).
         if isinstance(event, AnswerText):
-            return cpb.ConverseResponse(text=cpb.TextDelta(message_id=event.message_id,
-                                                           delta=event.delta))
+            out = cpb.ConverseResponse()
+            text = out.text
+            text.message_id = event.message_id
+            text.delta = event.delta
+            return out
         if isinstance(event, AnswerReasoning):
-            return cpb.ConverseResponse(reasoning=cpb.ReasoningDelta(
-                reasoning_id=event.reasoning_id, delta=event.delta))
+            out = cpb.ConverseResponse()
+            reasoning = out.reasoning
+            reasoning.reasoning_id = event.reasoning_id
+            reasoning.delta = event.delta
+            return out
         if isinstance(event, ToolCallDelta):
             return cpb.ConverseResponse(tool_call=cpb.ToolCallDelta(
                 index=event.index, id=event.id, name=event.name,

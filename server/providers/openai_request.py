@@ -25,7 +25,10 @@ from server.providers._common import image_url, tool_schema
 
 def _content(message: Message) -> str | list[dict[str, Any]]:
     """A plain string when the message is only text, else a list of typed parts."""
-    if all(isinstance(p, TextPart) for p in message.parts):
+    given = message.parts
+    if len(given) == 1 and type(given[0]) is TextPart:  # the common case, without a scan
+        return given[0].text
+    if all(isinstance(p, TextPart) for p in given):
         return message.text
     parts: list[dict[str, Any]] = []
     for p in message.parts:
@@ -54,12 +57,14 @@ def _assistant(message: Message) -> dict[str, Any]:
 
 def messages(history: tuple[Message, ...]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    assistant, tool, system = Role.ASSISTANT, Role.TOOL, Role.SYSTEM  # one lookup each
     for m in history:
-        if m.role is Role.ASSISTANT:
+        role = m.role
+        if role is assistant:
             out.append(_assistant(m))
-        elif m.role is Role.TOOL:
+        elif role is tool:
             out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.text})
-        elif m.role is Role.SYSTEM:
+        elif role is system:
             out.append({"role": "system", "content": m.text})
         else:
             out.append({"role": "user", "content": _content(m)})

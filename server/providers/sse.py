@@ -58,7 +58,9 @@ class SseParser:
             chunk = self._strip_bom(chunk)
             if not chunk:
                 return []
-        if b"\r" in chunk:
+        # bytes.find, not `in`: Python 3.11's `bytes in bytes` first tries the operand as an
+        # int and raises (and clears) a formatted TypeError, about 2,000 instructions a test.
+        if chunk.find(b"\r") >= 0:
             self._skip_lf = chunk[-1] == _CR
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         tail = self._tail
@@ -105,7 +107,7 @@ class SseParser:
         for block in complete.split(b"\n\n"):
             if len(block) > self._max:
                 raise self._too_big()
-            if block.startswith(b"data:") and b"\n" not in block:  # the common case
+            if block.startswith(b"data:") and block.find(b"\n") < 0:  # the common case
                 value = block[5:]
                 if value[:1] == b" ":
                     value = value[1:]

@@ -78,6 +78,12 @@ _OUTPUT = (AnswerText, AnswerReasoning, ToolCallDelta)
 MAX_REFITS = 4  # retries of a turn whose history was rejected as too long, each sending less
 
 
+async def _next(stream: AsyncIterator[StreamEvent]) -> StreamEvent:
+    """The stream's next event, as a coroutine: ``ensure_future(anext(stream))`` would try
+    it as a future first (a failed hasattr) and wrap it in a coroutine of its own."""
+    return await anext(stream)
+
+
 class TurnEngine:
     def __init__(self, router: Router, client: UpstreamClient, timeouts: Timeouts) -> None:
         """Attempts per turn are capped by the router (``RouterConfig.max_attempts``)."""
@@ -103,7 +109,7 @@ class TurnEngine:
         stream = self._client.stream(adapter_for(endpoint.api_spec), endpoint, fitted,
                                      timeouts=timeouts)
         sent = SentRequest(endpoint, attempt, stream, time.monotonic())
-        sent.first = asyncio.ensure_future(anext(stream))
+        sent.first = asyncio.create_task(_next(stream))
         return sent
 
     def _take(self, plan: list[Candidate]) -> tuple[Candidate, Attempt] | None:

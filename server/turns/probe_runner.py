@@ -72,10 +72,16 @@ class ProbeRunner:
         self._registry, self._client, self._timeouts = registry, client, timeouts
 
     def touch(self, account_id: str, llm_id: str, ttl_s: float, holder: str = "") -> None:
-        """``holder`` (a session id) keeps ``llm_id`` active for ``ttl_s`` more seconds."""
+        """``holder`` (a session id) keeps ``llm_id`` active for ``ttl_s`` more seconds.
+
+        An LLM that becomes active wakes the loop (its warm-up probes go at once); touching
+        an active one, as every turn does, leaves its probes to the next tick: waking on
+        every turn ran a scheduling round (a registry read per active LLM) per turn."""
+        woke = llm_id not in self._accounts or not self._scheduler.is_active(llm_id)
         self._accounts[llm_id] = account_id
         self._scheduler.keep_alive(llm_id, ttl_s, holder)
-        self._wake.set()
+        if woke:
+            self._wake.set()
 
     def session_ended(self, account_id: str, llm_id: str, session_id: str) -> None:
         """Probing stops when the last session of the LLM ends (and no turn was recent)."""

@@ -255,19 +255,12 @@ class Keyring:
         return SealedSecret(VERSION, self._primary, wrapped, key_nonce, nonce, ciphertext)
 
     def open(self, sealed: SealedSecret, ctx: SecretContext) -> Secret:
-        data_key = self._unwrap(sealed, ctx)
-        try:
-            plain = AESGCM(data_key).decrypt(
-                sealed.nonce, sealed.ciphertext, ctx.secret_aad(sealed.version)
-            )
-            return Secret(plain.decode())
-        except (InvalidTag, ValueError):
-            raise self._error(
-                sealed,
-                ctx,
-                "the secret ciphertext does not authenticate (it was tampered with, or copied "
-                "from another record)",
-            ) from None
+        return self.data_key(sealed, ctx).open()
+
+    def data_key(self, sealed: SealedSecret, ctx: SecretContext) -> DataKey:
+        """The secret's data key, unwrapped (and checked against ``ctx``): it opens the secret
+        again and again without the master key."""
+        return DataKey(AESGCM(self._unwrap(sealed, ctx)), sealed, ctx)
 
     def rewrap(self, sealed: SealedSecret, ctx: SecretContext) -> SealedSecret:
         """Re-wraps the data key under the primary master key; the ciphertext is unchanged.
@@ -328,8 +321,46 @@ class Keyring:
 
     @staticmethod
     def _error(sealed: SealedSecret, ctx: SecretContext, why: str) -> DecryptionError:
-        return DecryptionError(
-            f"Cannot decrypt the stored secret for {ctx.describe()} with master key "
-            f"{sealed.key_id!r}: {why}",
-            metadata={**ctx.metadata(), "key_id": sealed.key_id},
-        )
+        return _decryption_error(sealed, ctx, why)
+
+
+def _decryption_error(sealed: SealedSecret, ctx: SecretContext, why: str) -> DecryptionError:
+    return DecryptionError(
+        f"Cannot decrypt the stored secret for {ctx.describe()} with master key "
+        f"{sealed.key_id!r}: {why}",
+        metadata={**ctx.metadata(), "key_id": sealed.key_id},
+    )
+
+
+class DataKey:
+    """One sealed secret's unwrapped data key (``Keyring.data_key``): ``open()`` decrypts the
+    secret with it, checking the ciphertext and its record binding every time. Like a
+    ``Keyring`` it shows no key material in its repr and refuses to be pickled."""
+
+    __slots__ = ("_aad", "_aead", "_ctx", "_sealed")
+
+    def __init__(self, aead: AESGCM, sealed: SealedSecret, ctx: SecretContext) -> None:
+        self._aead = aead
+        self._sealed = sealed
+        self._ctx = ctx
+        self._aad = ctx.secret_aad(sealed.version)
+
+    def open(self) -> Secret:
+        sealed = self._sealed
+        try:
+            plain = self._aead.decrypt(sealed.nonce, sealed.ciphertext, self._aad)
+            return Secret(plain.decode())
+        except (InvalidTag, ValueError):
+            raise _decryption_error(
+                sealed,
+                self._ctx,
+                "the secret ciphertext does not authenticate (it was tampered with, or copied "
+                "from another record)",
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"DataKey({self._ctx.describe()})"
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("DataKey objects cannot be pickled")
+

@@ -94,6 +94,13 @@ _TRIGGER = re.compile(
     r"(?i)authorization|bearer|key|token|secret|passw|[?&;][^=\s]*=|sb_|sk[-_]|gsk_|xai-|hf_"
     r"|[pr]k-|aiza|eyj|[A-Za-z0-9_+-]{32}"
 )
+# ``_TRIGGER`` for ASCII text, in pieces that are 3-10x cheaper than the one case-insensitive
+# regex (which tries every alternative at every position): its words as substrings of the
+# lowered text, its query-parameter and 32-character branches only when they can match.
+_TRIGGER_WORDS = ("authorization", "bearer", "key", "token", "secret", "passw", "sb_", "sk-",
+                  "sk_", "xai-", "hf_", "pk-", "rk-", "aiza", "eyj")
+_TRIGGER_QUERY = re.compile(r"[?&;][^=\s]*=")
+_TRIGGER_RUN = re.compile(r"[A-Za-z0-9_+-]{32}")
 # A run of URL-safe characters with at least one percent escape: decoded, then scrubbed.
 _ENCODED = re.compile(r"[A-Za-z0-9._~+*-]*(?:%[0-9A-Fa-f]{2}[A-Za-z0-9._~+*-]*)+")
 _SPACES = re.compile(r"\s+")
@@ -105,11 +112,13 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 class KnownSecrets:
     """Exact secret values to mask wherever they appear as a token (see module docs)."""
 
-    __slots__ = ("_digests",)
+    __slots__ = ("_digests", "_lengths")
     MIN_LENGTH = 8
 
     def __init__(self) -> None:
         self._digests: set[bytes] = set()
+        # The lengths of the registered tokens: a token of any other length is not hashed.
+        self._lengths: set[int] = set()
 
     @staticmethod
     def _digest(token: str) -> bytes:
@@ -121,6 +130,7 @@ class KnownSecrets:
         text = value.reveal() if isinstance(value, Secret) else value
         forms = f"{text} {percent_encode(text, safe='')}"
         tokens = [t for t in _TOKEN.findall(forms) if len(t) >= self.MIN_LENGTH]
+        self._lengths.update(len(t) for t in tokens)
         self._digests.update(self._digest(t) for t in tokens)
         return bool(tokens)
 
@@ -133,17 +143,36 @@ class KnownSecrets:
     def mask(self, text: str) -> str:
         if not self._digests:
             return text
-        digests, digest, minimum = self._digests, self._digest, self.MIN_LENGTH
+        digests, digest, lengths = self._digests, self._digest, self._lengths
+
+        def known(token: str) -> bool:
+            return len(token) in lengths and digest(token) in digests
+
+        if not any(known(t) for t in _TOKEN.findall(text)):
+            return text  # the common case: no token to replace, no string rebuilt
 
         def replace(m: re.Match[str]) -> str:
             token = m.group()
-            return REDACTED if len(token) >= minimum and digest(token) in digests else token
+            return REDACTED if known(token) else token
 
         return _TOKEN.sub(replace, text)
 
 
+def _triggered(text: str) -> bool:
+    """``_TRIGGER.search(text)``, faster for ASCII (case folding beyond ASCII, such as the
+    Kelvin sign matching ``k``, is left to the regex)."""
+    if not text.isascii():
+        return _TRIGGER.search(text) is not None
+    low = text.lower()
+    for word in _TRIGGER_WORDS:
+        if word in low:
+            return True
+    return ("=" in text and _TRIGGER_QUERY.search(text) is not None) or (
+        len(text) >= 32 and _TRIGGER_RUN.search(text) is not None)
+
+
 def _scrub_plain(text: str, known: KnownSecrets | None) -> str:
-    if _TRIGGER.search(text):
+    if _triggered(text):
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
     return known.mask(text) if known is not None else text
@@ -216,10 +245,16 @@ def scrub_headers(headers: Mapping[str, str], known: KnownSecrets | None = None)
 class Redactor:
     """structlog processor: ``structlog.configure(processors=[..., Redactor(known), renderer])``."""
 
-    __slots__ = ("_known",)
+    __slots__ = ("_clean", "_known", "_names")
 
     def __init__(self, known: KnownSecrets | None = None) -> None:
         self._known = known
+        # Strings this redactor logged unchanged (ids, names, statuses: most of every summary
+        # line, line after line), for the number of known-secret tokens they were checked
+        # against; registering a secret starts a new set. Only what would be logged verbatim
+        # anyway is kept, so the set holds no value that scrubbing would have masked.
+        self._clean: tuple[int, set[str]] = (0, set())
+        self._names: dict[str, bool] = {}  # field name -> is_sensitive_name(name)
 
     def __call__(
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
@@ -231,7 +266,13 @@ class Redactor:
         return event_dict
 
     def _field(self, name: str, value: Any, depth: int) -> Any:
-        if is_sensitive_name(name) and not _is_number(value):
+        sensitive = self._names.get(name)
+        if sensitive is None:
+            sensitive = is_sensitive_name(name)
+            if len(self._names) >= _CLEAN_MAX_ENTRIES:
+                self._names.clear()
+            self._names[name] = sensitive
+        if sensitive and not _is_number(value):
             return REDACTED
         return self._value(value, depth)
 
@@ -239,7 +280,7 @@ class Redactor:
         if value is None or _is_number(value):
             return value
         if isinstance(value, str):
-            return scrub(value, self._known)
+            return self._text(value)
         if isinstance(value, Secret):
             return REDACTED
         if depth < _MAX_DEPTH:
@@ -250,6 +291,27 @@ class Redactor:
         if isinstance(value, bytes | bytearray):
             return scrub(bytes(value).decode("utf-8", "replace"), self._known)
         return scrub(str(value), self._known)
+
+
+    def _text(self, value: str) -> str:
+        known = self._known
+        generation = len(known) if known is not None else 0  # tokens are never removed
+        clean = self._clean
+        if clean[0] != generation:
+            clean = self._clean = (generation, set())
+        seen = clean[1]
+        if value in seen:
+            return value
+        out = scrub(value, known)
+        if out == value and len(value) <= _CLEAN_MAX_CHARS:
+            if len(seen) >= _CLEAN_MAX_ENTRIES:
+                seen.clear()  # unique values (request ids, timestamps) only churn it
+            seen.add(value)
+        return out
+
+
+_CLEAN_MAX_CHARS = 256
+_CLEAN_MAX_ENTRIES = 4096
 
 
 def _is_number(value: Any) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from server.secret import Secret
-from server.vault.envelope import Keyring, SealedSecret, SecretContext
+from server.vault.envelope import DataKey, Keyring, SealedSecret, SecretContext
 from server.vault.errors import UnknownKeyId
 from server.vault.redact import KnownSecrets
 from server.vault.source import KeySource, StaticKeys
@@ -25,7 +25,8 @@ class SealedKey(Secret):
 
     Reading an LLM (GetLlm, ListLlms, the turn engine's cache) never decrypts its keys; the
     adapter's ``build_request`` calls ``reveal()`` right before the HTTP request, and the
-    plaintext lives only as long as that call's header dict.
+    plaintext lives only as long as that call's header dict (the sealer keeps the unwrapped
+    data key, not the plaintext: see ``VaultSealer``).
     """
 
     __slots__ = ("_hint", "_open", "sealed", "where")
@@ -55,10 +56,26 @@ class SealedKey(Secret):
         return hash(self.sealed)
 
 
+_Where = tuple[str, str, str, str, str]  # sealed text, account, llm, endpoint, field
+
+
 class VaultSealer:
+    """Seals and opens the registry's secrets.
+
+    ``open`` keeps each opened secret's unwrapped data key (never its plaintext) while the
+    keyring in force stays the same (``MAX_DATA_KEYS`` at most): the next request to the
+    endpoint decrypts its key with one AES-GCM open instead of parsing the envelope and
+    unwrapping the data key under the master key again (about 57 us per upstream request).
+    The ciphertext and its record binding are checked on every open. A process that holds
+    the master keys gains nothing an attacker of its memory did not already have; a rotated
+    or changed key file is a new keyring, which starts the cache over."""
+
+    MAX_DATA_KEYS = 4096
+
     def __init__(self, keys: Keyring | KeySource, known: KnownSecrets) -> None:
         self._keys: KeySource = StaticKeys(keys) if isinstance(keys, Keyring) else keys
         self._known = known
+        self._data_keys: tuple[Keyring | None, dict[_Where, DataKey]] = (None, {})
 
     @property
     def keyring(self) -> Keyring:
@@ -76,15 +93,29 @@ class VaultSealer:
 
     def open(self, sealed: str, account_id: str, llm_id: str, endpoint_id: str,
              field: str) -> Secret:
+        keyring = self._keys.current()
+        cached_for, data_keys = self._data_keys
+        if cached_for is not keyring:
+            data_keys = {}
+        where = (sealed, account_id, llm_id, endpoint_id, field)
+        data_key = data_keys.get(where)
+        if data_key is not None:
+            return data_key.open()  # registered with the redactor when it was first opened
         ctx = SecretContext(account_id, llm_id, endpoint_id, field)
         parsed = SealedSecret.from_text(sealed, ctx)
         try:
-            secret = self._keys.current().open(parsed, ctx)
+            data_key = keyring.data_key(parsed, ctx)
         except UnknownKeyId:
             if not self._keys.refresh():
                 raise
-            secret = self._keys.current().open(parsed, ctx)
+            keyring, data_keys = self._keys.current(), {}
+            data_key = keyring.data_key(parsed, ctx)
+        secret = data_key.open()
         self._known.add(secret)
+        if len(data_keys) >= self.MAX_DATA_KEYS:
+            data_keys = {}
+        data_keys[where] = data_key
+        self._data_keys = (keyring, data_keys)
         return secret
 
     def lazy(self, sealed: str, account_id: str, llm_id: str, endpoint_id: str, field: str,

@@ -16,18 +16,14 @@ parsing the caller's body, routing, the SSE parse, deadlines, metrics, logging.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import gc
-import signal
 import sys
 from collections.abc import Sequence
 
 import aiohttp
-import uvloop
 from aiohttp import web
 
 from tests.bench.drivers import chat_request
+from tests.bench.relay_floor import floor_main, serving, stop_on_signal, upstream_session
 from tests.bench.services import HTTP_FLOOR_BANNER, MODEL, UPSTREAM_KEY
 
 
@@ -52,33 +48,18 @@ def relay(session: aiohttp.ClientSession, base_url: str) -> web.Application:
 
 
 async def serve(base_url: str) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)) as session:
+    stop = stop_on_signal()
+    async with upstream_session() as session:
         runner = web.AppRunner(relay(session, base_url), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        gc.collect()
-        gc.freeze()  # as server.main does: startup's objects stay out of the collector
-        print(f"{HTTP_FLOOR_BANNER} http://127.0.0.1:{port}/v1", flush=True)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        serving(f"{HTTP_FLOOR_BANNER} http://127.0.0.1:{runner.addresses[0][1]}/v1")
         await stop.wait()
         await runner.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.bench.http_floor", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--upstream", required=True, metavar="BASE_URL",
-                   help="the simulator's OpenAI base URL (its /chat/completions is called)")
-    args = p.parse_args(argv)
-    uvloop.run(serve(args.upstream))
-    return 0
+    return floor_main("tests.bench.http_floor", __doc__, serve, argv)
 
 
 if __name__ == "__main__":

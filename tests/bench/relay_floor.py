@@ -28,7 +28,7 @@ import asyncio
 import gc
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 import aiohttp
@@ -134,34 +134,55 @@ class FloorRelay(cgrpc.ConversationsServicer):
                 pass
 
 
-async def serve(base_url: str) -> None:
+def stop_on_signal() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (how the bench stops its processes)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)) as session:
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        relay = FloorRelay(session, base_url)  # type: ignore[abstract]  # only Converse
-        cgrpc.add_ConversationsServicer_to_server(relay, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        gc.collect()
-        gc.freeze()  # as server.main does: startup's objects stay out of the collector
-        print(f"{FLOOR_BANNER} 127.0.0.1:{port}", flush=True)
-        await stop.wait()
-        await server.stop(2)
+    return stop
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.bench.relay_floor", description=__doc__,
+def upstream_session() -> aiohttp.ClientSession:
+    """One shared keep-alive session to the upstream, as Switchboard keeps one."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+
+
+def serving(banner: str) -> None:
+    gc.collect()
+    gc.freeze()  # as server.main does: startup's objects stay out of the collector
+    print(banner, flush=True)
+
+
+def floor_main(prog: str, doc: str | None, serve: Callable[[str], Coroutine[Any, Any, None]],
+               argv: Sequence[str] | None) -> int:
+    """A floor's command line: ``--upstream BASE_URL``, then ``serve`` on uvloop."""
+    p = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--upstream", required=True, metavar="BASE_URL",
                    help="the simulator's OpenAI base URL (its /chat/completions is called)")
     args = p.parse_args(argv)
     uvloop.run(serve(args.upstream))
     return 0
+
+
+async def serve(base_url: str) -> None:
+    stop = stop_on_signal()
+    async with upstream_session() as session:
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        relay = FloorRelay(session, base_url)  # type: ignore[abstract]  # only Converse
+        cgrpc.add_ConversationsServicer_to_server(relay, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        serving(f"{FLOOR_BANNER} 127.0.0.1:{port}")
+        await stop.wait()
+        await server.stop(2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return floor_main("tests.bench.relay_floor", __doc__, serve, argv)
 
 
 if __name__ == "__main__":

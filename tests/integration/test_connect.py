@@ -204,7 +204,10 @@ async def test_buf_curl_speaks_to_it(door: Door, sim: Simulator) -> None:
     assert "API_KEY_INVALID" in out.stderr
 
 
-async def test_connect_es_in_node(door: Door, sim: Simulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["connect", "grpc-web"])
+async def test_connect_es_in_node(door: Door, sim: Simulator, tmp_path: Path,
+                                  protocol: str) -> None:
+    """connect-es's Connect and gRPC-Web transports, as a Node service would use them."""
     node = shutil.which("node")
     esbuild = _tool(LAB / "node_modules" / ".bin" / "esbuild", "esbuild (clients/lab/node_modules)")
     if node is None:
@@ -216,10 +219,10 @@ async def test_connect_es_in_node(door: Door, sim: Simulator, tmp_path: Path) ->
                        "--log-level=warning")
     assert built.returncode == 0, built.stderr
     llm = await create_llm(door.grpc, endpoint(sim), name="from-node")
-    out = await _run(node, str(bundle), door.base_url, API_KEY, llm.id)
+    out = await _run(node, str(bundle), door.base_url, API_KEY, llm.id, protocol)
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads(out.stdout)
-    assert result["names"] == ["from-node"]
+    assert result["protocol"] == protocol and result["names"] == ["from-node"]
     assert result["reasoning"] == REASONING and result["text"] == TEXT
     assert result["kinds"][0] == "started" and result["kinds"][-1] == "finished"
     assert result["error"] == {"code": "NotFound", "reason": "LLM_NOT_FOUND"}

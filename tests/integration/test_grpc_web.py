@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import struct
-from pathlib import Path
 from urllib.parse import unquote
 
 from google.rpc import error_details_pb2, status_pb2
@@ -173,24 +171,4 @@ async def test_buf_curl_speaks_grpc_web_to_it(door: Door, sim: Simulator) -> Non
     assert decoded.reason == "API_KEY_INVALID" and "not-a-key" not in err
 
 
-async def test_connect_es_grpc_web_transport_in_node(door: Door, sim: Simulator,
-                                                     tmp_path: Path) -> None:
-    node = shutil.which("node")
-    esbuild = _tool(LAB / "node_modules" / ".bin" / "esbuild", "esbuild (clients/lab/node_modules)")
-    if node is None:
-        _tool(Path("/nonexistent/node"), "node")
-    assert node is not None
-    bundle = tmp_path / "connect_node.mjs"
-    built = await _run(esbuild, str(LAB / "test" / "connect_node.ts"), "--bundle",
-                       "--platform=node", "--format=esm", f"--outfile={bundle}",
-                       "--log-level=warning")
-    assert built.returncode == 0, built.stderr
-    llm = await create_llm(door.grpc, endpoint(sim), name="from-node-web")
-    out = await _run(node, str(bundle), door.base_url, API_KEY, llm.id, "grpc-web")
-    assert out.returncode == 0, out.stdout + out.stderr
-    result = json.loads(out.stdout)
-    assert result["protocol"] == "grpc-web" and result["names"] == ["from-node-web"]
-    assert result["reasoning"] == REASONING and result["text"] == TEXT
-    assert result["kinds"][0] == "started" and result["kinds"][-1] == "finished"
-    assert result["error"] == {"code": "NotFound", "reason": "LLM_NOT_FOUND"}
-    assert result["badKey"] == "Unauthenticated"
+# connect-es's gRPC-Web transport in Node: test_connect.py::test_connect_es_in_node[grpc-web].

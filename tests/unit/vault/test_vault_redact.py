@@ -208,3 +208,35 @@ def test_processor_backstop_in_a_real_structlog_pipeline() -> None:
         "RuntimeError: upstream 401 for key [REDACTED] via Bearer [REDACTED]"
         in (second["exception"])
     )
+
+
+@pytest.mark.parametrize("text", [
+    "llm_1461ef5f5f94b673245f", "2026-12-06T20:46:52.655164Z", "OK", "", "sim-model",
+    "SK-live", "x?a=1", "a;b=", "?=", "no equals ? here", "A" * 31, "A" * 32, "a+b" * 11,
+    "Bearer", "AIZA", "eYj", "PK-", "rk-", "hf_", "Xai-", "sb_", "Passw", "tokens", "KEY",
+    "\u212a", "\u212aEY", "\u017fecret", "\u0130", "caf\u00e9 key", "caf\u00e9",
+    "Authorization", "authorizatio", "sk_", "gsk_", "s k-",
+])
+def test_the_fast_trigger_agrees_with_the_regex(text: str) -> None:
+    from server.vault.redact import _TRIGGER, _triggered
+    assert _triggered(text) is (_TRIGGER.search(text) is not None)
+
+
+def test_the_redactor_rechecks_a_clean_value_once_a_secret_is_registered() -> None:
+    # A value logged unchanged is remembered as clean; registering a key that value contains
+    # must mask it on the next line (the set of clean values starts over).
+    known = KnownSecrets()
+    redactor = Redactor(known)
+    value = "3f2a9c1e-8b7d-4a6f-9e0c"  # no key shape: only KnownSecrets can mask it
+    line = {"event": "rpc", "endpoint": value}
+    assert redactor(None, "info", dict(line))["endpoint"] == value
+    assert redactor(None, "info", dict(line))["endpoint"] == value  # from the clean set
+    known.add(value)
+    assert redactor(None, "info", dict(line))["endpoint"] == REDACTED
+
+
+def test_known_secrets_mask_a_known_token_among_tokens_of_other_lengths() -> None:
+    known = KnownSecrets()
+    known.add("Qx7pLm2Rt9Vz")  # 12 characters, no key shape
+    out = known.mask("ids llm_1461ef5f5f94b673245f Qx7pLm2Rt9Vz Qx7pLm2Rt9V Qx7pLm2Rt9Vzz")
+    assert out == "ids llm_1461ef5f5f94b673245f [REDACTED] Qx7pLm2Rt9V Qx7pLm2Rt9Vzz"

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import structlog
 
 from server.clock import FakeClock
 from server.secret import Secret
-from server.vault.errors import KeyringError, UnknownKeyId
+from server.vault.errors import DecryptionError, KeyringError, UnknownKeyId
 from server.vault.keys import add_key, generate_key_file, load_key_file, remove_key
 from server.vault.redact import KnownSecrets
 from server.vault.sealer import VaultSealer
@@ -116,3 +118,43 @@ def test_open_key_source_picks_the_configured_source(key_file: Path) -> None:
     with pytest.raises(KeyringError, match="set the primary in the key file only"):
         open_key_source(key_file=str(key_file), primary_key_id="k0")
     assert "k1" in repr(open_key_source(key_file=str(key_file)))
+
+
+class _CountingKeys:
+    """A KeySource over one keyring at a time that counts the data keys unwrapped."""
+
+    def __init__(self, key_file: Path) -> None:
+        self.unwrapped = 0
+        self.use(key_file)
+
+    def use(self, key_file: Path) -> None:
+        self._keyring = load_key_file(key_file)
+        self._current = SimpleNamespace(seal=self._keyring.seal, data_key=self._data_key)
+
+    def _data_key(self, *args: Any) -> Any:
+        self.unwrapped += 1
+        return self._keyring.data_key(*args)
+
+    def current(self) -> Any:
+        return self._current
+
+    def refresh(self) -> bool:
+        return False
+
+
+def test_a_secret_opened_again_reuses_its_data_key_while_the_keyring_stays(
+        key_file: Path, tmp_path: Path) -> None:
+    keys = _CountingKeys(key_file)
+    sealer = VaultSealer(keys, KnownSecrets())
+    sealed = sealer.seal(Secret("sk-live-0123456789"), *IDS)
+    assert [sealer.open(sealed, *IDS).reveal() for _ in range(3)] == ["sk-live-0123456789"] * 3
+    assert keys.unwrapped == 1
+    # The same ciphertext for another record still fails: the binding is checked every time.
+    with pytest.raises(DecryptionError):
+        sealer.open(sealed, "acct-1", "llm-1", "ep-2", "api_key")
+    # Another keyring (the key file changed) starts over: without k1 the secret stays shut.
+    other = tmp_path / "other.toml"
+    generate_key_file(other, key_id="k2")
+    keys.use(other)
+    with pytest.raises(UnknownKeyId):
+        sealer.open(sealed, *IDS)
