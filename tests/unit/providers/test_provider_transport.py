@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from server.chat import ChatRequest, Message, Role, StreamEvent, TextDelta, TextPart
+from server.chat import ChatRequest, Finish, Message, Role, StreamEvent, TextDelta, TextPart
 from server.providers.adapters import adapter_for
 from server.providers.base import ErrorKind, UpstreamError
 from server.providers.transport import UpstreamClient, UpstreamTimeout
@@ -59,6 +59,22 @@ async def test_success_sends_the_request_and_reuses_the_connection(
     assert first.headers["Accept"] == "text/event-stream"
     assert first.headers["Content-Type"] == "application/json"
     assert replay_server.peers[0] == replay_server.peers[1], "keep-alive connection reused"
+
+
+async def test_a_stream_closed_at_its_finish_keeps_the_connection(
+    replay_server: ReplayServer, client: UpstreamClient
+) -> None:
+    """The turn engine stops reading at ``Finish`` and closes the stream. The upstream's body
+    had ended with it, so the keep-alive connection must go back to the pool: dropping it made
+    every turn pay a new TCP (and, to a real provider, TLS) handshake before its first token."""
+    replay_server.reply = Reply(200, SSE, CHUNK + FINISH)
+    for _ in range(3):
+        events = stream(client, replay_server.url)
+        async for ev in events:
+            if isinstance(ev, Finish):
+                break
+        await events.aclose()  # type: ignore[attr-defined]
+    assert len(set(replay_server.peers)) == 1, "one keep-alive connection for all three turns"
 
 
 async def test_gzip_stream_is_decompressed(
